@@ -1,0 +1,1 @@
+"""Adapters: the database, Shopify, geodata and the in-process event relay."""

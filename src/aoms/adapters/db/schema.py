@@ -1,0 +1,268 @@
+"""Tables. Money is stored as integer minor units beside its currency (exact on every database);
+times are stored as UTC and read back timezone-aware."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import DateTime, TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+# Integer primary keys that autoincrement on both databases.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+shops = Table(
+    "shops",
+    metadata,
+    Column("domain", String(255), primary_key=True),
+    Column("routing_policy", String(32), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+rate_cards = Table(
+    "rate_cards",
+    metadata,
+    Column("currency", String(3), primary_key=True),
+    Column("card", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+locations = Table(
+    "locations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("lng", Float, nullable=False),
+    Column("country_code", String(2), nullable=False),
+    Column("handling_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+products = Table(
+    "products",
+    metadata,
+    Column("sku", String(255), primary_key=True),
+    Column("title", String(255), nullable=False),
+    Column("grams", Integer, nullable=False),
+)
+
+stock_levels = Table(
+    "stock_levels",
+    metadata,
+    Column("sku", String(255), primary_key=True),
+    Column("location_id", String(64), ForeignKey("locations.id"), primary_key=True),
+    Column("on_hand", Integer, nullable=False),
+    Column("reserved", Integer, nullable=False),
+    Column("safety_stock", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+    CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
+    CheckConstraint("safety_stock >= 0", name="safety_not_negative"),
+)
+
+stock_movements = Table(
+    "stock_movements",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("sku", String(255), nullable=False),
+    Column("location_id", String(64), nullable=False),
+    Column("on_hand_delta", Integer, nullable=False),
+    Column("reserved_delta", Integer, nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("reference", String(255)),
+    Column("idempotency_key", String(255), unique=True),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_stock_movements_sku_location", "sku", "location_id"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("shop", String(255), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("external_id", String(64), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("financial_status", String(32)),
+    Column("currency", String(3), nullable=False),
+    Column("placed_at", UTCDateTime, nullable=False),
+    Column("source_updated_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("cancelled_at", UTCDateTime),
+    Column("ship_to", JSON, nullable=False),
+    Column("dest_lat", Float),
+    Column("dest_lng", Float),
+    Column("dest_source", String(32)),
+    Column("routing_key", String(64), nullable=False),
+    Column("line_items_minor", BigInteger, nullable=False),
+    Column("discounts_minor", BigInteger, nullable=False),
+    Column("tax_minor", BigInteger, nullable=False),
+    Column("shipping_minor", BigInteger, nullable=False),
+    Column("total_minor", BigInteger),
+    Column("taxes_included", Boolean, nullable=False),
+    Column("amounts_add_up", Boolean, nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("units", Integer, nullable=False),
+    Column("backordered_units", Integer, nullable=False),
+    Column("shipments", Integer, nullable=False),
+    UniqueConstraint("shop", "channel", "external_id", name="uq_orders_external"),
+    Index("ix_orders_status_id", "status", "id"),
+)
+
+order_lines = Table(
+    "order_lines",
+    metadata,
+    Column("order_id", Id, ForeignKey("orders.id"), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("external_id", String(64)),
+    Column("sku", String(255), nullable=False),
+    Column("variant_id", String(64)),
+    Column("title", String(512)),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price_minor", BigInteger, nullable=False),
+    Column("discount_minor", BigInteger, nullable=False),
+    Column("tax_minor", BigInteger, nullable=False),
+    Column("grams", Integer, nullable=False),
+    Column("requires_shipping", Boolean, nullable=False),
+    Column("properties", JSON, nullable=False),
+    Column("reserved_qty", Integer, nullable=False),
+    Column("backordered_qty", Integer, nullable=False),
+    Index("ix_order_lines_sku", "sku"),
+)
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", Id, ForeignKey("orders.id"), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("sku", String(255), nullable=False),
+    Column("location_id", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("released_at", UTCDateTime),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+    Index("ix_reservations_order", "order_id", "status"),
+)
+
+fulfilment_orders = Table(
+    "fulfilment_orders",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", Id, ForeignKey("orders.id"), nullable=False),
+    Column("location_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("items", JSON, nullable=False),
+    Column("shipping_minor", BigInteger, nullable=False),
+    Column("handling_minor", BigInteger, nullable=False),
+    Column("distance_km", Float, nullable=False),
+    Column("weight_g", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_fulfilment_orders_order", "order_id"),
+)
+
+routing_decisions = Table(
+    "routing_decisions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", Id, ForeignKey("orders.id"), nullable=False),
+    Column("policy", String(32), nullable=False),
+    Column("cost_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("explanation", Text, nullable=False),
+    Column("detail", JSON, nullable=False),
+    Column("decided_at", UTCDateTime, nullable=False),
+    Index("ix_routing_decisions_order", "order_id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("aggregate", String(255), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    Index("ix_outbox_pending", "delivered_at", "id"),
+)
+
+webhook_inbox = Table(
+    "webhook_inbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("shop", String(255), nullable=False),
+    Column("topic", String(64), nullable=False),
+    Column("webhook_id", String(255), nullable=False),
+    Column("event_id", String(255)),
+    Column("api_version", String(16)),
+    Column("triggered_at", String(64)),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("error_code", String(64)),
+    Column("error", Text),
+    Column("order_id", Id),
+    Column("processed_at", UTCDateTime),
+    UniqueConstraint("shop", "webhook_id", name="uq_webhook_inbox_delivery"),
+    UniqueConstraint("shop", "topic", "event_id", name="uq_webhook_inbox_event"),
+    Index("ix_webhook_inbox_status_id", "status", "id"),
+)

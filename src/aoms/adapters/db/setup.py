@@ -1,0 +1,116 @@
+"""Reference data: shops, locations, rate cards and products (plain upserts)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from aoms.adapters.db import schema as t
+from aoms.adapters.db.store import SqlTx, to_minor
+from aoms.domain.money import Money
+from aoms.domain.routing import Policy, RateCard
+
+
+def _upsert(conn: Connection, table: t.Table, values: dict[str, object], keys: list[str]) -> None:
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(table).values(**values)
+    changes = {k: v for k, v in values.items() if k not in keys and k != "created_at"}
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changes))
+
+
+def upsert_shop(
+    conn: Connection, domain: str, policy: Policy, currency: str, now: datetime
+) -> None:
+    _upsert(
+        conn,
+        t.shops,
+        {"domain": domain, "routing_policy": policy.value, "currency": currency, "created_at": now},
+        ["domain"],
+    )
+
+
+def set_policy(conn: Connection, domain: str, policy: Policy) -> None:
+    conn.execute(
+        update(t.shops).where(t.shops.c.domain == domain).values(routing_policy=policy.value)
+    )
+
+
+def set_rate_card(conn: Connection, card: RateCard, now: datetime) -> None:
+    _upsert(
+        conn,
+        t.rate_cards,
+        {"currency": card.currency, "card": card.as_dict(), "updated_at": now},
+        ["currency"],
+    )
+
+
+def upsert_location(
+    conn: Connection,
+    *,
+    id: str,
+    name: str,
+    lat: float,
+    lng: float,
+    country_code: str,
+    handling: Money,
+    active: bool = True,
+    now: datetime,
+) -> None:
+    _upsert(
+        conn,
+        t.locations,
+        {
+            "id": id,
+            "name": name,
+            "lat": lat,
+            "lng": lng,
+            "country_code": country_code.upper(),
+            "handling_minor": to_minor(handling),
+            "currency": handling.currency,
+            "active": active,
+            "created_at": now,
+        },
+        ["id"],
+    )
+
+
+def upsert_product(conn: Connection, sku: str, title: str, grams: int) -> None:
+    _upsert(conn, t.products, {"sku": sku, "title": title, "grams": grams}, ["sku"])
+
+
+def location_exists(conn: Connection, location_id: str) -> bool:
+    found = conn.execute(select(t.locations.c.id).where(t.locations.c.id == location_id))
+    return found.first() is not None
+
+
+def load_store(conn: Connection, data: dict[str, object], now: datetime) -> None:
+    """Load a store's reference data and stock counts (the demo store's JSON layout)."""
+    currency = str(data["currency"])
+    upsert_shop(conn, str(data["shop"]), Policy(str(data["routing_policy"])), currency, now)
+    set_rate_card(conn, RateCard.from_dict(data["rate_card"]), now)  # type: ignore[arg-type]
+    for loc in data["locations"]:  # type: ignore[attr-defined]
+        upsert_location(
+            conn,
+            id=loc["id"],
+            name=loc["name"],
+            lat=loc["lat"],
+            lng=loc["lng"],
+            country_code=loc["country_code"],
+            handling=Money.of(loc["handling_cost"], currency),
+            now=now,
+        )
+    for p in data["products"]:  # type: ignore[attr-defined]
+        upsert_product(conn, p["sku"], p["title"], p["grams"])
+    tx = SqlTx(conn, conn.dialect.name)
+    for s in data["stock"]:  # type: ignore[attr-defined]
+        tx.change_stock(
+            s["sku"],
+            s["location_id"],
+            on_hand=s["on_hand"],
+            reason="initial_count",
+            reference="demo",
+            now=now,
+        )

@@ -1,0 +1,631 @@
+"""The database behind the ports: SQLAlchemy Core on SQLite (default) or PostgreSQL.
+
+Concurrency: every write transaction on SQLite starts with BEGIN IMMEDIATE (one writer at a
+time, WAL lets readers go on); on PostgreSQL the stock rows an order needs are locked with
+SELECT … FOR UPDATE in (sku, location) order, so racing reservations queue instead of
+overselling, and never deadlock on each other.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from aoms.adapters.db import schema as t
+from aoms.domain.errors import Conflict, UnknownLocation
+from aoms.domain.events import Event
+from aoms.domain.geo import Point
+from aoms.domain.inventory import StockLevel
+from aoms.domain.money import Money, minor_units
+from aoms.domain.orders import AmountCheck, LineAllocation, Order, OrderStatus
+from aoms.domain.routing import Candidate, Policy, RateCard, RoutingPlan
+from aoms.services.ports import ActiveReservation, Delivery, StoredOrder
+
+
+class _Statements:
+    """Statements built once and executed with parameters: SQLAlchemy then compiles each one
+    once per dialect, which is most of the cost of a small transaction."""
+
+    def __init__(self) -> None:
+        o, s, r, f, loc = (
+            t.orders.c,
+            t.stock_levels.c,
+            t.reservations.c,
+            t.fulfilment_orders.c,
+            t.locations.c,
+        )
+        order_cols = (
+            o.id,
+            o.status,
+            o.source_updated_at,
+            o.routing_key,
+            o.currency,
+            o.dest_lat,
+            o.dest_lng,
+        )
+        self.find_order = select(*order_cols).where(
+            o.shop == bindparam("shop"),
+            o.channel == bindparam("channel"),
+            o.external_id == bindparam("external_id"),
+        )
+        self.get_order = select(*order_cols).where(o.id == bindparam("order_id"))
+        self.insert_order = insert(t.orders).returning(o.id)
+        self.update_order = update(t.orders).where(o.id == bindparam("order_id_"))
+        self.insert_lines = insert(t.order_lines)
+        self.delete_lines = t.order_lines.delete().where(
+            t.order_lines.c.order_id == bindparam("order_id")
+        )
+        self.line_outcome = (
+            update(t.order_lines)
+            .where(
+                t.order_lines.c.order_id == bindparam("order_id_"),
+                t.order_lines.c.line_no == bindparam("line_no_"),
+            )
+            .values(
+                reserved_qty=bindparam("reserved_qty"), backordered_qty=bindparam("backordered_qty")
+            )
+        )
+        self.policy = select(t.shops.c.routing_policy).where(t.shops.c.domain == bindparam("shop"))
+        self.rate_card = select(t.rate_cards.c.card, t.rate_cards.c.updated_at).where(
+            t.rate_cards.c.currency == bindparam("currency")
+        )
+        levels = (
+            select(s.sku, s.location_id, s.on_hand, s.reserved, s.safety_stock)
+            .where(s.sku.in_(bindparam("skus", expanding=True)))
+            .order_by(s.sku, s.location_id)
+        )
+        self.lock_stock = {"sqlite": levels, "postgresql": levels.with_for_update()}
+        self.candidates = (
+            select(loc.id, loc.name, loc.lat, loc.lng, loc.handling_minor, loc.currency)
+            .where(loc.id.in_(bindparam("ids", expanding=True)), loc.active.is_(True))
+            .order_by(loc.id)
+        )
+        self.change_stock = (
+            update(t.stock_levels)
+            .where(s.sku == bindparam("sku_"), s.location_id == bindparam("location_id_"))
+            .values(
+                on_hand=s.on_hand + bindparam("d_on_hand"),
+                reserved=s.reserved + bindparam("d_reserved"),
+                updated_at=bindparam("now"),
+            )
+            .returning(s.on_hand, s.reserved, s.safety_stock)
+        )
+        self.insert_movement = insert(t.stock_movements)
+        self.insert_stock = insert(t.stock_levels).returning(s.on_hand, s.reserved, s.safety_stock)
+        self.location_known = select(loc.id).where(loc.id == bindparam("location_id"))
+        self.reset_lines = (
+            update(t.order_lines)
+            .where(t.order_lines.c.order_id == bindparam("order_id_"))
+            .values(reserved_qty=0, backordered_qty=0)
+        )
+        self.insert_reservations = insert(t.reservations)
+        self.active_reservations = (
+            select(r.id, r.line_no, r.sku, r.location_id, r.quantity)
+            .where(r.order_id == bindparam("order_id"), r.status == "active")
+            .order_by(r.id)
+        )
+        self.close_fulfilment_orders = (
+            update(t.fulfilment_orders)
+            .where(f.order_id == bindparam("order_id_"), f.status == "open")
+            .values(status="cancelled")
+        )
+        self.insert_fulfilment_orders = insert(t.fulfilment_orders)
+        self.insert_decision = insert(t.routing_decisions)
+        self.insert_events = insert(t.outbox)
+
+
+SQL = _Statements()
+
+
+def to_minor(money: Money | None) -> int | None:
+    if money is None:
+        return None
+    return int(money.amount.scaleb(minor_units(money.currency)))
+
+
+def from_minor(units: int, currency: str) -> Money:
+    return Money(Decimal(units).scaleb(-minor_units(currency)), currency)
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the driver, decide when transactions begin.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+class SqlStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlTx]:
+        try:
+            with self.engine.begin() as conn:
+                yield SqlTx(conn, self.dialect)
+        except IntegrityError as exc:
+            raise Conflict(f"a concurrent write got there first: {exc.orig}") from exc
+        except OperationalError as exc:
+            if "deadlock" in str(exc.orig).lower() or "could not serialize" in str(exc.orig):
+                raise Conflict(f"a concurrent write got there first: {exc.orig}") from exc
+            raise
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def pending_deliveries(self, limit: int) -> list[Delivery]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    t.webhook_inbox.c.id,
+                    t.webhook_inbox.c.shop,
+                    t.webhook_inbox.c.topic,
+                    t.webhook_inbox.c.body,
+                    t.webhook_inbox.c.attempts,
+                )
+                .where(t.webhook_inbox.c.status == "pending")
+                .order_by(t.webhook_inbox.c.id)
+                .limit(limit)
+            ).all()
+        return [Delivery(r.id, r.shop, r.topic, bytes(r.body), r.attempts) for r in rows]
+
+
+class SqlTx:
+    def __init__(self, conn: Connection, dialect: str) -> None:
+        self.conn = conn
+        self.dialect = dialect
+
+    # -- orders ---------------------------------------------------------------------------
+    def _stored(self, row: Any) -> StoredOrder:
+        dest = Point(row.dest_lat, row.dest_lng) if row.dest_lat is not None else None
+        return StoredOrder(
+            row.id,
+            OrderStatus(row.status),
+            row.source_updated_at,
+            row.routing_key,
+            row.currency,
+            dest,
+        )
+
+    def find_order(self, shop: str, channel: str, external_id: str) -> StoredOrder | None:
+        row = self.conn.execute(
+            SQL.find_order, {"shop": shop, "channel": channel, "external_id": external_id}
+        ).first()
+        return self._stored(row) if row else None
+
+    def get_order(self, order_id: int) -> StoredOrder | None:
+        row = self.conn.execute(SQL.get_order, {"order_id": order_id}).first()
+        return self._stored(row) if row else None
+
+    def _order_values(
+        self,
+        order: Order,
+        dest: Point | None,
+        dest_source: str | None,
+        amounts: AmountCheck,
+        routing_key: str,
+    ) -> dict[str, Any]:
+        a = order.shipping_address
+        return {
+            "name": order.name,
+            "financial_status": order.financial_status,
+            "source_updated_at": order.source_updated_at,
+            "ship_to": {
+                "name": a.name,
+                "address1": a.address1,
+                "city": a.city,
+                "zip": a.zip,
+                "province_code": a.province_code,
+                "country_code": a.country_code,
+            },
+            "dest_lat": dest.lat if dest else None,
+            "dest_lng": dest.lng if dest else None,
+            "dest_source": dest_source,
+            "routing_key": routing_key,
+            "line_items_minor": to_minor(amounts.line_items),
+            "discounts_minor": to_minor(amounts.discounts),
+            "tax_minor": to_minor(amounts.tax),
+            "shipping_minor": to_minor(amounts.shipping),
+            "total_minor": to_minor(amounts.stated_total or amounts.computed_total),
+            "taxes_included": order.taxes_included,
+            "amounts_add_up": amounts.adds_up,
+            "tags": ",".join(order.tags),
+            "units": sum(ln.quantity for ln in order.lines),
+        }
+
+    def insert_order(
+        self,
+        order: Order,
+        *,
+        status: OrderStatus,
+        dest: Point | None,
+        dest_source: str | None,
+        amounts: AmountCheck,
+        routing_key: str,
+        now: datetime,
+    ) -> int:
+        values = self._order_values(order, dest, dest_source, amounts, routing_key)
+        order_id = self.conn.execute(
+            SQL.insert_order,
+            {
+                "shop": order.shop,
+                "channel": order.channel,
+                "external_id": order.external_id,
+                "status": status.value,
+                "currency": order.currency,
+                "placed_at": order.placed_at,
+                "received_at": now,
+                "cancelled_at": None,
+                "backordered_units": 0,
+                "shipments": 0,
+                **values,
+            },
+        ).scalar_one()
+        self._insert_lines(order_id, order)
+        return int(order_id)
+
+    def _insert_lines(self, order_id: int, order: Order) -> None:
+        if not order.lines:
+            return
+        self.conn.execute(
+            SQL.insert_lines,
+            [
+                {
+                    "order_id": order_id,
+                    "line_no": ln.line_no,
+                    "external_id": ln.external_id,
+                    "sku": ln.sku,
+                    "variant_id": ln.variant_id,
+                    "title": ln.title,
+                    "quantity": ln.quantity,
+                    "unit_price_minor": to_minor(ln.unit_price),
+                    "discount_minor": to_minor(ln.discount),
+                    "tax_minor": to_minor(ln.tax),
+                    "grams": ln.grams,
+                    "requires_shipping": ln.requires_shipping,
+                    "properties": [list(p) for p in ln.properties],
+                    "reserved_qty": 0,
+                    "backordered_qty": 0,
+                }
+                for ln in order.lines
+            ],
+        )
+
+    def update_order(
+        self,
+        order_id: int,
+        order: Order,
+        *,
+        dest: Point | None,
+        dest_source: str | None,
+        amounts: AmountCheck,
+        routing_key: str,
+    ) -> None:
+        values = self._order_values(order, dest, dest_source, amounts, routing_key)
+        self.conn.execute(SQL.update_order, {"order_id_": order_id, **values})
+        self.conn.execute(SQL.delete_lines, {"order_id": order_id})
+        self._insert_lines(order_id, order)
+
+    def set_order_outcome(
+        self,
+        order_id: int,
+        *,
+        status: OrderStatus,
+        backordered_units: int,
+        shipments: int,
+        line_reserved: dict[int, int],
+        line_backordered: dict[int, int],
+    ) -> None:
+        self.conn.execute(
+            update(t.orders)
+            .where(t.orders.c.id == order_id)
+            .values(status=status.value, backordered_units=backordered_units, shipments=shipments)
+        )
+        self.conn.execute(SQL.reset_lines, {"order_id_": order_id})
+        touched = sorted(set(line_reserved) | set(line_backordered))
+        if touched:
+            self.conn.execute(
+                SQL.line_outcome,
+                [
+                    {
+                        "order_id_": order_id,
+                        "line_no_": n,
+                        "reserved_qty": line_reserved.get(n, 0),
+                        "backordered_qty": line_backordered.get(n, 0),
+                    }
+                    for n in touched
+                ],
+            )
+
+    def set_cancelled(self, order_id: int, at: datetime) -> None:
+        self.conn.execute(
+            update(t.orders)
+            .where(t.orders.c.id == order_id)
+            .values(status=OrderStatus.CANCELLED.value, cancelled_at=at, backordered_units=0)
+        )
+        self.conn.execute(
+            update(t.order_lines)
+            .where(t.order_lines.c.order_id == order_id)
+            .values(reserved_qty=0, backordered_qty=0)
+        )
+
+    # -- routing inputs -------------------------------------------------------------------
+    def routing_inputs(self, shop: str, currency: str) -> tuple[Policy, RateCard | None]:
+        policy = self.conn.execute(SQL.policy, {"shop": shop}).scalar()
+        row = self.conn.execute(SQL.rate_card, {"currency": currency}).first()
+        return (
+            Policy(policy) if policy else Policy.LANDED_COST,
+            _parsed_card(currency, row.updated_at, row.card) if row else None,
+        )
+
+    def lock_stock(self, skus: Iterable[str]) -> list[StockLevel]:
+        query = SQL.lock_stock.get(self.dialect, SQL.lock_stock["sqlite"])
+        rows = self.conn.execute(query, {"skus": sorted(set(skus))})
+        return [StockLevel(*row) for row in rows]
+
+    def candidates(self, levels: Sequence[StockLevel]) -> list[Candidate]:
+        by_location: dict[str, dict[str, int]] = {}
+        for lv in levels:
+            if lv.available > 0:
+                by_location.setdefault(lv.location_id, {})[lv.sku] = lv.available
+        if not by_location:
+            return []
+        rows = self.conn.execute(SQL.candidates, {"ids": sorted(by_location)}).all()
+        return [
+            Candidate(
+                r.id,
+                r.name,
+                Point(r.lat, r.lng),
+                from_minor(r.handling_minor, r.currency),
+                by_location[r.id],
+            )
+            for r in rows
+        ]
+
+    def change_stock(
+        self,
+        sku: str,
+        location_id: str,
+        *,
+        on_hand: int = 0,
+        reserved: int = 0,
+        reason: str,
+        reference: str | None,
+        now: datetime,
+        idempotency_key: str | None = None,
+        safety_stock: int | None = None,
+    ) -> StockLevel:
+        s = t.stock_levels.c
+        if safety_stock is not None:
+            self.conn.execute(
+                update(t.stock_levels)
+                .where(s.sku == sku, s.location_id == location_id)
+                .values(safety_stock=safety_stock)
+            )
+        row = self.conn.execute(
+            SQL.change_stock,
+            {
+                "sku_": sku,
+                "location_id_": location_id,
+                "d_on_hand": on_hand,
+                "d_reserved": reserved,
+                "now": now,
+            },
+        ).first()
+        if row is None:
+            known = self.conn.execute(SQL.location_known, {"location_id": location_id}).scalar()
+            if known is None:
+                raise UnknownLocation(f"no location {location_id!r}", field="location_id")
+            row = self.conn.execute(
+                SQL.insert_stock,
+                {
+                    "sku": sku,
+                    "location_id": location_id,
+                    "on_hand": on_hand,
+                    "reserved": reserved,
+                    "safety_stock": safety_stock or 0,
+                    "updated_at": now,
+                },
+            ).one()
+        self.conn.execute(
+            SQL.insert_movement,
+            {
+                "sku": sku,
+                "location_id": location_id,
+                "on_hand_delta": on_hand,
+                "reserved_delta": reserved,
+                "reason": reason,
+                "reference": reference,
+                "idempotency_key": idempotency_key,
+                "at": now,
+            },
+        )
+        return StockLevel(sku, location_id, row.on_hand, row.reserved, row.safety_stock)
+
+    def movement_exists(self, idempotency_key: str) -> bool:
+        m = t.stock_movements.c
+        return (
+            self.conn.execute(select(m.id).where(m.idempotency_key == idempotency_key)).first()
+            is not None
+        )
+
+    # -- reservations and fulfilment orders ---------------------------------------------------
+    def add_reservations(
+        self, order_id: int, allocations: Sequence[LineAllocation], now: datetime
+    ) -> None:
+        if allocations:
+            self.conn.execute(
+                SQL.insert_reservations,
+                [
+                    {
+                        "order_id": order_id,
+                        "line_no": a.line_no,
+                        "sku": a.sku,
+                        "location_id": a.location_id,
+                        "quantity": a.quantity,
+                        "status": "active",
+                        "created_at": now,
+                    }
+                    for a in allocations
+                ],
+            )
+
+    def active_reservations(self, order_id: int) -> list[ActiveReservation]:
+        rows = self.conn.execute(SQL.active_reservations, {"order_id": order_id}).all()
+        return [ActiveReservation(*row) for row in rows]
+
+    def release_reservations(self, ids: Sequence[int], now: datetime) -> None:
+        if ids:
+            self.conn.execute(
+                update(t.reservations)
+                .where(
+                    and_(t.reservations.c.id.in_(list(ids)), t.reservations.c.status == "active")
+                )
+                .values(status="released", released_at=now)
+            )
+
+    def replace_fulfilment_orders(
+        self, order_id: int, plan: RoutingPlan | None, now: datetime
+    ) -> None:
+        self.conn.execute(SQL.close_fulfilment_orders, {"order_id_": order_id})
+        if plan is None or not plan.chosen.shipments:
+            return
+        self.conn.execute(
+            SQL.insert_fulfilment_orders,
+            [
+                {
+                    "order_id": order_id,
+                    "location_id": s.location_id,
+                    "status": "open",
+                    "items": dict(s.items),
+                    "shipping_minor": to_minor(s.shipping),
+                    "handling_minor": to_minor(s.handling),
+                    "distance_km": s.distance_km,
+                    "weight_g": s.weight_g,
+                    "created_at": now,
+                }
+                for s in plan.chosen.shipments
+            ],
+        )
+
+    def add_decision(self, order_id: int, plan: RoutingPlan, now: datetime) -> None:
+        def option(o: Any) -> dict[str, Any]:
+            return {
+                "cost": str(o.cost.amount),
+                "units": o.units,
+                "backordered": dict(o.backordered),
+                "shipments": [
+                    {
+                        "location_id": s.location_id,
+                        "location": s.location_name,
+                        "items": dict(s.items),
+                        "distance_km": s.distance_km,
+                        "weight_g": s.weight_g,
+                        "shipping": str(s.shipping.amount),
+                        "handling": str(s.handling.amount),
+                    }
+                    for s in o.shipments
+                ],
+            }
+
+        self.conn.execute(
+            SQL.insert_decision,
+            {
+                "order_id": order_id,
+                "policy": plan.policy.value,
+                "cost_minor": to_minor(plan.chosen.cost),
+                "currency": plan.chosen.cost.currency,
+                "explanation": plan.explanation,
+                "detail": {
+                    "chosen": option(plan.chosen),
+                    "runners_up": [option(o) for o in plan.runners_up],
+                    "options_considered": plan.options_considered,
+                },
+                "decided_at": now,
+            },
+        )
+
+    # -- events and the inbox ---------------------------------------------------------------
+    def emit(self, events: Iterable[Event], now: datetime) -> None:
+        rows = [
+            {"name": e.name, "aggregate": e.aggregate, "data": e.data, "created_at": now}
+            for e in events
+        ]
+        if rows:
+            self.conn.execute(SQL.insert_events, rows)
+
+    def finish_delivery(
+        self,
+        delivery_id: int,
+        *,
+        status: str,
+        now: datetime,
+        order_id: int | None = None,
+        error_code: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        w = t.webhook_inbox.c
+        self.conn.execute(
+            update(t.webhook_inbox)
+            .where(w.id == delivery_id)
+            .values(
+                status=status,
+                processed_at=now,
+                order_id=order_id,
+                error_code=error_code,
+                error=error,
+                attempts=w.attempts + 1,
+            )
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def _card_from_json(text: str) -> RateCard:
+    return RateCard.from_dict(json.loads(text))
+
+
+def _parsed_card(currency: str, updated_at: datetime, card: dict[str, Any]) -> RateCard:
+    """Parse a stored rate card once per version, not once per order."""
+    return _card_from_json(json.dumps(card, sort_keys=True))
+
+
+def count(conn: Connection, table: Any, *where: Any) -> int:
+    return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())

@@ -1,0 +1,110 @@
+"""The one place that picks implementations and wires them together."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from aoms.adapters.db import migrate
+from aoms.adapters.db.outbox import relay_once
+from aoms.adapters.db.store import SqlStore, make_engine
+from aoms.adapters.geocode import geocode
+from aoms.adapters.shopify.webhooks import parse_delivery
+from aoms.config import Settings
+from aoms.domain.events import Event
+from aoms.services.inbox import BatchResult, process_pending
+from aoms.services.ports import Geocoder, OrderParser
+
+log = logging.getLogger("aoms")
+
+Subscriber = Callable[[int, Event], None]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    store: SqlStore
+    geocode: Geocoder = geocode
+    parse: OrderParser = parse_delivery
+    clock: Callable[[], datetime] = utc_now
+    subscribers: list[Subscriber] = field(default_factory=list)
+    recent_events: deque[tuple[int, Event]] = field(default_factory=lambda: deque(maxlen=200))
+    inbox_signal: threading.Event = field(default_factory=threading.Event)
+
+    def process_inbox(self, limit: int = 200) -> BatchResult:
+        return process_pending(
+            self.store, parse=self.parse, geocode=self.geocode, clock=self.clock, limit=limit
+        )
+
+    def publish(self, batch: Sequence[tuple[int, Event]]) -> None:
+        for event_id, event in batch:
+            self.recent_events.append((event_id, event))
+            for subscriber in self.subscribers:
+                subscriber(event_id, event)
+
+    def relay_events(self) -> int:
+        return relay_once(self.engine, self.publish, self.clock())
+
+    def migrate(self) -> None:
+        migrate.upgrade(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build(settings: Settings | None = None) -> Runtime:
+    settings = settings or Settings()
+    engine = make_engine(settings.database_url)
+    return Runtime(settings=settings, engine=engine, store=SqlStore(engine))
+
+
+class Workers:
+    """In-process workers for the one-process mode: drain the inbox, relay the outbox."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for name, step in (("inbox", self._inbox_step), ("outbox", self._outbox_step)):
+            thread = threading.Thread(
+                target=self._loop, args=(step,), name=f"aoms-{name}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.runtime.inbox_signal.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def _inbox_step(self) -> bool:
+        self.runtime.inbox_signal.clear()
+        return self.runtime.process_inbox().processed > 0
+
+    def _outbox_step(self) -> bool:
+        return self.runtime.relay_events() > 0
+
+    def _loop(self, step: Callable[[], bool]) -> None:
+        poll = self.runtime.settings.worker_poll_seconds
+        while not self._stop.is_set():
+            try:
+                busy = step()
+            except Exception:  # a worker must outlive one bad batch; it is logged and retried
+                log.exception("worker step failed")
+                busy = False
+            if not busy:
+                self.runtime.inbox_signal.wait(poll)

@@ -1,0 +1,91 @@
+"""One validated settings object, read from AOMS_* environment variables or a TOML file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from aoms.domain.routing import Policy
+
+
+class Settings(BaseSettings):
+    """Every knob aoms has. Environment variables win over the file named by AOMS_CONFIG."""
+
+    model_config = SettingsConfigDict(env_prefix="AOMS_", extra="forbid")
+
+    database_url: str = Field(
+        default="sqlite:///./aoms.db",
+        description="SQLAlchemy URL: a SQLite file (default) or postgresql+psycopg://…",
+    )
+    shopify_webhook_secret: SecretStr | None = Field(
+        default=None, description="The app's client secret: signs every shop's webhooks."
+    )
+    shopify_previous_webhook_secret: SecretStr | None = Field(
+        default=None, description="The secret before a rotation; accepted until removed."
+    )
+    shopify_shop_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Per-shop signing secrets, e.g. {"acme.myshopify.com": "…"} (as JSON).',
+    )
+    default_routing_policy: Policy = Policy.LANDED_COST
+    worker_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    run_workers: bool = Field(default=True, description="Run the inbox and outbox workers.")
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        if not (url.startswith("sqlite:///") or url.startswith("postgresql+psycopg://")):
+            raise ValueError("use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+        return url
+
+    @field_validator("shopify_webhook_secret", "shopify_previous_webhook_secret")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 8:
+            raise ValueError("a webhook secret shorter than 8 characters is refused")
+        return value
+
+    def webhook_secrets(self, shop: str) -> list[str]:
+        """The secrets a delivery from `shop` may be signed with (current first)."""
+        found = [
+            self.shop_secret(shop),
+            self.shopify_webhook_secret,
+            self.shopify_previous_webhook_secret,
+        ]
+        return [s.get_secret_value() for s in found if s is not None]
+
+    def shop_secret(self, shop: str) -> SecretStr | None:
+        return self.shopify_shop_secrets.get(shop)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("AOMS_CONFIG")
+        if config_file:
+            if not Path(config_file).is_file():
+                raise FileNotFoundError(f"AOMS_CONFIG names no file: {config_file}")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

@@ -1,0 +1,1 @@
+"""The demo store that ships with aoms, and a generator of Shopify order payloads for it."""

@@ -1,0 +1,62 @@
+"""One error tree with stable codes; the API maps it to problem+json in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AomsError(Exception):
+    """Base of every error aoms raises on purpose. `code` is stable and documented."""
+
+    code = "aoms_error"
+    status = 400
+
+    def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.details = details
+
+
+class InvalidInput(AomsError):
+    code = "invalid_input"
+    status = 422
+
+
+class InvalidMoney(InvalidInput):
+    code = "invalid_money"
+
+
+class CurrencyMismatch(AomsError):
+    code = "currency_mismatch"
+    status = 422
+
+
+class InvalidPayload(InvalidInput):
+    """A webhook or channel payload that cannot be read as an order."""
+
+    code = "invalid_payload"
+
+
+class NotFound(AomsError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(AomsError):
+    code = "conflict"
+    status = 409
+
+
+class UnknownSku(InvalidInput):
+    code = "unknown_sku"
+
+
+class UnknownLocation(InvalidInput):
+    code = "unknown_location"
+
+
+class InsufficientStock(Conflict):
+    """An adjustment would take on_hand below what is reserved or below zero."""
+
+    code = "insufficient_stock"

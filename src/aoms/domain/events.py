@@ -1,0 +1,24 @@
+"""Domain events: facts, named in the past tense, written with the state they describe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    name: str  # e.g. "order.routed"
+    aggregate: str  # e.g. "order:<id>" or "stock:<sku>@<location>"
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+ORDER_RECEIVED = "order.received"
+ORDER_UPDATED = "order.updated"
+ORDER_ROUTED = "order.routed"
+ORDER_BACKORDERED = "order.backordered"
+ORDER_UNROUTABLE = "order.unroutable"
+ORDER_CANCELLED = "order.cancelled"
+STOCK_RESERVED = "stock.reserved"
+STOCK_RELEASED = "stock.released"
+STOCK_ADJUSTED = "stock.adjusted"

@@ -1,0 +1,356 @@
+"""Routing v1: choose the location(s) that ship an order, and say why.
+
+`plan(demand, candidates, policy)` is pure. Two policies share one enumeration of shipment
+options and differ only in how they rank them:
+
+* ``landed_cost``: most units first, then the lowest estimated landed cost (shipping by the
+  rate card + handling per shipment), then fewer shipments.
+* ``shopify_default``: most units first, then the fewest locations, then the shortest total
+  distance (Shopify's default order routing: "minimize split fulfillment, then closest").
+
+Costs are kept in integer minor units while searching (exact and fast) and turned into Money
+for the result.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+from aoms.domain.errors import InvalidInput
+from aoms.domain.geo import Point, haversine_km
+from aoms.domain.money import Money, minor_units
+
+
+class Policy(StrEnum):
+    LANDED_COST = "landed_cost"
+    SHOPIFY_DEFAULT = "shopify_default"
+
+
+@dataclass(frozen=True)
+class RateCard:
+    """Shipping price by distance band × billable-weight band.
+
+    `distance_km` and `weight_g` are ascending upper bounds (inclusive); `prices[d][w]` is the
+    price for distance band d and weight band w. Beyond the last band the last price applies.
+    """
+
+    currency: str
+    distance_km: tuple[float, ...]
+    weight_g: tuple[int, ...]
+    prices: tuple[tuple[Decimal, ...], ...]
+    _minor: tuple[tuple[int, ...], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.distance_km or not self.weight_g:
+            raise InvalidInput("a rate card needs at least one distance and one weight band")
+        if list(self.distance_km) != sorted(self.distance_km) or list(self.weight_g) != sorted(
+            self.weight_g
+        ):
+            raise InvalidInput("rate card bands must be ascending")
+        if len(self.prices) != len(self.distance_km) or any(
+            len(row) != len(self.weight_g) for row in self.prices
+        ):
+            raise InvalidInput(
+                "rate card prices must have one row per distance band "
+                "and one column per weight band"
+            )
+        scale = 10 ** minor_units(self.currency)
+        minor = tuple(
+            tuple(int(Money.of(p, self.currency).amount * scale) for p in row)
+            for row in self.prices
+        )
+        object.__setattr__(self, "_minor", minor)
+
+    def band(self, distance_km: float, weight_g: int) -> tuple[int, int]:
+        d = min(bisect.bisect_left(self.distance_km, distance_km), len(self.distance_km) - 1)
+        w = min(bisect.bisect_left(self.weight_g, weight_g), len(self.weight_g) - 1)
+        return d, w
+
+    def price_minor(self, distance_km: float, weight_g: int) -> int:
+        d, w = self.band(distance_km, weight_g)
+        return self._minor[d][w]
+
+    def price(self, distance_km: float, weight_g: int) -> Money:
+        d, w = self.band(distance_km, weight_g)
+        return Money.of(self.prices[d][w], self.currency)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "currency": self.currency,
+            "distance_km": list(self.distance_km),
+            "weight_g": list(self.weight_g),
+            "prices": [[str(p) for p in row] for row in self.prices],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> RateCard:
+        try:
+            return cls(
+                currency=str(data["currency"]),
+                distance_km=tuple(float(x) for x in data["distance_km"]),  # type: ignore[attr-defined]
+                weight_g=tuple(int(x) for x in data["weight_g"]),  # type: ignore[attr-defined]
+                prices=tuple(
+                    tuple(Decimal(str(p)) for p in row)
+                    for row in data["prices"]  # type: ignore[attr-defined]
+                ),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"not a rate card: {exc}", field="rate_card") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A location that could ship part of an order, with what it has available now."""
+
+    location_id: str
+    name: str
+    point: Point
+    handling: Money
+    available: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    units: Mapping[str, int]  # sku -> units to ship
+    unit_grams: Mapping[str, int]  # sku -> grams per unit
+    destination: Point
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class Shipment:
+    location_id: str
+    location_name: str
+    items: Mapping[str, int]
+    distance_km: float
+    weight_g: int
+    shipping: Money
+    handling: Money
+
+    @property
+    def cost(self) -> Money:
+        return self.shipping + self.handling
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    shipments: tuple[Shipment, ...]
+    backordered: Mapping[str, int]
+    units: int
+    cost: Money
+
+    @property
+    def distance_km(self) -> float:
+        return sum(s.distance_km for s in self.shipments)
+
+    def describe(self) -> str:
+        if not self.shipments:
+            return "nothing can be shipped"
+        names = " + ".join(s.location_name for s in self.shipments)
+        n = len(self.shipments)
+        return f"{names} ({n} shipment{'s' if n > 1 else ''}, {self.cost})"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingPlan:
+    policy: Policy
+    chosen: Option
+    runners_up: tuple[Option, ...]
+    options_considered: int
+    explanation: str
+
+    @property
+    def shipments(self) -> dict[str, dict[str, int]]:
+        return {s.location_id: dict(s.items) for s in self.chosen.shipments}
+
+    @property
+    def backordered(self) -> Mapping[str, int]:
+        return self.chosen.backordered
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    rate_card: RateCard
+    max_shipments: int = 3
+    # Multi-location options are built from the nearest locations that hold any demanded SKU;
+    # a wider search is routing v2's exact optimiser.
+    split_search_width: int = 12
+
+
+@dataclass(slots=True)
+class _Loc:
+    cand: Candidate
+    distance: float
+    handling: int
+    lower_bound: int  # handling + cheapest possible shipping from here
+
+
+def _assign(
+    locs: Sequence[_Loc], units: Mapping[str, int]
+) -> tuple[list[dict[str, int]], dict[str, int], int]:
+    """Fill each SKU from the subset's locations, nearest first."""
+    taken: list[dict[str, int]] = [{} for _ in locs]
+    short: dict[str, int] = {}
+    covered = 0
+    for sku, wanted in units.items():
+        need = wanted
+        for i, loc in enumerate(locs):
+            if need == 0:
+                break
+            have = loc.cand.available.get(sku, 0)
+            if have > 0:
+                take = min(have, need)
+                taken[i][sku] = take
+                need -= take
+                covered += take
+        if need:
+            short[sku] = need
+    return taken, short, covered
+
+
+def plan(
+    demand: Demand, candidates: Sequence[Candidate], policy: Policy, config: RoutingConfig
+) -> RoutingPlan:
+    """Choose the shipments for one order. Pure: the same inputs give the same plan."""
+    card = config.rate_card
+    if card.currency != demand.currency:
+        raise InvalidInput(
+            f"the rate card is in {card.currency} but the order is in {demand.currency}",
+            field="currency",
+        )
+    scale = 10 ** minor_units(demand.currency)
+    wanted = {sku: n for sku, n in demand.units.items() if n > 0}
+    min_grams = min((demand.unit_grams.get(s, 0) for s in wanted), default=0)
+    locs: list[_Loc] = []
+    for cand in candidates:
+        if not any(cand.available.get(sku, 0) > 0 for sku in wanted):
+            continue
+        dist = haversine_km(cand.point, demand.destination)
+        handling = int(cand.handling.amount * scale)
+        locs.append(_Loc(cand, dist, handling, handling + card.price_minor(dist, min_grams)))
+    locs.sort(key=lambda loc: (loc.distance, loc.cand.location_id))
+
+    def build(subset: Sequence[_Loc]) -> tuple[Option, int] | None:
+        taken, short, covered = _assign(subset, wanted)
+        if len(subset) > 1 and any(not t for t in taken):
+            return None  # a location that ships nothing: the smaller subset covers this
+        shipments = []
+        cost = 0
+        for loc, items in zip(subset, taken, strict=True):
+            grams = sum(demand.unit_grams.get(s, 0) * q for s, q in items.items())
+            ship = card.price_minor(loc.distance, grams)
+            cost += ship + loc.handling
+            shipments.append(
+                Shipment(
+                    location_id=loc.cand.location_id,
+                    location_name=loc.cand.name,
+                    items=items,
+                    distance_km=round(loc.distance, 1),
+                    weight_g=grams,
+                    shipping=Money(Decimal(ship) / scale, demand.currency),
+                    handling=Money(Decimal(loc.handling) / scale, demand.currency),
+                )
+            )
+        option = Option(
+            tuple(shipments), short, covered, Money(Decimal(cost) / scale, demand.currency)
+        )
+        return option, cost
+
+    def rank(entry: tuple[Option, int]) -> tuple[object, ...]:
+        option, cost = entry
+        ids = tuple(s.location_id for s in option.shipments)
+        if policy is Policy.SHOPIFY_DEFAULT:
+            return (-option.units, len(option.shipments), option.distance_km, cost, ids)
+        return (-option.units, cost, len(option.shipments), option.distance_km, ids)
+
+    options: list[tuple[Option, int]] = []
+    best_full_cost: int | None = None
+    total_units = sum(wanted.values())
+    for loc in locs:
+        built = build([loc])
+        assert built is not None
+        options.append(built)
+        if built[0].units == total_units and (best_full_cost is None or built[1] < best_full_cost):
+            best_full_cost = built[1]
+    split_pool = locs[: config.split_search_width]
+    for size in range(2, min(config.max_shipments, len(split_pool)) + 1):
+        if policy is Policy.SHOPIFY_DEFAULT and best_full_cost is not None:
+            break  # fewer locations always wins there
+        for subset in itertools.combinations(split_pool, size):
+            if (
+                policy is Policy.LANDED_COST
+                and best_full_cost is not None
+                and sum(s.lower_bound for s in subset) > best_full_cost
+            ):
+                continue
+            built = build(subset)
+            if built is None:
+                continue
+            options.append(built)
+            if built[0].units == total_units and (
+                best_full_cost is None or built[1] < best_full_cost
+            ):
+                best_full_cost = built[1]
+        if best_full_cost is not None and policy is Policy.SHOPIFY_DEFAULT:
+            break
+
+    if not options:
+        empty = Option((), dict(wanted), 0, Money.zero(demand.currency))
+        return RoutingPlan(policy, empty, (), 0, _explain(policy, empty, (), 0, wanted))
+    options.sort(key=rank)
+    chosen = options[0][0]
+    runners = tuple(o for o, _ in options[1:4])
+    return RoutingPlan(
+        policy,
+        chosen,
+        runners,
+        len(options),
+        _explain(policy, chosen, runners, len(options), wanted),
+    )
+
+
+def _explain(
+    policy: Policy,
+    chosen: Option,
+    runners: Sequence[Option],
+    considered: int,
+    wanted: Mapping[str, int],
+) -> str:
+    total_units = sum(wanted.values())
+    if not chosen.shipments:
+        return (
+            f"No location has any of the {total_units} unit(s) ordered; everything is backordered."
+        )
+    parts = []
+    if chosen.backordered:
+        short = ", ".join(f"{q} × {sku}" for sku, q in sorted(chosen.backordered.items()))
+        parts.append(
+            f"Only {chosen.units} of {total_units} unit(s) are available anywhere; "
+            f"backordered: {short}."
+        )
+    ship_words = "; ".join(
+        f"{s.location_name} ships {sum(s.items.values())} unit(s) {s.distance_km:.0f} km "
+        f"({s.weight_g} g): shipping {s.shipping.amount} + handling {s.handling.amount}"
+        for s in chosen.shipments
+    )
+    parts.append(f"Chosen: {chosen.describe()}. {ship_words}.")
+    if runners:
+        runner = runners[0]
+        if runner.units < chosen.units:
+            why = f"it ships only {runner.units} of {chosen.units} unit(s)"
+        elif policy is Policy.SHOPIFY_DEFAULT and len(runner.shipments) > len(chosen.shipments):
+            why = "it needs more locations (fewest locations first)"
+        elif policy is Policy.SHOPIFY_DEFAULT and runner.distance_km > chosen.distance_km:
+            why = f"it is farther ({runner.distance_km:.0f} km vs {chosen.distance_km:.0f} km)"
+        elif chosen.cost < runner.cost:
+            why = f"it costs {(runner.cost - chosen.cost).amount} more"
+        else:
+            why = "it is equal on cost; ties go to fewer shipments, then the shorter distance"
+        parts.append(f"Runner-up: {runner.describe()}; not chosen because {why}.")
+    parts.append(f"{considered} option(s) considered under policy {policy.value}.")
+    return " ".join(parts)

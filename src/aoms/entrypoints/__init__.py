@@ -1,0 +1,1 @@
+"""Entry points: the HTTP API, the CLI and the in-process workers."""

@@ -1,0 +1,290 @@
+"""The HTTP API (FastAPI). Thin: parse, call a use case or a query, shape the answer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from aoms import __version__
+from aoms.adapters.db import migrate, queries, setup
+from aoms.adapters.db import schema as t
+from aoms.adapters.shopify.webhooks import verify
+from aoms.bootstrap import Runtime, Workers
+from aoms.domain.errors import AomsError, InvalidInput, NotFound
+from aoms.domain.money import Money
+from aoms.entrypoints.api.schemas import AdjustmentIn, LocationIn, OrderIn
+from aoms.services import inventory, orders
+
+log = logging.getLogger("aoms.api")
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {
+        "type": f"https://aoms.dev/problems/{code}",
+        "title": code.replace("_", " "),
+        "status": status,
+        "code": code,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
+    workers = Workers(runtime)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if migrate_on_start:
+            runtime.migrate()
+        if runtime.settings.run_workers:
+            workers.start()
+        yield
+        if runtime.settings.run_workers:
+            workers.stop()
+
+    app = FastAPI(
+        title="aoms",
+        version=__version__,
+        summary="Automated order management for Shopify merchants",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(AomsError)
+    async def _aoms_error(_: Request, exc: AomsError) -> JSONResponse:
+        extra = {"field": exc.field} if exc.field else {}
+        return problem(exc.status, exc.code, exc.message, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "", "message": "invalid request"}
+        return problem(
+            422,
+            "invalid_input",
+            f"{first['field']}: {first['message']}",
+            field=first["field"],
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, str(exc.detail))
+
+    def rt() -> Runtime:
+        return runtime
+
+    Rt = Annotated[Runtime, Depends(rt)]
+
+    # -- operations -----------------------------------------------------------------------
+    @app.get("/health", tags=["operations"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/ready", tags=["operations"])
+    def ready(r: Rt) -> JSONResponse:
+        if not migrate.is_current(r.engine):
+            return problem(503, "not_migrated", "the database schema is not at the latest revision")
+        return JSONResponse({"status": "ready"})
+
+    # -- Shopify webhooks -------------------------------------------------------------------
+    @app.post("/webhooks/shopify", tags=["webhooks"], status_code=200)
+    async def shopify_webhook(request: Request, r: Rt) -> JSONResponse:
+        """Verify the signature over the raw bytes, store the delivery, answer at once.
+
+        The stored delivery is processed after the response by the inbox worker.
+        """
+        body = await request.body()
+        h = request.headers
+        shop = h.get("x-shopify-shop-domain") or h.get("shopify-shop-domain") or ""
+        signature = h.get("x-shopify-hmac-sha256") or h.get("shopify-hmac-sha256")
+        secrets = r.settings.webhook_secrets(shop)
+        if not secrets:
+            return problem(
+                401,
+                "webhook_secret_not_configured",
+                f"no signing secret is configured for shop {shop!r}",
+            )
+        if not verify(body, signature, secrets):
+            return problem(
+                401, "invalid_signature", "X-Shopify-Hmac-Sha256 does not match the body"
+            )
+        topic = h.get("x-shopify-topic") or h.get("shopify-topic")
+        webhook_id = h.get("x-shopify-webhook-id") or h.get("shopify-webhook-id")
+        if not shop or not topic or not webhook_id:
+            return problem(
+                400,
+                "missing_header",
+                "X-Shopify-Shop-Domain, X-Shopify-Topic and X-Shopify-Webhook-Id are required",
+            )
+        event_id = h.get("x-shopify-event-id") or h.get("shopify-event-id")
+        try:
+            with r.engine.begin() as conn:
+                conn.execute(
+                    insert(t.webhook_inbox).values(
+                        shop=shop,
+                        topic=topic,
+                        webhook_id=webhook_id,
+                        event_id=event_id,
+                        api_version=h.get("x-shopify-api-version"),
+                        triggered_at=h.get("x-shopify-triggered-at"),
+                        received_at=r.clock(),
+                        body=body,
+                        status="pending",
+                        attempts=0,
+                    )
+                )
+        except IntegrityError:
+            return JSONResponse({"status": "duplicate"})
+        r.inbox_signal.set()
+        return JSONResponse({"status": "accepted"})
+
+    # -- orders -----------------------------------------------------------------------------
+    @app.get("/v1/orders", tags=["orders"])
+    def list_orders(
+        r: Rt,
+        cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        status: str | None = None,
+        shop: str | None = None,
+        sku: str | None = None,
+        name: Annotated[str | None, Query(description="the order name, e.g. #1001")] = None,
+    ) -> dict[str, Any]:
+        before = None
+        if cursor is not None:
+            if not cursor.isdigit():
+                raise InvalidInput("cursor is not one this API returned", field="cursor")
+            before = int(cursor)
+        with r.store.read() as conn:
+            items, nxt = queries.list_orders(
+                conn, limit=limit, before=before, status=status, shop=shop, sku=sku, name=name
+            )
+        return {"items": items, "next_cursor": str(nxt) if nxt is not None else None}
+
+    @app.get("/v1/orders/{order_id}", tags=["orders"])
+    def get_order(order_id: int, r: Rt) -> dict[str, Any]:
+        with r.store.read() as conn:
+            return queries.order_detail(conn, order_id)
+
+    @app.post("/v1/orders", tags=["orders"], status_code=201)
+    def create_order(body: OrderIn, r: Rt) -> JSONResponse:
+        """Take an order from a channel other than Shopify; it is routed before the answer."""
+        order = body.to_domain()
+        with r.store.transaction() as tx:
+            result = orders.receive_order(tx, order, geocode=r.geocode, now=r.clock())
+        with r.store.read() as conn:
+            detail = queries.order_detail(conn, result.order_id)
+        status = 201 if result.outcome is orders.Outcome.CREATED else 200
+        return JSONResponse(
+            _jsonable({"outcome": result.outcome.value, "order": detail}), status_code=status
+        )
+
+    @app.post("/v1/orders/{order_id}/cancel", tags=["orders"])
+    def cancel_order(order_id: int, r: Rt) -> dict[str, Any]:
+        with r.store.transaction() as tx:
+            orders.cancel_order(tx, order_id, now=r.clock())
+        with r.store.read() as conn:
+            return queries.order_detail(conn, order_id)
+
+    # -- inventory --------------------------------------------------------------------------
+    @app.get("/v1/inventory", tags=["inventory"])
+    def list_inventory(
+        r: Rt,
+        sku: str | None = None,
+        location_id: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    ) -> dict[str, Any]:
+        with r.store.read() as conn:
+            return {
+                "items": queries.stock_levels(conn, sku=sku, location_id=location_id, limit=limit)
+            }
+
+    @app.post("/v1/inventory/adjustments", tags=["inventory"])
+    def adjust(body: AdjustmentIn, r: Rt) -> dict[str, Any]:
+        with r.store.transaction() as tx:
+            result = inventory.adjust_stock(
+                tx,
+                sku=body.sku,
+                location_id=body.location_id,
+                reason=body.reason,
+                now=r.clock(),
+                delta=body.delta,
+                set_on_hand=body.set_on_hand,
+                safety_stock=body.safety_stock,
+                reference=body.reference,
+                idempotency_key=body.idempotency_key,
+            )
+        with r.store.read() as conn:
+            level = queries.stock_level(conn, body.sku, body.location_id)
+        return {"applied": result.applied, "level": level}
+
+    # -- locations --------------------------------------------------------------------------
+    @app.get("/v1/locations", tags=["locations"])
+    def list_locations(r: Rt) -> dict[str, Any]:
+        with r.store.read() as conn:
+            return {"items": queries.list_locations(conn)}
+
+    @app.put("/v1/locations/{location_id}", tags=["locations"])
+    def put_location(location_id: str, body: LocationIn, r: Rt) -> dict[str, Any]:
+        with r.engine.begin() as conn:
+            setup.upsert_location(
+                conn,
+                id=location_id,
+                name=body.name,
+                lat=body.lat,
+                lng=body.lng,
+                country_code=body.country_code,
+                handling=Money.of(body.handling_cost, body.currency),
+                active=body.active,
+                now=r.clock(),
+            )
+        with r.store.read() as conn:
+            found = [x for x in queries.list_locations(conn) if x["id"] == location_id]
+        if not found:
+            raise NotFound(f"no location {location_id}")
+        return found[0]
+
+    # -- what happened ------------------------------------------------------------------------
+    @app.get("/v1/webhooks/deliveries", tags=["webhooks"])
+    def list_deliveries(
+        r: Rt, status: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    ) -> dict[str, Any]:
+        with r.store.read() as conn:
+            return {"items": queries.deliveries(conn, status=status, limit=limit)}
+
+    @app.get("/v1/summary", tags=["operations"])
+    def summary(r: Rt) -> dict[str, Any]:
+        with r.store.read() as conn:
+            return queries.summary(conn)
+
+    @app.get("/v1/events", tags=["operations"])
+    def recent_events(r: Rt) -> dict[str, Any]:
+        """The latest events relayed from the outbox (newest last)."""
+        return {
+            "items": [
+                {"id": i, "name": e.name, "aggregate": e.aggregate, "data": e.data}
+                for i, e in list(r.recent_events)
+            ]
+        }
+
+    return app
+
+
+def _jsonable(value: Any) -> Any:
+    from fastapi.encoders import jsonable_encoder
+
+    return jsonable_encoder(value)

@@ -1,0 +1,143 @@
+"""Request bodies of the HTTP API (responses are plain data from the query functions)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from aoms.domain.geo import Point
+from aoms.domain.money import Money
+from aoms.domain.orders import Address, Order, OrderLine
+
+Amount = Annotated[
+    str,
+    Field(
+        pattern=r"^-?\d{1,15}(\.\d{1,4})?$",
+        examples=["19.99"],
+        description="An exact decimal amount as a string, never a float.",
+    ),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AddressIn(_Strict):
+    name: str | None = None
+    address1: str | None = None
+    city: str | None = None
+    zip: str | None = None
+    province_code: str | None = None
+    country_code: str | None = Field(default=None, min_length=2, max_length=2)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+
+    def to_domain(self) -> Address:
+        point = (
+            Point(self.latitude, self.longitude)
+            if self.latitude is not None and self.longitude is not None
+            else None
+        )
+        return Address(
+            self.country_code,
+            self.province_code,
+            self.city,
+            self.zip,
+            self.address1,
+            self.name,
+            point,
+        )
+
+
+class LineIn(_Strict):
+    sku: str = Field(min_length=1, max_length=255)
+    quantity: int = Field(ge=1, le=100_000)
+    unit_price: Amount
+    discount: Amount = "0"
+    tax: Amount = "0"
+    grams: int = Field(default=0, ge=0)
+    requires_shipping: bool = True
+    title: str | None = None
+    external_id: str | None = None
+
+
+class OrderIn(_Strict):
+    """An order from any channel other than Shopify (marketplace, POS, B2B portal …)."""
+
+    shop: str = Field(min_length=1, max_length=255, examples=["acme.example"])
+    channel: str = Field(default="api", min_length=1, max_length=32)
+    external_id: str = Field(min_length=1, max_length=64)
+    name: str | None = None
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    placed_at: AwareDatetime
+    updated_at: AwareDatetime | None = None
+    cancelled_at: AwareDatetime | None = None
+    financial_status: str | None = None
+    shipping_address: AddressIn
+    lines: list[LineIn] = Field(min_length=1, max_length=500)
+    shipping: Amount = "0"
+    total: Amount | None = None
+    taxes_included: bool = False
+    tags: list[str] = Field(default_factory=list)
+
+    def to_domain(self) -> Order:
+        cur = self.currency
+        return Order(
+            shop=self.shop,
+            channel=self.channel,
+            external_id=self.external_id,
+            name=self.name or self.external_id,
+            currency=cur,
+            placed_at=self.placed_at,
+            source_updated_at=self.updated_at or self.placed_at,
+            cancelled_at=self.cancelled_at,
+            lines=tuple(
+                OrderLine(
+                    line_no=i + 1,
+                    sku=ln.sku,
+                    quantity=ln.quantity,
+                    unit_price=Money.of(ln.unit_price, cur),
+                    discount=Money.of(ln.discount, cur),
+                    tax=Money.of(ln.tax, cur),
+                    grams=ln.grams,
+                    requires_shipping=ln.requires_shipping,
+                    title=ln.title,
+                    external_id=ln.external_id,
+                )
+                for i, ln in enumerate(self.lines)
+            ),
+            shipping_address=self.shipping_address.to_domain(),
+            financial_status=self.financial_status,
+            shipping=Money.of(self.shipping, cur),
+            total_price=Money.of(self.total, cur) if self.total is not None else None,
+            taxes_included=self.taxes_included,
+            tags=tuple(self.tags),
+        )
+
+
+class AdjustmentIn(_Strict):
+    sku: str = Field(min_length=1, max_length=255)
+    location_id: str = Field(min_length=1, max_length=64)
+    delta: int | None = Field(default=None, description="Change on_hand by this many units.")
+    set_on_hand: int | None = Field(default=None, ge=0, description="Or set an absolute count.")
+    safety_stock: int | None = Field(default=None, ge=0)
+    reason: str = Field(min_length=1, max_length=64, examples=["cycle_count", "receipt"])
+    reference: str | None = Field(default=None, max_length=255)
+    idempotency_key: str | None = Field(default=None, max_length=255)
+
+
+class LocationIn(_Strict):
+    name: str = Field(min_length=1, max_length=255)
+    lat: float = Field(ge=-90, le=90)
+    lng: float = Field(ge=-180, le=180)
+    country_code: str = Field(min_length=2, max_length=2)
+    handling_cost: Amount = "0"
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    active: bool = True
+
+
+class CursorPage(BaseModel):
+    items: list[dict[str, object]]
+    next_cursor: str | None

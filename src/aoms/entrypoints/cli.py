@@ -1,0 +1,210 @@
+"""The one `aoms` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from aoms.config import Settings
+from aoms.domain.errors import AomsError
+from aoms.domain.routing import Policy
+
+app = typer.Typer(
+    help="aoms: automated order management for Shopify merchants.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+replay_app = typer.Typer(help="Replay an order history through aoms.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(replay_app, name="replay")
+console = Console(stderr=True)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        console.print(f"[red]invalid settings[/]: {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    database_url: Annotated[str | None, typer.Option(envvar="AOMS_DATABASE_URL")] = None,
+) -> None:
+    """Run the API and the in-process workers; migrates an empty database first."""
+    import uvicorn
+
+    from aoms.bootstrap import build
+    from aoms.entrypoints.api.app import create_app
+
+    settings = _settings(database_url=database_url)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    uvicorn.run(create_app(build(settings)), host=host, port=port, log_level="info")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    database_url: Annotated[str | None, typer.Option(envvar="AOMS_DATABASE_URL")] = None,
+) -> None:
+    """Migrate the database to the latest schema."""
+    from aoms.adapters.db import migrate
+    from aoms.bootstrap import build
+
+    runtime = build(_settings(database_url=database_url))
+    runtime.migrate()
+    console.print(f"database at revision {migrate.current_revision(runtime.engine)}")
+
+
+@db_app.command("current")
+def db_current(
+    database_url: Annotated[str | None, typer.Option(envvar="AOMS_DATABASE_URL")] = None,
+) -> None:
+    """Print the database's schema revision and the latest one."""
+    from aoms.adapters.db import migrate
+    from aoms.bootstrap import build
+
+    runtime = build(_settings(database_url=database_url))
+    print(
+        json.dumps(
+            {
+                "current": migrate.current_revision(runtime.engine),
+                "head": migrate.head_revision(runtime.engine),
+            }
+        )
+    )
+
+
+@app.command()
+def demo(
+    orders: Annotated[int, typer.Option(min=1, max=100_000, help="Orders to generate.")] = 300,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    database: Annotated[Path, typer.Option(help="SQLite file (recreated).")] = Path("aoms-demo.db"),
+    stay: Annotated[bool, typer.Option(help="Keep the API running afterwards.")] = True,
+) -> None:
+    """Load the demo store, send signed Shopify webhooks through the API, and keep it running."""
+    from aoms.entrypoints.demo import run_demo
+
+    run_demo(orders=orders, host=host, port=port, database=database, stay=stay, console=Console())
+
+
+@replay_app.command("olist")
+def replay_olist(
+    directory: Annotated[Path, typer.Argument(help="Folder with the Olist CSV files.")],
+    locations: Annotated[int, typer.Option(min=1, help="K: the K largest seller states.")] = 8,
+    cover: Annotated[float, typer.Option(min=0.01, help="Stock = demand × cover.")] = 1.0,
+    policy: Annotated[str, typer.Option(help="landed_cost, shopify_default or both.")] = "both",
+    handling: Annotated[str, typer.Option(help="Handling cost per shipment, BRL.")] = "2.00",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the KPIs as JSON.")] = False,
+) -> None:
+    """Replay the Olist order history through routing and reservation, and print KPIs.
+
+    Network: locations are the K seller states with the most sellers, each at the mean
+    coordinates of its sellers. Each product's stock is its ordered units × cover, spread over
+    the locations in proportion to where its buyers are (each buyer counted at the nearest
+    location). The rate card is the median freight value per distance band × weight band.
+    Every order is replayed in purchase-time order through the same service the API uses.
+    """
+    from aoms.adapters.importers import olist
+    from aoms.entrypoints.replay import replay
+
+    wanted = [Policy.LANDED_COST, Policy.SHOPIFY_DEFAULT] if policy == "both" else None
+    if wanted is None:
+        try:
+            wanted = [Policy(policy)]
+        except ValueError:
+            console.print(f"[red]unknown policy[/] {policy!r}")
+            raise typer.Exit(2) from None
+    try:
+        data = olist.load(directory, locations=locations, cover=cover)
+    except AomsError as exc:
+        console.print(f"[red]{exc.code}[/]: {exc.message}")
+        raise typer.Exit(2) from exc
+    runs = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        for p in wanted:
+            task = bar.add_task(f"replay {p.value}", total=len(data.orders))
+            runs.append(
+                replay(data, p, handling=handling, progress=lambda n, t=task: bar.advance(t, n))
+            )
+    report: dict[str, Any] = {
+        "source": str(directory),
+        "network": {
+            "locations": [
+                {
+                    "id": loc.id,
+                    "sellers": loc.sellers,
+                    "lat": round(loc.point.lat, 4),
+                    "lng": round(loc.point.lng, 4),
+                }
+                for loc in data.locations
+            ],
+            "cover": cover,
+            "stock_units": sum(data.stock.values()),
+            "rate_card": data.rate_card.as_dict(),
+            "handling_per_shipment": handling,
+        },
+        "orders_in_file": len(data.orders) + sum(data.skipped.values()),
+        "orders_not_replayed": data.skipped,
+        "policies": {
+            r.policy.value: {
+                **r.kpis,
+                "seconds": round(r.seconds, 2),
+                "orders_per_second": round(r.throughput, 1),
+            }
+            for r in runs
+        },
+    }
+    if len(runs) == 2:
+        a, b = (report["policies"][p.value] for p in wanted)
+        report["comparison"] = {
+            "cost_ratio_shopify_default_to_landed_cost": round(
+                float(b["estimated_shipping_cost"]) / float(a["estimated_shipping_cost"]), 4
+            ),
+            "split_rate_landed_cost": a["split_shipment_rate"],
+            "split_rate_shopify_default": b["split_shipment_rate"],
+        }
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    table = Table(title=f"Olist replay: {report['orders_in_file']} orders in file")
+    table.add_column("KPI")
+    for r in runs:
+        table.add_column(r.policy.value, justify="right")
+    keys = [k for k in runs[0].kpis if k != "currency"] + ["orders_per_second"]
+    for k in keys:
+        table.add_row(k, *(str(report["policies"][r.policy.value][k]) for r in runs))
+    Console().print(table)
+    if "comparison" in report:
+        Console().print(report["comparison"])
+
+
+def main() -> None:
+    try:
+        app()
+    except AomsError as exc:
+        console.print(f"[red]{exc.code}[/]: {exc.message}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""`aoms demo`: the demo store, signed webhooks through the real endpoint, the API left running."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from aoms.adapters.db import queries, setup
+from aoms.adapters.shopify.webhooks import sign
+from aoms.bootstrap import build
+from aoms.config import Settings
+from aoms.demo.orders import demo_store, generate_orders
+from aoms.entrypoints.api.app import create_app
+
+
+def start_server(app: Any, host: str, port: int) -> tuple[uvicorn.Server, threading.Thread]:
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="aoms-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise SystemExit(f"the API did not start on {host}:{port} (is the port taken?)")
+        time.sleep(0.05)
+    return server, thread
+
+
+def send_webhook(
+    client: httpx.Client, shop: str, topic: str, payload: dict[str, Any], secret: str
+) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    return client.post(
+        "/webhooks/shopify",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Shopify-Topic": topic,
+            "X-Shopify-Shop-Domain": shop,
+            "X-Shopify-Hmac-Sha256": sign(body, secret),
+            "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+            "X-Shopify-Event-Id": str(uuid.uuid4()),
+            "X-Shopify-API-Version": "2026-04",
+        },
+    )
+
+
+def run_demo(
+    *, orders: int, host: str, port: int, database: Path, stay: bool, console: Console
+) -> dict[str, Any]:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    secret = secrets.token_urlsafe(24)
+    settings = Settings(database_url=f"sqlite:///{database}", shopify_webhook_secret=secret)
+    runtime = build(settings)
+    runtime.migrate()
+    store = demo_store()
+    with runtime.engine.begin() as conn:
+        setup.load_store(conn, store, runtime.clock())
+    console.print(
+        f"[bold]aoms demo[/]: {len(store['products'])} SKUs, "
+        f"{len(store['locations'])} locations, database {database}"
+    )
+    server, thread = start_server(create_app(runtime, migrate_on_start=False), host, port)
+    payloads = generate_orders(store, orders, seed=2026)
+    shop = store["shop"]
+    cancels = payloads[::25]  # every 25th order is cancelled by the customer later
+    base = f"http://{host}:{port}"
+    with httpx.Client(base_url=base, timeout=10) as client, Progress(console=console) as bar:
+        task = bar.add_task("signed orders/create webhooks", total=len(payloads) + len(cancels))
+        for payload in payloads:
+            send_webhook(client, shop, "orders/create", payload, secret).raise_for_status()
+            bar.advance(task)
+        for payload in cancels:
+            later = dict(
+                payload,
+                cancelled_at=payload["created_at"],
+                cancel_reason="customer",
+                updated_at=payload["created_at"].replace("Z", ".5Z"),
+                financial_status="voided",
+            )
+            send_webhook(client, shop, "orders/cancelled", later, secret).raise_for_status()
+            bar.advance(task)
+        while True:  # the inbox is drained after the responses: wait for it
+            inbox = client.get("/v1/summary").json()["webhooks"]
+            if not inbox.get("pending"):
+                break
+            time.sleep(0.1)
+    with runtime.store.read() as conn:
+        result = queries.summary(conn)
+    _print_summary(console, result, base)
+    if stay:
+        console.print(f"The API is running on {base} — press Ctrl-C to stop.")
+        try:
+            while thread.is_alive():
+                thread.join(0.5)
+        except KeyboardInterrupt:
+            pass
+    server.should_exit = True
+    thread.join(10)
+    runtime.close()
+    return result
+
+
+def _print_summary(console: Console, s: dict[str, Any], base: str) -> None:
+    table = Table(title="What happened")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    by = s["by_status"]
+    rows = [
+        ("orders", s["orders"]),
+        ("routed (all units reserved)", by.get("routed", 0)),
+        ("backordered (some units short)", by.get("backordered", 0)),
+        ("cancelled (stock released)", by.get("cancelled", 0)),
+        ("unroutable (no usable address)", by.get("unroutable", 0)),
+        ("split shipments", f"{s['split_orders']} ({s['split_shipment_rate']:.1%})"),
+        ("backordered units", s["backordered_units"]),
+        ("oversold units", s["oversold_units"]),
+        ("webhooks", ", ".join(f"{k} {v}" for k, v in sorted(s["webhooks"].items()))),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    console.print(table)
+    console.print(
+        f"Look at: {base}/docs (API), {base}/v1/orders, {base}/v1/orders/1 "
+        f"(routing explained), {base}/v1/inventory, {base}/v1/summary"
+    )

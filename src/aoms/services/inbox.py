@@ -1,0 +1,69 @@
+"""Process what the webhook endpoint stored: each delivery in its own transaction."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aoms.domain.errors import AomsError, Conflict
+from aoms.services.orders import Outcome, receive_order
+from aoms.services.ports import Clock, Delivery, Geocoder, OrderParser, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    processed: int = 0
+    ignored: int = 0
+    failed: int = 0
+
+
+def process_delivery(
+    store: Store, delivery: Delivery, *, parse: OrderParser, geocode: Geocoder, clock: Clock
+) -> str:
+    """Apply one stored delivery; the order change and the inbox mark commit together.
+
+    A write conflict with a concurrent worker (the same order arriving twice at once) is
+    retried: the second attempt sees the first one's order and applies the newer-wins rule.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            with store.transaction() as tx:
+                order = parse(delivery.shop, delivery.topic, delivery.body)
+                if order is None:
+                    tx.finish_delivery(delivery.id, status="ignored", now=clock())
+                    return "ignored"
+                result = receive_order(tx, order, geocode=geocode, now=clock())
+                status = "ignored" if result.outcome is Outcome.STALE else "processed"
+                tx.finish_delivery(
+                    delivery.id, status=status, now=clock(), order_id=result.order_id
+                )
+                return status
+        except Conflict as exc:
+            if attempt < 5:
+                continue
+            return _fail(store, delivery, exc, clock)
+        except AomsError as exc:
+            return _fail(store, delivery, exc, clock)
+
+
+def _fail(store: Store, delivery: Delivery, exc: AomsError, clock: Clock) -> str:
+    # The order change rolled back; record why, in a transaction of its own.
+    log.warning("webhook %s (%s) failed: %s", delivery.id, delivery.topic, exc.message)
+    with store.transaction() as tx:
+        tx.finish_delivery(
+            delivery.id, status="failed", now=clock(), error_code=exc.code, error=exc.message
+        )
+    return "failed"
+
+
+def process_pending(
+    store: Store, *, parse: OrderParser, geocode: Geocoder, clock: Clock, limit: int = 100
+) -> BatchResult:
+    counts = {"processed": 0, "ignored": 0, "failed": 0}
+    for delivery in store.pending_deliveries(limit):
+        counts[process_delivery(store, delivery, parse=parse, geocode=geocode, clock=clock)] += 1
+    return BatchResult(**counts)

@@ -1,0 +1,78 @@
+"""Inventory use cases: adjustments with a reason, idempotent by key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from aoms.domain import events as ev
+from aoms.domain.errors import InvalidInput
+from aoms.domain.events import Event
+from aoms.domain.inventory import StockLevel
+from aoms.services.ports import Tx
+
+
+@dataclass(frozen=True, slots=True)
+class Adjusted:
+    level: StockLevel
+    applied: bool  # False when the idempotency key had been used already
+
+
+def adjust_stock(
+    tx: Tx,
+    *,
+    sku: str,
+    location_id: str,
+    reason: str,
+    now: datetime,
+    delta: int | None = None,
+    set_on_hand: int | None = None,
+    safety_stock: int | None = None,
+    reference: str | None = None,
+    idempotency_key: str | None = None,
+) -> Adjusted:
+    """Change on_hand by `delta`, or set it to an absolute count (`set_on_hand`)."""
+    if (delta is None) == (set_on_hand is None):
+        raise InvalidInput("give exactly one of delta and set_on_hand", field="delta")
+    if not reason:
+        raise InvalidInput("every adjustment needs a reason", field="reason")
+    if idempotency_key is not None and tx.movement_exists(idempotency_key):
+        found = [lv for lv in tx.lock_stock([sku]) if lv.location_id == location_id]
+        return Adjusted(found[0] if found else StockLevel(sku, location_id, 0, 0), applied=False)
+    current = next((lv for lv in tx.lock_stock([sku]) if lv.location_id == location_id), None)
+    on_hand_now = current.on_hand if current else 0
+    change = delta if delta is not None else (set_on_hand or 0) - on_hand_now
+    if on_hand_now + change < 0:
+        raise InvalidInput(
+            f"on_hand would be {on_hand_now + change}; it cannot go below zero", field="delta"
+        )
+    level = tx.change_stock(
+        sku,
+        location_id,
+        on_hand=change,
+        reason=reason,
+        reference=reference,
+        now=now,
+        idempotency_key=idempotency_key,
+        safety_stock=safety_stock,
+    )
+    tx.emit(
+        [
+            Event(
+                ev.STOCK_ADJUSTED,
+                f"stock:{sku}@{location_id}",
+                {
+                    "sku": sku,
+                    "location_id": location_id,
+                    "on_hand_delta": change,
+                    "reason": reason,
+                    "reference": reference,
+                    "on_hand": level.on_hand,
+                    "reserved": level.reserved,
+                    "available": level.available,
+                },
+            )
+        ],
+        now,
+    )
+    return Adjusted(level, applied=True)

@@ -1,0 +1,256 @@
+"""Order use cases: receive (create or update), route and reserve, cancel."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from aoms.domain import events as ev
+from aoms.domain.errors import InvalidInput, NotFound
+from aoms.domain.events import Event
+from aoms.domain.geo import Point
+from aoms.domain.orders import Order, OrderStatus, allocate_to_lines
+from aoms.domain.routing import Demand, RoutingConfig, RoutingPlan, plan
+from aoms.services.ports import Geocoder, StoredOrder, Tx
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    STALE = "stale"  # not newer than what we hold: no effect
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    order_id: int
+    outcome: Outcome
+    status: OrderStatus
+
+
+def routing_key(order: Order, dest: Point | None) -> str:
+    """What routing depends on; when it changes, the order is routed again."""
+    demand = sorted(order.demand().items())
+    where = f"{dest.lat:.5f},{dest.lng:.5f}" if dest else "-"
+    return hashlib.sha256(f"{demand}|{where}".encode()).hexdigest()[:32]
+
+
+def receive_order(tx: Tx, order: Order, *, geocode: Geocoder, now: datetime) -> Received:
+    """Take an order from any channel: create it, or apply it if it is newer than ours.
+
+    Idempotent and order-insensitive: a repeat, or anything older than the state we hold
+    (by the channel's `updated_at`), has no effect.
+    """
+    located = geocode(order.shipping_address)
+    dest, dest_source = located if located else (None, None)
+    key = routing_key(order, dest)
+    amounts = order.amount_check()
+    stored = tx.find_order(order.shop, order.channel, order.external_id)
+    if stored is None:
+        order_id = tx.insert_order(
+            order,
+            status=OrderStatus.UNROUTABLE,
+            dest=dest,
+            dest_source=dest_source,
+            amounts=amounts,
+            routing_key=key,
+            now=now,
+        )
+        tx.emit([Event(ev.ORDER_RECEIVED, f"order:{order_id}", _summary(order))], now)
+        if order.cancelled_at is not None:
+            status = cancel(tx, order_id, at=order.cancelled_at, now=now)
+        else:
+            status = route_and_reserve(tx, order_id, order, dest, now=now)
+        return Received(order_id, Outcome.CREATED, status)
+
+    if order.source_updated_at <= stored.source_updated_at:
+        return Received(stored.id, Outcome.STALE, stored.status)
+    if stored.currency != order.currency:
+        raise InvalidInput("an order cannot change its currency", field="currency")
+    tx.update_order(
+        stored.id, order, dest=dest, dest_source=dest_source, amounts=amounts, routing_key=key
+    )
+    tx.emit([Event(ev.ORDER_UPDATED, f"order:{stored.id}", _summary(order))], now)
+    status = stored.status
+    if order.cancelled_at is not None:
+        status = cancel(tx, stored.id, at=order.cancelled_at, now=now)
+    elif stored.status is not OrderStatus.CANCELLED and key != stored.routing_key:
+        release_all(tx, stored.id, now=now)
+        status = route_and_reserve(tx, stored.id, order, dest, now=now)
+    return Received(stored.id, Outcome.UPDATED, status)
+
+
+def route_and_reserve(
+    tx: Tx, order_id: int, order: Order, dest: Point | None, *, now: datetime
+) -> OrderStatus:
+    """Plan the shipments and reserve their stock, all or nothing, in this transaction.
+
+    The stock rows of every SKU in the order are locked (in key order) before they are read,
+    so the plan is made on numbers no other transaction can change until we commit.
+    """
+    demand = order.demand()
+    if not demand:
+        tx.set_order_outcome(
+            order_id,
+            status=OrderStatus.ROUTED,
+            backordered_units=0,
+            shipments=0,
+            line_reserved={},
+            line_backordered={},
+        )
+        tx.emit([Event(ev.ORDER_ROUTED, f"order:{order_id}", {"shipments": []})], now)
+        return OrderStatus.ROUTED
+    if dest is None:
+        line_short = {
+            ln.line_no: ln.quantity for ln in order.lines if ln.requires_shipping and ln.quantity
+        }
+        tx.set_order_outcome(
+            order_id,
+            status=OrderStatus.UNROUTABLE,
+            backordered_units=sum(line_short.values()),
+            shipments=0,
+            line_reserved={},
+            line_backordered=line_short,
+        )
+        tx.emit(
+            [
+                Event(
+                    ev.ORDER_UNROUTABLE,
+                    f"order:{order_id}",
+                    {"reason": "the shipping address could not be located"},
+                )
+            ],
+            now,
+        )
+        return OrderStatus.UNROUTABLE
+
+    policy, card = tx.routing_inputs(order.shop, order.currency)
+    if card is None:
+        raise InvalidInput(f"no rate card for {order.currency}", field="currency")
+    levels = tx.lock_stock(demand)
+    routing = plan(
+        Demand(demand, order.unit_grams(), dest, order.currency),
+        tx.candidates(levels),
+        policy,
+        RoutingConfig(rate_card=card),
+    )
+    allocations, line_short = allocate_to_lines(order.lines, routing.shipments)
+    tx.add_reservations(order_id, allocations, now)
+    for alloc in allocations:
+        tx.change_stock(
+            alloc.sku,
+            alloc.location_id,
+            reserved=alloc.quantity,
+            reason="reserve",
+            reference=f"order:{order_id}",
+            now=now,
+        )
+    tx.replace_fulfilment_orders(order_id, routing, now)
+    tx.add_decision(order_id, routing, now)
+    status = OrderStatus.BACKORDERED if line_short else OrderStatus.ROUTED
+    reserved: dict[int, int] = {}
+    for alloc in allocations:
+        reserved[alloc.line_no] = reserved.get(alloc.line_no, 0) + alloc.quantity
+    tx.set_order_outcome(
+        order_id,
+        status=status,
+        backordered_units=sum(line_short.values()),
+        shipments=len(routing.chosen.shipments),
+        line_reserved=reserved,
+        line_backordered=line_short,
+    )
+    tx.emit(_routing_events(order_id, routing, allocations_count=len(allocations)), now)
+    return status
+
+
+def _routing_events(order_id: int, routing: RoutingPlan, *, allocations_count: int) -> list[Event]:
+    agg = f"order:{order_id}"
+    shipments = [
+        {"location_id": s.location_id, "items": dict(s.items), "cost": str(s.cost.amount)}
+        for s in routing.chosen.shipments
+    ]
+    out = [
+        Event(
+            ev.ORDER_ROUTED,
+            agg,
+            {
+                "policy": routing.policy.value,
+                "shipments": shipments,
+                "cost": str(routing.chosen.cost.amount),
+                "currency": routing.chosen.cost.currency,
+            },
+        )
+    ]
+    if allocations_count:
+        out.append(Event(ev.STOCK_RESERVED, agg, {"shipments": shipments}))
+    if routing.backordered:
+        out.append(Event(ev.ORDER_BACKORDERED, agg, {"shortfall": dict(routing.backordered)}))
+    return out
+
+
+def release_all(tx: Tx, order_id: int, *, now: datetime) -> int:
+    """Release every reservation the order holds; returns the units released."""
+    held = tx.active_reservations(order_id)
+    for r in held:
+        tx.change_stock(
+            r.sku,
+            r.location_id,
+            reserved=-r.quantity,
+            reason="release",
+            reference=f"order:{order_id}",
+            now=now,
+        )
+    tx.release_reservations([r.id for r in held], now)
+    tx.replace_fulfilment_orders(order_id, None, now)
+    units = sum(r.quantity for r in held)
+    if held:
+        tx.emit(
+            [
+                Event(
+                    ev.STOCK_RELEASED,
+                    f"order:{order_id}",
+                    {
+                        "units": units,
+                        "reservations": [
+                            {"sku": r.sku, "location_id": r.location_id, "quantity": r.quantity}
+                            for r in held
+                        ],
+                    },
+                )
+            ],
+            now,
+        )
+    return units
+
+
+def cancel(tx: Tx, order_id: int, *, at: datetime, now: datetime) -> OrderStatus:
+    """Cancel: release exactly what this order holds. A second cancel changes nothing."""
+    stored = tx.get_order(order_id)
+    if stored is None or stored.status is OrderStatus.CANCELLED:
+        return OrderStatus.CANCELLED
+    released = release_all(tx, order_id, now=now)
+    tx.set_cancelled(order_id, at)
+    tx.emit([Event(ev.ORDER_CANCELLED, f"order:{order_id}", {"released_units": released})], now)
+    return OrderStatus.CANCELLED
+
+
+def cancel_order(tx: Tx, order_id: int, *, now: datetime) -> StoredOrder:
+    stored = tx.get_order(order_id)
+    if stored is None:
+        raise NotFound(f"no order {order_id}")
+    cancel(tx, order_id, at=now, now=now)
+    result = tx.get_order(order_id)
+    assert result is not None
+    return result
+
+
+def _summary(order: Order) -> dict[str, object]:
+    return {
+        "shop": order.shop,
+        "channel": order.channel,
+        "external_id": order.external_id,
+        "name": order.name,
+        "updated_at": order.source_updated_at.isoformat(),
+        "financial_status": order.financial_status,
+    }

@@ -1,0 +1,141 @@
+"""Ports: what the use cases need from the outside world, as Protocols."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from aoms.domain.events import Event
+from aoms.domain.geo import Point
+from aoms.domain.inventory import StockLevel
+from aoms.domain.orders import Address, AmountCheck, LineAllocation, Order, OrderStatus
+from aoms.domain.routing import Candidate, Policy, RateCard, RoutingPlan
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOrder:
+    id: int
+    status: OrderStatus
+    source_updated_at: datetime
+    routing_key: str
+    currency: str
+    dest: Point | None
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveReservation:
+    id: int
+    line_no: int
+    sku: str
+    location_id: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A webhook delivery as it was stored in the inbox."""
+
+    id: int
+    shop: str
+    topic: str
+    body: bytes
+    attempts: int
+
+
+class Tx(Protocol):
+    """One transaction. Everything done through it commits together or not at all."""
+
+    def find_order(self, shop: str, channel: str, external_id: str) -> StoredOrder | None: ...
+    def get_order(self, order_id: int) -> StoredOrder | None: ...
+    def insert_order(
+        self,
+        order: Order,
+        *,
+        status: OrderStatus,
+        dest: Point | None,
+        dest_source: str | None,
+        amounts: AmountCheck,
+        routing_key: str,
+        now: datetime,
+    ) -> int: ...
+    def update_order(
+        self,
+        order_id: int,
+        order: Order,
+        *,
+        dest: Point | None,
+        dest_source: str | None,
+        amounts: AmountCheck,
+        routing_key: str,
+    ) -> None: ...
+    def set_order_outcome(
+        self,
+        order_id: int,
+        *,
+        status: OrderStatus,
+        backordered_units: int,
+        shipments: int,
+        line_reserved: dict[int, int],
+        line_backordered: dict[int, int],
+    ) -> None: ...
+    def set_cancelled(self, order_id: int, at: datetime) -> None: ...
+
+    def routing_inputs(self, shop: str, currency: str) -> tuple[Policy, RateCard | None]: ...
+    def lock_stock(self, skus: Iterable[str]) -> list[StockLevel]: ...
+    def candidates(self, levels: Sequence[StockLevel]) -> list[Candidate]: ...
+    def change_stock(
+        self,
+        sku: str,
+        location_id: str,
+        *,
+        on_hand: int = 0,
+        reserved: int = 0,
+        reason: str,
+        reference: str | None,
+        now: datetime,
+        idempotency_key: str | None = None,
+        safety_stock: int | None = None,
+    ) -> StockLevel: ...
+    def movement_exists(self, idempotency_key: str) -> bool: ...
+
+    def add_reservations(
+        self, order_id: int, allocations: Sequence[LineAllocation], now: datetime
+    ) -> None: ...
+    def active_reservations(self, order_id: int) -> list[ActiveReservation]: ...
+    def release_reservations(self, ids: Sequence[int], now: datetime) -> None: ...
+    def replace_fulfilment_orders(
+        self, order_id: int, plan: RoutingPlan | None, now: datetime
+    ) -> None: ...
+    def add_decision(self, order_id: int, plan: RoutingPlan, now: datetime) -> None: ...
+
+    def emit(self, events: Iterable[Event], now: datetime) -> None: ...
+
+    def finish_delivery(
+        self,
+        delivery_id: int,
+        *,
+        status: str,
+        now: datetime,
+        order_id: int | None = None,
+        error_code: str | None = None,
+        error: str | None = None,
+    ) -> None: ...
+
+
+class Store(Protocol):
+    def transaction(self) -> AbstractContextManager[Tx]: ...
+    def pending_deliveries(self, limit: int) -> list[Delivery]: ...
+
+
+Geocoder = Callable[[Address], tuple[Point, str] | None]
+"""Find a destination for an address: (point, source) or None when it cannot be placed."""
+
+OrderParser = Callable[[str, str, bytes], Order | None]
+"""(shop, topic, raw body) -> the order in it, or None for a topic that carries no order."""
+
+Clock = Callable[[], datetime]
+
+EventSink = Callable[[Iterator[Event]], None]
