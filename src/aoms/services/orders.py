@@ -11,8 +11,9 @@ from aoms.domain import events as ev
 from aoms.domain.errors import InvalidInput, NotFound
 from aoms.domain.events import Event
 from aoms.domain.geo import Point
+from aoms.domain.money import Money
 from aoms.domain.orders import Order, OrderStatus, allocate_to_lines
-from aoms.domain.routing import Demand, RoutingConfig, RoutingPlan, plan
+from aoms.domain.routing import Demand, Option, RoutingConfig, RoutingPlan, plan
 from aoms.services.ports import Geocoder, StoredOrder, Tx
 
 
@@ -101,10 +102,18 @@ def route_and_reserve(
         )
         tx.emit([Event(ev.ORDER_ROUTED, f"order:{order_id}", {"shipments": []})], now)
         return OrderStatus.ROUTED
-    if dest is None:
+    policy, card = tx.routing_inputs(order.shop, order.currency)
+    if dest is None or card is None:
+        reason = (
+            "Not routed: the shipping address could not be located."
+            if dest is None
+            else f"Not routed: there is no rate card in {order.currency} to price shipments."
+        )
         line_short = {
             ln.line_no: ln.quantity for ln in order.lines if ln.requires_shipping and ln.quantity
         }
+        nothing = Option((), demand, 0, Money.zero(order.currency))
+        tx.add_decision(order_id, RoutingPlan(policy, nothing, (), 0, reason), now)
         tx.set_order_outcome(
             order_id,
             status=OrderStatus.UNROUTABLE,
@@ -113,21 +122,9 @@ def route_and_reserve(
             line_reserved={},
             line_backordered=line_short,
         )
-        tx.emit(
-            [
-                Event(
-                    ev.ORDER_UNROUTABLE,
-                    f"order:{order_id}",
-                    {"reason": "the shipping address could not be located"},
-                )
-            ],
-            now,
-        )
+        tx.emit([Event(ev.ORDER_UNROUTABLE, f"order:{order_id}", {"reason": reason})], now)
         return OrderStatus.UNROUTABLE
 
-    policy, card = tx.routing_inputs(order.shop, order.currency)
-    if card is None:
-        raise InvalidInput(f"no rate card for {order.currency}", field="currency")
     levels = tx.lock_stock(demand)
     routing = plan(
         Demand(demand, order.unit_grams(), dest, order.currency),

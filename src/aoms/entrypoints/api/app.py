@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import insert
@@ -21,7 +22,8 @@ from aoms.adapters.shopify.webhooks import verify
 from aoms.bootstrap import Runtime, Workers
 from aoms.domain.errors import AomsError, InvalidInput, NotFound
 from aoms.domain.money import Money
-from aoms.entrypoints.api.schemas import AdjustmentIn, LocationIn, OrderIn
+from aoms.domain.routing import RateCard
+from aoms.entrypoints.api.schemas import AdjustmentIn, LocationIn, OrderIn, RateCardIn, ShopIn
 from aoms.services import inventory, orders
 
 log = logging.getLogger("aoms.api")
@@ -38,6 +40,14 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
         **extra,
     }
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+Rt = Annotated[Runtime, Depends(_runtime)]
 
 
 def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
@@ -85,10 +95,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return problem(exc.status_code, code, str(exc.detail))
 
-    def rt() -> Runtime:
-        return runtime
-
-    Rt = Annotated[Runtime, Depends(rt)]
+    app.state.runtime = runtime
 
     # -- operations -----------------------------------------------------------------------
     @app.get("/health", tags=["operations"])
@@ -190,7 +197,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
             detail = queries.order_detail(conn, result.order_id)
         status = 201 if result.outcome is orders.Outcome.CREATED else 200
         return JSONResponse(
-            _jsonable({"outcome": result.outcome.value, "order": detail}), status_code=status
+            jsonable_encoder({"outcome": result.outcome.value, "order": detail}), status_code=status
         )
 
     @app.post("/v1/orders/{order_id}/cancel", tags=["orders"])
@@ -258,6 +265,22 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
             raise NotFound(f"no location {location_id}")
         return found[0]
 
+    # -- shops and rate cards ---------------------------------------------------------------
+    @app.put("/v1/shops/{domain}", tags=["setup"])
+    def put_shop(domain: str, body: ShopIn, r: Rt) -> dict[str, Any]:
+        """Register a store and choose its routing policy."""
+        with r.engine.begin() as conn:
+            setup.upsert_shop(conn, domain, body.routing_policy, body.currency, r.clock())
+        return {"domain": domain, **body.model_dump(mode="json")}
+
+    @app.put("/v1/rate-cards/{currency}", tags=["setup"])
+    def put_rate_card(currency: str, body: RateCardIn, r: Rt) -> dict[str, Any]:
+        """Set the shipping rate card used to price shipments in this currency."""
+        card = RateCard.from_dict({"currency": currency, **body.model_dump()})
+        with r.engine.begin() as conn:
+            setup.set_rate_card(conn, card, r.clock())
+        return card.as_dict()
+
     # -- what happened ------------------------------------------------------------------------
     @app.get("/v1/webhooks/deliveries", tags=["webhooks"])
     def list_deliveries(
@@ -282,9 +305,3 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
         }
 
     return app
-
-
-def _jsonable(value: Any) -> Any:
-    from fastapi.encoders import jsonable_encoder
-
-    return jsonable_encoder(value)

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from aoms.domain.geo import Point
 from aoms.domain.money import Money
 from aoms.domain.orders import Address, Order, OrderLine
+from aoms.domain.routing import Policy
 
 Amount = Annotated[
     str,
@@ -141,3 +142,19 @@ class LocationIn(_Strict):
 class CursorPage(BaseModel):
     items: list[dict[str, object]]
     next_cursor: str | None
+
+
+class ShopIn(_Strict):
+    routing_policy: Policy = Field(
+        description="landed_cost (cheapest landed cost) or shopify_default (fewest locations, "
+        "then closest)"
+    )
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+
+class RateCardIn(_Strict):
+    """Shipping price by distance band × weight band (upper bounds, ascending)."""
+
+    distance_km: list[float] = Field(min_length=1, max_length=50)
+    weight_g: list[int] = Field(min_length=1, max_length=50)
+    prices: list[list[Amount]] = Field(min_length=1, max_length=50)
