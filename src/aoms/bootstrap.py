@@ -54,7 +54,7 @@ class Runtime:
                 subscriber(event_id, event)
 
     def relay_events(self) -> int:
-        return relay_once(self.engine, self.publish, self.clock())
+        return relay_once(self.store, self.publish, self.clock())
 
     def migrate(self) -> None:
         migrate.upgrade(self.engine)

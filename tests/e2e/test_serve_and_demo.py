@@ -32,11 +32,17 @@ def free_port() -> int:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     port = free_port()
-    env = os.environ | {"AOMS_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
-                        "AOMS_SHOPIFY_WEBHOOK_SECRET": SECRET,
-                        "AOMS_WORKER_POLL_SECONDS": "0.05"}  # fmt: skip
-    proc = subprocess.Popen([*AOMS, "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    env = os.environ | {
+        "AOMS_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "AOMS_SHOPIFY_WEBHOOK_SECRET": SECRET,
+        "AOMS_WORKER_POLL_SECONDS": "0.05",
+    }
+    proc = subprocess.Popen(
+        [*AOMS, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -110,15 +116,31 @@ def test_serve_migrates_an_empty_database_and_routes_signed_webhooks(server: str
 def test_demo_sends_webhooks_through_the_api_and_reports(tmp_path: Path) -> None:
     port = free_port()
     done = subprocess.run(
-        [*AOMS, "demo", "--orders", "80", "--port", str(port), "--no-stay",
-         "--database", str(tmp_path / "demo.db")],
-        capture_output=True, text=True, timeout=180, env=os.environ | {"COLUMNS": "120"},
-    )  # fmt: skip
+        [
+            *AOMS,
+            "demo",
+            "--orders",
+            "80",
+            "--port",
+            str(port),
+            "--no-stay",
+            "--database",
+            str(tmp_path / "demo.db"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=os.environ | {"COLUMNS": "120"},
+    )
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "What happened" in out
-    rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
-            for line in out.splitlines() if line.count("│") == 3}  # fmt: skip
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in out.splitlines()
+        if line.count("│") == 3
+    }
     assert rows["orders"] == "80"
     assert rows["oversold units"] == "0"
     assert int(rows["cancelled (stock released)"]) == 4  # every 25th of 80: #0, 25, 50, 75

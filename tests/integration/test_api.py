@@ -28,13 +28,24 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
         yield c
 
 
-def post_webhook(client: TestClient, payload: Any, *, topic: str = "orders/create",
-                 webhook_id: str = "w-1", event_id: str | None = None,
-                 secret: str = SECRET, body: bytes | None = None) -> Any:  # fmt: skip
+def post_webhook(
+    client: TestClient,
+    payload: Any,
+    *,
+    topic: str = "orders/create",
+    webhook_id: str = "w-1",
+    event_id: str | None = None,
+    secret: str = SECRET,
+    body: bytes | None = None,
+) -> Any:
     raw = body if body is not None else json.dumps(payload).encode()
-    headers = {"X-Shopify-Topic": topic, "X-Shopify-Shop-Domain": SHOP,
-               "X-Shopify-Hmac-Sha256": sign(raw, secret), "X-Shopify-Webhook-Id": webhook_id,
-               "Content-Type": "application/json"}  # fmt: skip
+    headers = {
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Shop-Domain": SHOP,
+        "X-Shopify-Hmac-Sha256": sign(raw, secret),
+        "X-Shopify-Webhook-Id": webhook_id,
+        "Content-Type": "application/json",
+    }
     if event_id:
         headers["X-Shopify-Event-Id"] = event_id
     return client.post("/webhooks/shopify", content=raw, headers=headers)
@@ -53,10 +64,15 @@ def test_a_wrong_or_missing_signature_is_refused_and_nothing_is_stored(
     assert wrong.status_code == 401
     assert wrong.headers["content-type"] == "application/problem+json"
     assert wrong.json()["code"] == "invalid_signature"
-    unsigned = client.post("/webhooks/shopify", content=json.dumps(payload),
-                           headers={"X-Shopify-Topic": "orders/create",
-                                    "X-Shopify-Shop-Domain": SHOP,
-                                    "X-Shopify-Webhook-Id": "w-9"})  # fmt: skip
+    unsigned = client.post(
+        "/webhooks/shopify",
+        content=json.dumps(payload),
+        headers={
+            "X-Shopify-Topic": "orders/create",
+            "X-Shopify-Shop-Domain": SHOP,
+            "X-Shopify-Webhook-Id": "w-9",
+        },
+    )
     assert unsigned.status_code == 401
     assert count(runtime, t.webhook_inbox) == 0
     assert count(runtime, t.orders) == 0
@@ -98,8 +114,9 @@ def test_an_update_that_arrives_before_its_create_still_ends_paid(
 ) -> None:
     network(runtime.engine, {("X", "a"): 5})
     created = shopify_payload(7, lines=[("X", 1, "10.00")], financial_status="pending")
-    paid = shopify_payload(7, lines=[("X", 1, "10.00")], financial_status="paid",
-                           updated_at=later(3))  # fmt: skip
+    paid = shopify_payload(
+        7, lines=[("X", 1, "10.00")], financial_status="paid", updated_at=later(3)
+    )
     post_webhook(client, paid, topic="orders/updated", webhook_id="w-upd")
     post_webhook(client, created, topic="orders/create", webhook_id="w-new")
     runtime.process_inbox()
@@ -112,8 +129,9 @@ def test_orders_cancelled_releases_the_stock(client: TestClient, runtime: Runtim
     network(runtime.engine, {("X", "a"): 5})
     post_webhook(client, shopify_payload(8, lines=[("X", 2, "10.00")]), webhook_id="w-1")
     runtime.process_inbox()
-    cancelled = shopify_payload(8, lines=[("X", 2, "10.00")], updated_at=later(9),
-                                cancelled_at=later(9))  # fmt: skip
+    cancelled = shopify_payload(
+        8, lines=[("X", 2, "10.00")], updated_at=later(9), cancelled_at=later(9)
+    )
     post_webhook(client, cancelled, topic="orders/cancelled", webhook_id="w-2")
     runtime.process_inbox()
     order = client.get("/v1/orders").json()["items"][0]
@@ -140,9 +158,14 @@ def _shopify_order_payloads() -> list[tuple[str, dict[str, Any]]]:
         doc = doc.get("response", doc) if isinstance(doc, dict) else doc
         candidates = doc.get("orders", [doc.get("order", doc)]) if isinstance(doc, dict) else []
         for o in candidates:
-            if isinstance(o, dict) and isinstance(o.get("line_items"), list) and o.get("id"):
-                if isinstance(o.get("currency"), str) and len(o["currency"]) == 3:
-                    found.append((str(path.relative_to(SHOPIFY_DATA)), o))
+            if (
+                isinstance(o, dict)
+                and isinstance(o.get("line_items"), list)
+                and o.get("id")
+                and isinstance(o.get("currency"), str)
+                and len(o["currency"]) == 3
+            ):
+                found.append((str(path.relative_to(SHOPIFY_DATA)), o))
     return found
 
 
@@ -152,10 +175,10 @@ def test_every_real_shopify_order_payload_ingests_and_its_amounts_are_checked(
     payloads = _shopify_order_payloads()
     if not payloads:
         pytest.skip("../shared/data/shopify is not beside the checkout")
-    for n, (_, payload) in enumerate(payloads):
+    for n, (_, original) in enumerate(payloads):
         # Distinct orders, so every payload is applied (not deduplicated by id).
-        payload = dict(payload, id=int(payload["id"]) + n)
-        assert post_webhook(client, payload, webhook_id=f"w-{n}").status_code == 200
+        distinct = dict(original, id=int(original["id"]) + n)
+        assert post_webhook(client, distinct, webhook_id=f"w-{n}").status_code == 200
     result = runtime.process_inbox()
     assert (result.processed, result.failed) == (len(payloads), 0)
     items = client.get("/v1/orders", params={"limit": 100}).json()["items"]
@@ -177,8 +200,9 @@ def test_every_real_shopify_order_payload_ingests_and_its_amounts_are_checked(
     assert checked == 8  # 7 example payloads of the docs + the legacy fixture
 
 
-def test_the_neutral_order_api_routes_and_is_idempotent(client: TestClient,
-                                                        runtime: Runtime) -> None:  # fmt: skip
+def test_the_neutral_order_api_routes_and_is_idempotent(
+    client: TestClient, runtime: Runtime
+) -> None:
     network(runtime.engine, {("X", "a"): 5})
     body = {
         "shop": "b2b.example",
@@ -207,22 +231,32 @@ def test_the_neutral_order_api_routes_and_is_idempotent(client: TestClient,
         ({"placed_at": "2026-11-02T12:00:00"}, "placed_at"),
     ],
 )
-def test_bad_orders_get_422_naming_the_field(client: TestClient, change: dict[str, Any],
-                                             field: str) -> None:  # fmt: skip
-    body = {"shop": "s", "external_id": "1", "currency": "USD",
-            "placed_at": "2026-11-02T12:00:00Z", "shipping_address": {},
-            "lines": [{"sku": "X", "quantity": 1, "unit_price": "1.00"}]} | change  # fmt: skip
+def test_bad_orders_get_422_naming_the_field(
+    client: TestClient, change: dict[str, Any], field: str
+) -> None:
+    body = {
+        "shop": "s",
+        "external_id": "1",
+        "currency": "USD",
+        "placed_at": "2026-11-02T12:00:00Z",
+        "shipping_address": {},
+        "lines": [{"sku": "X", "quantity": 1, "unit_price": "1.00"}],
+    } | change
     answer = client.post("/v1/orders", json=body)
     assert answer.status_code == 422
     assert answer.headers["content-type"] == "application/problem+json"
     assert (answer.json()["code"], answer.json()["field"]) == ("invalid_input", field)
 
 
-def test_inventory_adjustments_are_idempotent_by_key(client: TestClient,
-                                                     runtime: Runtime) -> None:  # fmt: skip
+def test_inventory_adjustments_are_idempotent_by_key(client: TestClient, runtime: Runtime) -> None:
     network(runtime.engine, {("X", "a"): 5})
-    adj = {"sku": "X", "location_id": "a", "delta": 3, "reason": "receipt",
-           "idempotency_key": "asn-77"}  # fmt: skip
+    adj = {
+        "sku": "X",
+        "location_id": "a",
+        "delta": 3,
+        "reason": "receipt",
+        "idempotency_key": "asn-77",
+    }
     first = client.post("/v1/inventory/adjustments", json=adj).json()
     second = client.post("/v1/inventory/adjustments", json=adj).json()
     assert (first["applied"], first["level"]["on_hand"]) == (True, 8)
@@ -244,12 +278,14 @@ def test_inventory_adjustments_are_idempotent_by_key(client: TestClient,
     assert (unknown.status_code, unknown.json()["code"]) == (422, "unknown_location")
 
 
-def test_orders_page_by_cursor_and_unknown_ids_are_problems(client: TestClient,
-                                                            runtime: Runtime) -> None:  # fmt: skip
+def test_orders_page_by_cursor_and_unknown_ids_are_problems(
+    client: TestClient, runtime: Runtime
+) -> None:
     network(runtime.engine, {("X", "a"): 50})
     for n in range(5):
-        post_webhook(client, shopify_payload(100 + n, lines=[("X", 1, "10.00")]),
-                     webhook_id=f"w-{n}")  # fmt: skip
+        post_webhook(
+            client, shopify_payload(100 + n, lines=[("X", 1, "10.00")]), webhook_id=f"w-{n}"
+        )
     runtime.process_inbox()
     seen: list[str] = []
     cursor = None

@@ -63,7 +63,8 @@ def test_topics_without_an_order_are_ignored() -> None:
             "line_items[0]",
         ),
         (
-            b'{"id": 1, "currency": "USD", "line_items": [{"sku": "X", "quantity": 1, "price": "1.999"}],'
+            b'{"id": 1, "currency": "USD", "line_items": [{"sku": "X", "quantity": 1,'
+            b' "price": "1.999"}],'
             b' "created_at": "2026-01-01T00:00:00Z"}',
             "line_items[0].price",
         ),

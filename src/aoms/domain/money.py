@@ -46,9 +46,22 @@ def minor_units(currency: str) -> int:
     return _MINOR_UNITS.get(currency, 2)
 
 
+_EXPONENTS: dict[str, Decimal] = {}  # currency -> Decimal("0.01") etc., filled as codes are seen
+
+
+def _exponent(currency: str) -> Decimal:
+    exp = _EXPONENTS.get(currency)
+    if exp is None:
+        if len(currency) != 3 or not currency.isascii() or not currency.isalpha():
+            raise InvalidMoney(f"not an ISO 4217 currency code: {currency!r}", field="currency")
+        if not currency.isupper():
+            return _exponent(currency.upper())
+        exp = _EXPONENTS[currency] = Decimal(1).scaleb(-minor_units(currency))
+    return exp
+
+
 def _check_currency(currency: str) -> str:
-    if len(currency) != 3 or not currency.isascii() or not currency.isalpha():
-        raise InvalidMoney(f"not an ISO 4217 currency code: {currency!r}", field="currency")
+    _exponent(currency)
     return currency.upper()
 
 
@@ -58,16 +71,21 @@ class Money:
     currency: str
 
     def __post_init__(self) -> None:
-        currency = _check_currency(self.currency)
-        object.__setattr__(self, "currency", currency)
+        exponent = _exponent(self.currency)
+        if not self.currency.isupper():
+            object.__setattr__(self, "currency", self.currency.upper())
         if not isinstance(self.amount, Decimal) or not self.amount.is_finite():
             raise InvalidMoney(f"not a finite Decimal amount: {self.amount!r}", field="amount")
-        exponent = Decimal(1).scaleb(-minor_units(currency))
-        if self.amount != self.amount.quantize(exponent):
-            raise InvalidMoney(
-                f"{self.amount} has more decimals than {currency} allows", field="amount"
-            )
-        object.__setattr__(self, "amount", self.amount.quantize(exponent))
+        if self.amount.as_tuple().exponent != exponent.as_tuple().exponent:
+            try:
+                quantized = self.amount.quantize(exponent)
+            except InvalidOperation as exc:
+                raise InvalidMoney(f"amount out of range: {self.amount}", field="amount") from exc
+            if self.amount != quantized:
+                raise InvalidMoney(
+                    f"{self.amount} has more decimals than {self.currency} allows", field="amount"
+                )
+            object.__setattr__(self, "amount", quantized)
 
     @classmethod
     def of(cls, amount: str | int | Decimal, currency: str) -> Money:
@@ -83,8 +101,7 @@ class Money:
     @classmethod
     def rounded(cls, amount: Decimal, currency: str) -> Money:
         """Round a computed amount to the currency's minor unit (half to even)."""
-        exponent = Decimal(1).scaleb(-minor_units(_check_currency(currency)))
-        return cls(amount.quantize(exponent, rounding=ROUND_HALF_EVEN), currency)
+        return cls(amount.quantize(_exponent(currency), rounding=ROUND_HALF_EVEN), currency)
 
     @classmethod
     def zero(cls, currency: str) -> Money:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,16 +44,47 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     database_url: Annotated[str | None, typer.Option(envvar="AOMS_DATABASE_URL")] = None,
+    workers: Annotated[
+        bool, typer.Option(help="Run the inbox/outbox workers in this process (else: aoms worker).")
+    ] = True,
 ) -> None:
-    """Run the API and the in-process workers; migrates an empty database first."""
+    """Run the API (and by default the workers); migrates an empty database first."""
     import uvicorn
 
     from aoms.bootstrap import build
     from aoms.entrypoints.api.app import create_app
 
-    settings = _settings(database_url=database_url)
+    settings = _settings(database_url=database_url, run_workers=workers)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
     uvicorn.run(create_app(build(settings)), host=host, port=port, log_level="info")
+
+
+@app.command()
+def worker(
+    database_url: Annotated[str | None, typer.Option(envvar="AOMS_DATABASE_URL")] = None,
+) -> None:
+    """Run only the workers: process stored webhooks and relay events (with serve --no-workers).
+
+    Any number of workers may run against PostgreSQL: each delivery is claimed with a row lock.
+    """
+    import signal
+    import threading
+
+    from aoms.bootstrap import Workers, build
+
+    settings = _settings(database_url=database_url)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    runtime = build(settings)
+    runtime.migrate()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    workers = Workers(runtime)
+    workers.start()
+    console.print("aoms worker running; Ctrl-C to stop")
+    stop.wait()
+    workers.stop()
+    runtime.close()
 
 
 @db_app.command("upgrade")
@@ -143,9 +175,7 @@ def replay_olist(
     ) as bar:
         for p in wanted:
             task = bar.add_task(f"replay {p.value}", total=len(data.orders))
-            runs.append(
-                replay(data, p, handling=handling, progress=lambda n, t=task: bar.advance(t, n))
-            )
+            runs.append(replay(data, p, handling=handling, progress=partial(bar.advance, task)))
     report: dict[str, Any] = {
         "source": str(directory),
         "network": {

@@ -32,6 +32,8 @@ def process_delivery(
         attempt += 1
         try:
             with store.transaction() as tx:
+                if not tx.claim_delivery(delivery.id):
+                    return "skipped"  # another worker has it, or had it
                 order = parse(delivery.shop, delivery.topic, delivery.body)
                 if order is None:
                     tx.finish_delivery(delivery.id, status="ignored", now=clock())
@@ -63,7 +65,8 @@ def _fail(store: Store, delivery: Delivery, exc: AomsError, clock: Clock) -> str
 def process_pending(
     store: Store, *, parse: OrderParser, geocode: Geocoder, clock: Clock, limit: int = 100
 ) -> BatchResult:
-    counts = {"processed": 0, "ignored": 0, "failed": 0}
+    counts = {"processed": 0, "ignored": 0, "failed": 0, "skipped": 0}
     for delivery in store.pending_deliveries(limit):
         counts[process_delivery(store, delivery, parse=parse, geocode=geocode, clock=clock)] += 1
+    del counts["skipped"]
     return BatchResult(**counts)

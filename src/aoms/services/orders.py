@@ -133,20 +133,11 @@ def route_and_reserve(
         RoutingConfig(rate_card=card),
     )
     allocations, line_short = allocate_to_lines(order.lines, routing.shipments)
-    tx.add_reservations(order_id, allocations, now)
-    for alloc in allocations:
-        tx.change_stock(
-            alloc.sku,
-            alloc.location_id,
-            reserved=alloc.quantity,
-            reason="reserve",
-            reference=f"order:{order_id}",
-            now=now,
-        )
+    tx.reserve(order_id, allocations, now)
     tx.replace_fulfilment_orders(order_id, routing, now)
     tx.add_decision(order_id, routing, now)
     status = OrderStatus.BACKORDERED if line_short else OrderStatus.ROUTED
-    reserved: dict[int, int] = {}
+    reserved = {ln.line_no: 0 for ln in order.lines}
     for alloc in allocations:
         reserved[alloc.line_no] = reserved.get(alloc.line_no, 0) + alloc.quantity
     tx.set_order_outcome(
@@ -189,16 +180,7 @@ def _routing_events(order_id: int, routing: RoutingPlan, *, allocations_count: i
 def release_all(tx: Tx, order_id: int, *, now: datetime) -> int:
     """Release every reservation the order holds; returns the units released."""
     held = tx.active_reservations(order_id)
-    for r in held:
-        tx.change_stock(
-            r.sku,
-            r.location_id,
-            reserved=-r.quantity,
-            reason="release",
-            reference=f"order:{order_id}",
-            now=now,
-        )
-    tx.release_reservations([r.id for r in held], now)
+    tx.release(order_id, held, now)
     tx.replace_fulfilment_orders(order_id, None, now)
     units = sum(r.quantity for r in held)
     if held:

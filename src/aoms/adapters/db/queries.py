@@ -285,7 +285,9 @@ def deliveries(conn: Connection, *, status: str | None, limit: int) -> list[dict
 def summary(conn: Connection) -> dict[str, Any]:
     """Counts an operator asks for first: orders by status, units, splits, oversells."""
     o = t.orders.c
-    by_status = dict(conn.execute(select(o.status, func.count()).group_by(o.status)).all())
+    by_status: dict[str, int] = dict(
+        conn.execute(select(o.status, func.count()).group_by(o.status)).all()
+    )
     agg = conn.execute(
         select(
             func.count(),
@@ -305,7 +307,9 @@ def summary(conn: Connection) -> dict[str, Any]:
     ).scalar_one()
     shipped_orders = int(agg[4])
     w = t.webhook_inbox.c
-    inbox = dict(conn.execute(select(w.status, func.count()).group_by(w.status)).all())
+    inbox: dict[str, int] = dict(
+        conn.execute(select(w.status, func.count()).group_by(w.status)).all()
+    )
     return {
         "orders": sum(by_status.values()),
         "by_status": by_status,

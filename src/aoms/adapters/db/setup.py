@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -14,7 +14,7 @@ from aoms.domain.money import Money
 from aoms.domain.routing import Policy, RateCard
 
 
-def _upsert(conn: Connection, table: t.Table, values: dict[str, object], keys: list[str]) -> None:
+def _upsert(conn: Connection, table: Table, values: dict[str, object], keys: list[str]) -> None:
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     stmt = insert(table).values(**values)
     changes = {k: v for k, v in values.items() if k not in keys and k != "created_at"}

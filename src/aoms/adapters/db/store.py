@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -19,7 +20,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
-    and_,
     bindparam,
     create_engine,
     event,
@@ -110,13 +110,19 @@ class _Statements:
             .returning(s.on_hand, s.reserved, s.safety_stock)
         )
         self.insert_movement = insert(t.stock_movements)
+        self.bump_reserved = (
+            update(t.stock_levels)
+            .where(s.sku == bindparam("sku_"), s.location_id == bindparam("location_id_"))
+            .values(reserved=s.reserved + bindparam("d_reserved"), updated_at=bindparam("now"))
+        )
+        self.release_reservation = (
+            update(t.reservations)
+            .where(r.id == bindparam("id_"), r.status == "active")
+            .values(status="released", released_at=bindparam("now"))
+        )
         self.insert_stock = insert(t.stock_levels).returning(s.on_hand, s.reserved, s.safety_stock)
         self.location_known = select(loc.id).where(loc.id == bindparam("location_id"))
-        self.reset_lines = (
-            update(t.order_lines)
-            .where(t.order_lines.c.order_id == bindparam("order_id_"))
-            .values(reserved_qty=0, backordered_qty=0)
-        )
+        self.order_outcome = update(t.orders).where(o.id == bindparam("order_id_"))
         self.insert_reservations = insert(t.reservations)
         self.active_reservations = (
             select(r.id, r.line_no, r.sku, r.location_id, r.quantity)
@@ -131,6 +137,17 @@ class _Statements:
         self.insert_fulfilment_orders = insert(t.fulfilment_orders)
         self.insert_decision = insert(t.routing_decisions)
         self.insert_events = insert(t.outbox)
+        w = t.webhook_inbox.c
+        self.finish_delivery = (
+            update(t.webhook_inbox).where(w.id == bindparam("id_")).values(attempts=w.attempts + 1)
+        )
+        claim = select(t.webhook_inbox.c.id).where(
+            t.webhook_inbox.c.id == bindparam("delivery_id"), t.webhook_inbox.c.status == "pending"
+        )
+        self.claim_delivery = {
+            "sqlite": claim,
+            "postgresql": claim.with_for_update(skip_locked=True),
+        }
 
 
 SQL = _Statements()
@@ -173,12 +190,29 @@ class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        # SQLite has one write lock per file, and a writer that finds it taken sleeps in the
+        # busy handler (1, 2, 5 ms …) while a busy worker takes it again at once: webhook
+        # acknowledgements starve. Threads of this process queue on this lock instead and are
+        # woken the moment it is free. (Other processes still meet the busy handler.)
+        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+
+    @contextmanager
+    def writer(self) -> Iterator[Connection]:
+        """A write transaction: commits on leaving, rolls back on an error."""
+        if self._write_lock is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTx]:
         try:
-            with self.engine.begin() as conn:
-                yield SqlTx(conn, self.dialect)
+            with self.writer() as conn:
+                tx = SqlTx(conn, self.dialect)
+                yield tx
+                tx.flush()
         except IntegrityError as exc:
             raise Conflict(f"a concurrent write got there first: {exc.orig}") from exc
         except OperationalError as exc:
@@ -212,6 +246,7 @@ class SqlTx:
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn = conn
         self.dialect = dialect
+        self._events: list[dict[str, Any]] = []
 
     # -- orders ---------------------------------------------------------------------------
     def _stored(self, row: Any) -> StoredOrder:
@@ -354,12 +389,10 @@ class SqlTx:
         line_reserved: dict[int, int],
         line_backordered: dict[int, int],
     ) -> None:
-        self.conn.execute(
-            update(t.orders)
-            .where(t.orders.c.id == order_id)
-            .values(status=status.value, backordered_units=backordered_units, shipments=shipments)
-        )
-        self.conn.execute(SQL.reset_lines, {"order_id_": order_id})
+        self.conn.execute(SQL.order_outcome, {
+            "order_id_": order_id, "status": status.value,
+            "backordered_units": backordered_units, "shipments": shipments,
+        })  # fmt: skip
         touched = sorted(set(line_reserved) | set(line_backordered))
         if touched:
             self.conn.execute(
@@ -488,39 +521,42 @@ class SqlTx:
         )
 
     # -- reservations and fulfilment orders ---------------------------------------------------
-    def add_reservations(
-        self, order_id: int, allocations: Sequence[LineAllocation], now: datetime
-    ) -> None:
-        if allocations:
-            self.conn.execute(
-                SQL.insert_reservations,
-                [
-                    {
-                        "order_id": order_id,
-                        "line_no": a.line_no,
-                        "sku": a.sku,
-                        "location_id": a.location_id,
-                        "quantity": a.quantity,
-                        "status": "active",
-                        "created_at": now,
-                    }
-                    for a in allocations
-                ],
-            )
+    def reserve(self, order_id: int, allocations: Sequence[LineAllocation], now: datetime) -> None:
+        """Record the reservations and add them to the (locked) stock rows, with movements."""
+        if not allocations:
+            return
+        ref = f"order:{order_id}"
+        self.conn.execute(SQL.insert_reservations, [
+            {"order_id": order_id, "line_no": a.line_no, "sku": a.sku,
+             "location_id": a.location_id, "quantity": a.quantity, "status": "active",
+             "created_at": now}
+            for a in allocations
+        ])  # fmt: skip
+        self._move_reserved([(a.sku, a.location_id, a.quantity) for a in allocations],
+                            "reserve", ref, now)  # fmt: skip
+
+    def _move_reserved(self, moves: list[tuple[str, str, int]], reason: str, reference: str,
+                       now: datetime) -> None:  # fmt: skip
+        self.conn.execute(SQL.bump_reserved, [
+            {"sku_": sku, "location_id_": loc, "d_reserved": q, "now": now}
+            for sku, loc, q in moves
+        ])  # fmt: skip
+        self.conn.execute(SQL.insert_movement, [
+            {"sku": sku, "location_id": loc, "on_hand_delta": 0, "reserved_delta": q,
+             "reason": reason, "reference": reference, "idempotency_key": None, "at": now}
+            for sku, loc, q in moves
+        ])  # fmt: skip
 
     def active_reservations(self, order_id: int) -> list[ActiveReservation]:
         rows = self.conn.execute(SQL.active_reservations, {"order_id": order_id}).all()
         return [ActiveReservation(*row) for row in rows]
 
-    def release_reservations(self, ids: Sequence[int], now: datetime) -> None:
-        if ids:
-            self.conn.execute(
-                update(t.reservations)
-                .where(
-                    and_(t.reservations.c.id.in_(list(ids)), t.reservations.c.status == "active")
-                )
-                .values(status="released", released_at=now)
-            )
+    def release(self, order_id: int, held: Sequence[ActiveReservation], now: datetime) -> None:
+        if not held:
+            return
+        self.conn.execute(SQL.release_reservation, [{"id_": r.id, "now": now} for r in held])
+        self._move_reserved([(r.sku, r.location_id, -r.quantity) for r in held], "release",
+                            f"order:{order_id}", now)  # fmt: skip
 
     def replace_fulfilment_orders(
         self, order_id: int, plan: RoutingPlan | None, now: datetime
@@ -585,12 +621,22 @@ class SqlTx:
 
     # -- events and the inbox ---------------------------------------------------------------
     def emit(self, events: Iterable[Event], now: datetime) -> None:
-        rows = [
+        """Queue events; they are written by flush(), in this transaction, before it commits."""
+        self._events.extend(
             {"name": e.name, "aggregate": e.aggregate, "data": e.data, "created_at": now}
             for e in events
-        ]
-        if rows:
-            self.conn.execute(SQL.insert_events, rows)
+        )
+
+    def flush(self) -> None:
+        if self._events:
+            self.conn.execute(SQL.insert_events, self._events)
+            self._events = []
+
+    def claim_delivery(self, delivery_id: int) -> bool:
+        """Lock a pending delivery for this transaction; False if another worker holds it or
+        it is no longer pending. (SQLite transactions already run one writer at a time.)"""
+        query = SQL.claim_delivery.get(self.dialect, SQL.claim_delivery["sqlite"])
+        return self.conn.execute(query, {"delivery_id": delivery_id}).first() is not None
 
     def finish_delivery(
         self,
@@ -602,19 +648,10 @@ class SqlTx:
         error_code: str | None = None,
         error: str | None = None,
     ) -> None:
-        w = t.webhook_inbox.c
-        self.conn.execute(
-            update(t.webhook_inbox)
-            .where(w.id == delivery_id)
-            .values(
-                status=status,
-                processed_at=now,
-                order_id=order_id,
-                error_code=error_code,
-                error=error,
-                attempts=w.attempts + 1,
-            )
-        )
+        self.conn.execute(SQL.finish_delivery, {
+            "id_": delivery_id, "status": status, "processed_at": now, "order_id": order_id,
+            "error_code": error_code, "error": error,
+        })  # fmt: skip
 
 
 @functools.lru_cache(maxsize=64)
