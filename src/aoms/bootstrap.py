@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from sqlalchemy import Engine
 
@@ -42,10 +43,25 @@ class Runtime:
     recent_events: deque[tuple[int, Event]] = field(default_factory=lambda: deque(maxlen=200))
     inbox_signal: threading.Event = field(default_factory=threading.Event)
 
-    def process_inbox(self, limit: int = 200) -> BatchResult:
+    def process_inbox(self, limit: int = 200, lane: int = 0, lanes: int = 1) -> BatchResult:
         return process_pending(
-            self.store, parse=self.parse, geocode=self.geocode, clock=self.clock, limit=limit
+            self.store,
+            parse=self.parse,
+            geocode=self.geocode,
+            clock=self.clock,
+            limit=limit,
+            lane=lane,
+            lanes=lanes,
         )
+
+    def inbox_threads(self, *, dedicated: bool) -> int:
+        """How many inbox threads to run: the setting, or else one — except in a dedicated
+        worker process on PostgreSQL, where work waits on round trips and four threads overlap
+        them (each delivery is claimed with SKIP LOCKED). Beside the API, more threads would
+        take the interpreter from webhook acknowledgements."""
+        if self.settings.inbox_threads:
+            return self.settings.inbox_threads
+        return 4 if dedicated and self.store.dialect == "postgresql" else 1
 
     def publish(self, batch: Sequence[tuple[int, Event]]) -> None:
         for event_id, event in batch:
@@ -72,13 +88,19 @@ def build(settings: Settings | None = None) -> Runtime:
 class Workers:
     """In-process workers for the one-process mode: drain the inbox, relay the outbox."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, dedicated: bool = False) -> None:
         self.runtime = runtime
+        self.dedicated = dedicated
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        for name, step in (("inbox", self._inbox_step), ("outbox", self._outbox_step)):
+        lanes = self.runtime.inbox_threads(dedicated=self.dedicated)
+        steps: list[tuple[str, Callable[[], bool]]] = [
+            (f"inbox-{lane}", partial(self._inbox_step, lane, lanes)) for lane in range(lanes)
+        ]
+        steps.append(("outbox", self._outbox_step))
+        for name, step in steps:
             thread = threading.Thread(
                 target=self._loop, args=(step,), name=f"aoms-{name}", daemon=True
             )
@@ -91,9 +113,10 @@ class Workers:
         for thread in self._threads:
             thread.join(timeout=10)
 
-    def _inbox_step(self) -> bool:
-        self.runtime.inbox_signal.clear()
-        return self.runtime.process_inbox().processed > 0
+    def _inbox_step(self, lane: int, lanes: int) -> bool:
+        if lane == 0:
+            self.runtime.inbox_signal.clear()
+        return self.runtime.process_inbox(lane=lane, lanes=lanes).processed > 0
 
     def _outbox_step(self) -> bool:
         return self.runtime.relay_events() > 0

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     default_routing_policy: Policy = Policy.LANDED_COST
     worker_poll_seconds: float = Field(default=0.5, gt=0, le=60)
     run_workers: bool = Field(default=True, description="Run the inbox and outbox workers.")
+    inbox_threads: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Inbox threads; 0 = 1, or 4 in `aoms worker` on PostgreSQL.",
+    )
     log_level: str = "INFO"
 
     @field_validator("database_url")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from sqlalchemy import func, select
 
 from aoms.adapters.db import schema as t
 from aoms.adapters.shopify.webhooks import sign
-from aoms.bootstrap import Runtime
+from aoms.bootstrap import Runtime, Workers
 from aoms.entrypoints.api.app import create_app
 from tests.builders import later, network, shopify_payload
 from tests.conftest import SECRET
@@ -301,3 +302,34 @@ def test_orders_page_by_cursor_and_unknown_ids_are_problems(
     missing = client.get("/v1/orders/999")
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
     assert client.get("/v1/orders", params={"cursor": "x"}).json()["code"] == "invalid_input"
+
+
+def test_concurrent_inbox_workers_apply_each_delivery_once(
+    client: TestClient, runtime: Runtime
+) -> None:
+    network(runtime.engine, {("X", "a"): 1000})
+    for n in range(60):
+        created = shopify_payload(500 + n % 20, lines=[("X", 1, "10.00")])
+        newer = shopify_payload(500 + n % 20, lines=[("X", 2, "10.00")], updated_at=later(n))
+        post_webhook(client, created if n < 20 else newer, webhook_id=f"w-{n}")
+    workers = Workers(runtime)
+    runtime.settings.inbox_threads = 4
+    workers.start()
+    try:
+        for _ in range(400):
+            if not client.get("/v1/summary").json()["webhooks"].get("pending"):
+                break
+            time.sleep(0.05)
+    finally:
+        workers.stop()
+    summary = client.get("/v1/summary").json()
+    assert summary["webhooks"].get("pending", 0) == 0
+    assert summary["webhooks"].get("failed", 0) == 0
+    assert summary["orders"] == 20
+    # Every order ends at its newest version (2 units): 40 reserved, none twice.
+    assert client.get("/v1/inventory", params={"sku": "X"}).json()["items"][0]["reserved"] == 40
+    with runtime.store.read() as conn:
+        active = conn.execute(
+            select(func.sum(t.reservations.c.quantity)).where(t.reservations.c.status == "active")
+        ).scalar_one()
+    assert active == 40

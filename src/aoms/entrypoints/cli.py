@@ -79,7 +79,7 @@ def worker(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    workers = Workers(runtime)
+    workers = Workers(runtime, dedicated=True)
     workers.start()
     console.print("aoms worker running; Ctrl-C to stop")
     stop.wait()

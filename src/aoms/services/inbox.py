@@ -63,10 +63,17 @@ def _fail(store: Store, delivery: Delivery, exc: AomsError, clock: Clock) -> str
 
 
 def process_pending(
-    store: Store, *, parse: OrderParser, geocode: Geocoder, clock: Clock, limit: int = 100
+    store: Store,
+    *,
+    parse: OrderParser,
+    geocode: Geocoder,
+    clock: Clock,
+    limit: int = 100,
+    lane: int = 0,
+    lanes: int = 1,
 ) -> BatchResult:
     counts = {"processed": 0, "ignored": 0, "failed": 0, "skipped": 0}
-    for delivery in store.pending_deliveries(limit):
+    for delivery in store.pending_deliveries(limit, lane, lanes):
         counts[process_delivery(store, delivery, parse=parse, geocode=geocode, clock=clock)] += 1
     del counts["skipped"]
     return BatchResult(**counts)

@@ -225,20 +225,15 @@ class SqlStore:
         with self.engine.connect() as conn:
             yield conn
 
-    def pending_deliveries(self, limit: int) -> list[Delivery]:
+    def pending_deliveries(self, limit: int, lane: int = 0, lanes: int = 1) -> list[Delivery]:
+        """Oldest pending deliveries; with several lanes, only those whose id falls in `lane`
+        (concurrent workers then rarely meet on a row, and the claim settles it when they do)."""
+        w = t.webhook_inbox.c
+        query = select(w.id, w.shop, w.topic, w.body, w.attempts).where(w.status == "pending")
+        if lanes > 1:
+            query = query.where(w.id % lanes == lane)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    t.webhook_inbox.c.id,
-                    t.webhook_inbox.c.shop,
-                    t.webhook_inbox.c.topic,
-                    t.webhook_inbox.c.body,
-                    t.webhook_inbox.c.attempts,
-                )
-                .where(t.webhook_inbox.c.status == "pending")
-                .order_by(t.webhook_inbox.c.id)
-                .limit(limit)
-            ).all()
+            rows = conn.execute(query.order_by(w.id).limit(limit)).all()
         return [Delivery(r.id, r.shop, r.topic, bytes(r.body), r.attempts) for r in rows]
 
 
