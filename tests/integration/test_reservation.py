@@ -130,3 +130,14 @@ def test_ledger_movements_add_up_to_the_stock_levels(runtime: Runtime) -> None:
     assert levels == sums == {("X", "a"): (4, 4), ("X", "b"): (4, 4)}
     assert summary["oversold_units"] == 0
     assert summary["backordered_units"] == 4
+
+
+def test_a_newer_update_of_a_backordered_order_takes_stock_that_arrived(runtime: Runtime) -> None:
+    network(runtime.engine, {("X", "a"): 1})
+    first = receive(runtime, order(("X", 3)))
+    assert first.status is OrderStatus.BACKORDERED
+    with runtime.store.transaction() as tx:
+        tx.change_stock("X", "b", on_hand=5, reason="receipt", reference="asn-1", now=later(1))
+    again = receive(runtime, order(("X", 3), updated=later(2)))
+    assert again.status is OrderStatus.ROUTED
+    assert level(runtime, "X", "a")["reserved"] + level(runtime, "X", "b")["reserved"] == 3

@@ -37,6 +37,9 @@ def routing_key(order: Order, dest: Point | None) -> str:
     return hashlib.sha256(f"{demand}|{where}".encode()).hexdigest()[:32]
 
 
+_NOT_FULLY_ROUTED = (OrderStatus.BACKORDERED, OrderStatus.UNROUTABLE)
+
+
 def receive_order(tx: Tx, order: Order, *, geocode: Geocoder, now: datetime) -> Received:
     """Take an order from any channel: create it, or apply it if it is newer than ours.
 
@@ -76,7 +79,11 @@ def receive_order(tx: Tx, order: Order, *, geocode: Geocoder, now: datetime) -> 
     status = stored.status
     if order.cancelled_at is not None:
         status = cancel(tx, stored.id, at=order.cancelled_at, now=now)
-    elif stored.status is not OrderStatus.CANCELLED and key != stored.routing_key:
+    elif stored.status is not OrderStatus.CANCELLED and (
+        key != stored.routing_key or stored.status in _NOT_FULLY_ROUTED
+    ):
+        # What routing depends on changed, or the order still waits for stock or an address:
+        # release what it holds and route it again on today's stock.
         release_all(tx, stored.id, now=now)
         status = route_and_reserve(tx, stored.id, order, dest, now=now)
     return Received(stored.id, Outcome.UPDATED, status)
