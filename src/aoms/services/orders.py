@@ -186,8 +186,7 @@ def _routing_events(order_id: int, routing: RoutingPlan, *, allocations_count: i
 
 def release_all(tx: Tx, order_id: int, *, now: datetime) -> int:
     """Release every reservation the order holds; returns the units released."""
-    held = tx.active_reservations(order_id)
-    tx.release(order_id, held, now)
+    held = tx.release(order_id, now)
     tx.replace_fulfilment_orders(order_id, None, now)
     units = sum(r.quantity for r in held)
     if held:

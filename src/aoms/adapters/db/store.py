@@ -62,12 +62,16 @@ class _Statements:
             o.dest_lat,
             o.dest_lng,
         )
-        self.find_order = select(*order_cols).where(
+        find = select(*order_cols).where(
             o.shop == bindparam("shop"),
             o.channel == bindparam("channel"),
             o.external_id == bindparam("external_id"),
         )
-        self.get_order = select(*order_cols).where(o.id == bindparam("order_id"))
+        get = select(*order_cols).where(o.id == bindparam("order_id"))
+        # Every write to an order starts by locking its row (PostgreSQL; SQLite transactions
+        # already hold the one write lock), so two writers never act on the same old state.
+        self.find_order = {"sqlite": find, "postgresql": find.with_for_update()}
+        self.get_order = {"sqlite": get, "postgresql": get.with_for_update()}
         self.insert_order = insert(t.orders).returning(o.id)
         self.update_order = update(t.orders).where(o.id == bindparam("order_id_"))
         self.insert_lines = insert(t.order_lines)
@@ -115,20 +119,16 @@ class _Statements:
             .where(s.sku == bindparam("sku_"), s.location_id == bindparam("location_id_"))
             .values(reserved=s.reserved + bindparam("d_reserved"), updated_at=bindparam("now"))
         )
-        self.release_reservation = (
+        self.release_reservations = (
             update(t.reservations)
-            .where(r.id == bindparam("id_"), r.status == "active")
+            .where(r.order_id == bindparam("order_id_"), r.status == "active")
             .values(status="released", released_at=bindparam("now"))
+            .returning(r.id, r.line_no, r.sku, r.location_id, r.quantity)
         )
         self.insert_stock = insert(t.stock_levels).returning(s.on_hand, s.reserved, s.safety_stock)
         self.location_known = select(loc.id).where(loc.id == bindparam("location_id"))
         self.order_outcome = update(t.orders).where(o.id == bindparam("order_id_"))
         self.insert_reservations = insert(t.reservations)
-        self.active_reservations = (
-            select(r.id, r.line_no, r.sku, r.location_id, r.quantity)
-            .where(r.order_id == bindparam("order_id"), r.status == "active")
-            .order_by(r.id)
-        )
         self.close_fulfilment_orders = (
             update(t.fulfilment_orders)
             .where(f.order_id == bindparam("order_id_"), f.status == "open")
@@ -257,12 +257,13 @@ class SqlTx:
 
     def find_order(self, shop: str, channel: str, external_id: str) -> StoredOrder | None:
         row = self.conn.execute(
-            SQL.find_order, {"shop": shop, "channel": channel, "external_id": external_id}
+            SQL.find_order[self.dialect],
+            {"shop": shop, "channel": channel, "external_id": external_id},
         ).first()
         return self._stored(row) if row else None
 
     def get_order(self, order_id: int) -> StoredOrder | None:
-        row = self.conn.execute(SQL.get_order, {"order_id": order_id}).first()
+        row = self.conn.execute(SQL.get_order[self.dialect], {"order_id": order_id}).first()
         return self._stored(row) if row else None
 
     def _order_values(
@@ -527,8 +528,8 @@ class SqlTx:
              "created_at": now}
             for a in allocations
         ])  # fmt: skip
-        self._move_reserved([(a.sku, a.location_id, a.quantity) for a in allocations],
-                            "reserve", ref, now)  # fmt: skip
+        moves = sorted((a.sku, a.location_id, a.quantity) for a in allocations)
+        self._move_reserved(moves, "reserve", ref, now)
 
     def _move_reserved(self, moves: list[tuple[str, str, int]], reason: str, reference: str,
                        now: datetime) -> None:  # fmt: skip
@@ -542,16 +543,20 @@ class SqlTx:
             for sku, loc, q in moves
         ])  # fmt: skip
 
-    def active_reservations(self, order_id: int) -> list[ActiveReservation]:
-        rows = self.conn.execute(SQL.active_reservations, {"order_id": order_id}).all()
-        return [ActiveReservation(*row) for row in rows]
+    def release(self, order_id: int, now: datetime) -> list[ActiveReservation]:
+        """Release the order's active reservations and give their units back to stock.
 
-    def release(self, order_id: int, held: Sequence[ActiveReservation], now: datetime) -> None:
-        if not held:
-            return
-        self.conn.execute(SQL.release_reservation, [{"id_": r.id, "now": now} for r in held])
-        self._move_reserved([(r.sku, r.location_id, -r.quantity) for r in held], "release",
-                            f"order:{order_id}", now)  # fmt: skip
+        Only rows this statement moved from active to released are given back, so a release
+        that finds nothing active (a repeat) changes no stock.
+        """
+        rows = self.conn.execute(
+            SQL.release_reservations, {"order_id_": order_id, "now": now}
+        ).all()
+        held = sorted((ActiveReservation(*row) for row in rows), key=lambda r: r.id)
+        if held:
+            moves = sorted((r.sku, r.location_id, -r.quantity) for r in held)  # lock order
+            self._move_reserved(moves, "release", f"order:{order_id}", now)
+        return held
 
     def replace_fulfilment_orders(
         self, order_id: int, plan: RoutingPlan | None, now: datetime
