@@ -333,3 +333,141 @@ def test_concurrent_inbox_workers_apply_each_delivery_once(
             select(func.sum(t.reservations.c.quantity)).where(t.reservations.c.status == "active")
         ).scalar_one()
     assert active == 40
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda p: p.update(shipping_address=[1, 2]),
+        lambda p: p.update(shipping_lines={"price": "1.00"}),
+        lambda p: p["line_items"][0].update(grams=1e30),
+        lambda p: p["line_items"][0].update(quantity=2**63),
+        lambda p: p["line_items"][0].update(price="100000000000000000"),
+        lambda p: p["line_items"][0].update(tax_lines="x"),
+        lambda p: p.update(updated_at="9999-12-31T23:00:00-05:00"),
+        lambda p: p["line_items"][0].update(sku="S" * 300),
+    ],
+)
+def test_an_odd_delivery_fails_alone_and_does_not_block_the_next(
+    client: TestClient, runtime: Runtime, mutate: Any
+) -> None:
+    network(runtime.engine, {("X", "a"): 5})
+    odd = shopify_payload(1, lines=[("X", 1, "10.00")])
+    mutate(odd)
+    post_webhook(client, odd, webhook_id="w-odd")
+    post_webhook(client, shopify_payload(2, lines=[("X", 1, "10.00")]), webhook_id="w-good")
+    result = runtime.process_inbox()
+    assert (result.processed, result.failed) == (1, 1)
+    failed = client.get("/v1/webhooks/deliveries", params={"status": "failed"}).json()["items"]
+    assert [d["webhook_id"] for d in failed] == ["w-odd"]
+    assert failed[0]["error_code"] == "invalid_payload"
+    assert [o["external_id"] for o in client.get("/v1/orders").json()["items"]] == ["2"]
+
+
+def test_a_paid_update_keeps_what_each_line_holds(client: TestClient, runtime: Runtime) -> None:
+    network(runtime.engine, {("X", "a"): 1})
+    post_webhook(client, shopify_payload(9, lines=[("X", 3, "10.00")]), webhook_id="w-1")
+    paid = shopify_payload(
+        9, lines=[("X", 3, "10.00")], financial_status="paid", updated_at=later(5)
+    )
+    post_webhook(client, paid, topic="orders/paid", webhook_id="w-2")
+    runtime.process_inbox()
+    order_id = client.get("/v1/orders").json()["items"][0]["id"]
+    detail = client.get(f"/v1/orders/{order_id}").json()
+    assert detail["financial_status"] == "paid"
+    assert [(ln["reserved"], ln["backordered"]) for ln in detail["lines"]] == [(1, 2)]
+
+
+def test_units_removed_by_an_edit_are_released(client: TestClient, runtime: Runtime) -> None:
+    network(runtime.engine, {("X", "a"): 5})
+    post_webhook(client, shopify_payload(10, lines=[("X", 3, "10.00")]), webhook_id="w-1")
+    edited = shopify_payload(10, lines=[("X", 3, "10.00")], updated_at=later(5))
+    edited["line_items"][0]["current_quantity"] = 1  # Shopify 2024-01+: after removals
+    post_webhook(client, edited, topic="orders/updated", webhook_id="w-2")
+    runtime.process_inbox()
+    assert client.get("/v1/inventory", params={"sku": "X"}).json()["items"][0]["reserved"] == 1
+
+
+def test_the_shop_domain_is_one_spelling(client: TestClient, runtime: Runtime) -> None:
+    payload = shopify_payload(11, lines=[("X", 1, "10.00")])
+    raw = json.dumps(payload).encode()
+    answers = []
+    for spelling in ("shop.myshopify.com", "SHOP.myshopify.com", "Shop.MyShopify.com."):
+        answers.append(
+            client.post(
+                "/webhooks/shopify",
+                content=raw,
+                headers={
+                    "X-Shopify-Topic": "orders/create",
+                    "X-Shopify-Shop-Domain": spelling,
+                    "X-Shopify-Hmac-Sha256": sign(raw, SECRET),
+                    "X-Shopify-Webhook-Id": "w-1",
+                },
+            ).json()["status"]
+        )
+    assert answers == ["accepted", "duplicate", "duplicate"]
+
+
+def test_stock_cannot_be_counted_below_what_is_reserved(
+    client: TestClient, runtime: Runtime
+) -> None:
+    network(runtime.engine, {("X", "a"): 3})
+    post_webhook(client, shopify_payload(12, lines=[("X", 2, "10.00")]), webhook_id="w-1")
+    runtime.process_inbox()
+    refused = client.post(
+        "/v1/inventory/adjustments",
+        json={"sku": "X", "location_id": "a", "set_on_hand": 1, "reason": "cycle_count"},
+    )
+    assert (refused.status_code, refused.json()["code"]) == (409, "insufficient_stock")
+    assert client.get("/v1/summary").json()["oversold_units"] == 0
+    ok = client.post(
+        "/v1/inventory/adjustments",
+        json={"sku": "X", "location_id": "a", "set_on_hand": 2, "reason": "cycle_count"},
+    )
+    assert ok.json()["level"]["available"] == 0
+
+
+@pytest.mark.parametrize(
+    "method, url, body",
+    [
+        ("get", "/v1/orders?cursor=²", None),
+        ("get", "/v1/orders/99999999999999999999999", None),
+        ("post", "/v1/orders/99999999999999999999999/cancel", None),
+        (
+            "put",
+            "/v1/locations/" + "L" * 70,
+            {"name": "x", "lat": 0, "lng": 0, "country_code": "US", "currency": "USD"},
+        ),
+        ("put", "/v1/rate-cards/usd", {"distance_km": [1], "weight_g": [1], "prices": [["1"]]}),
+        (
+            "post",
+            "/v1/inventory/adjustments",
+            {"sku": "X", "location_id": "a", "delta": 10**12, "reason": "r"},
+        ),
+    ],
+)
+def test_out_of_range_requests_are_4xx_problems(
+    client: TestClient, method: str, url: str, body: Any
+) -> None:
+    answer = getattr(client, method)(url, **({"json": body} if body is not None else {}))
+    assert 400 <= answer.status_code < 500, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_bad_order_values_are_refused(client: TestClient) -> None:
+    base = {
+        "shop": "s",
+        "external_id": "1",
+        "currency": "USD",
+        "shipping_address": {},
+        "placed_at": "2026-11-02T12:00:00Z",
+        "lines": [{"sku": "X", "quantity": 1, "unit_price": "1.00"}],
+    }
+    for change in (
+        {"placed_at": "9999-12-31T23:00:00-05:00"},
+        {"name": "n" * 300},
+        {"lines": [{"sku": "X", "quantity": 1, "unit_price": "-1.00"}]},
+        {"lines": [{"sku": "X", "quantity": 1, "unit_price": "1.00", "grams": 10**20}]},
+    ):
+        answer = client.post("/v1/orders", json=base | change)
+        assert (answer.status_code, answer.json()["code"]) == (422, "invalid_input"), change

@@ -5,7 +5,8 @@ handling is 1.50 per shipment."""
 from decimal import Decimal
 
 from aoms.domain.geo import haversine_km
-from aoms.domain.routing import Demand, Policy, RoutingConfig, plan
+from aoms.domain.money import Money
+from aoms.domain.routing import Candidate, Demand, Policy, RoutingConfig, plan
 from tests.builders import CARD, candidate, east
 
 CONFIG = RoutingConfig(rate_card=CARD)
@@ -124,5 +125,14 @@ def test_the_explanation_names_the_winner_and_why_the_runner_up_lost() -> None:
     )
     assert p.explanation.startswith("Chosen: C (1 shipment, 12.50 USD)")
     assert "Runner-up: A + B (2 shipments, 13.00 USD); not chosen because it costs 0.50 more" in (
+        p.explanation
+    )
+
+
+def test_a_location_whose_handling_is_in_another_currency_is_left_out_and_said() -> None:
+    yen = Candidate("jp", "JP", east(10), Money.of("500", "JPY"), {"X": 5})
+    p = plan(demand(X=1), [yen, candidate("b", 80, X=5)], Policy.LANDED_COST, CONFIG)
+    assert chosen(p) == {"b": {"X": 1}}
+    assert "1 location(s) with stock were left out: their handling cost is not in USD" in (
         p.explanation
     )

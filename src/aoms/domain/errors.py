@@ -60,3 +60,16 @@ class InsufficientStock(Conflict):
     """An adjustment would take on_hand below what is reserved or below zero."""
 
     code = "insufficient_stock"
+
+
+class ValueOutOfRange(InvalidInput):
+    """A value the database cannot hold (too long, too large)."""
+
+    code = "value_out_of_range"
+
+
+class Unavailable(AomsError):
+    """A dependency (the database) cannot be reached; the same call may succeed later."""
+
+    code = "unavailable"
+    status = 503

@@ -227,8 +227,12 @@ def plan(
     wanted = {sku: n for sku, n in demand.units.items() if n > 0}
     min_grams = min((demand.unit_grams.get(s, 0) for s in wanted), default=0)
     locs: list[_Loc] = []
+    other_currency = 0
     for cand in candidates:
         if not any(cand.available.get(sku, 0) > 0 for sku in wanted):
+            continue
+        if cand.handling.currency != demand.currency:
+            other_currency += 1  # its handling cost cannot be added to this order's
             continue
         dist = haversine_km(cand.point, demand.destination)
         handling = int(cand.handling.amount * scale)
@@ -299,19 +303,20 @@ def plan(
         if best_full_cost is not None and policy is Policy.SHOPIFY_DEFAULT:
             break
 
+    note = (
+        f" {other_currency} location(s) with stock were left out: their handling cost is not "
+        f"in {demand.currency}."
+        if other_currency
+        else ""
+    )
     if not options:
         empty = Option((), dict(wanted), 0, Money.zero(demand.currency))
-        return RoutingPlan(policy, empty, (), 0, _explain(policy, empty, (), 0, wanted))
+        return RoutingPlan(policy, empty, (), 0, _explain(policy, empty, (), 0, wanted) + note)
     options.sort(key=rank)
     chosen = options[0][0]
     runners = tuple(o for o, _ in options[1:4])
-    return RoutingPlan(
-        policy,
-        chosen,
-        runners,
-        len(options),
-        _explain(policy, chosen, runners, len(options), wanted),
-    )
+    explanation = _explain(policy, chosen, runners, len(options), wanted) + note
+    return RoutingPlan(policy, chosen, runners, len(options), explanation)
 
 
 def _explain(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from aoms.domain.errors import AomsError, Conflict
+from aoms.domain.errors import AomsError, Conflict, Unavailable
 from aoms.services.orders import Outcome, receive_order
 from aoms.services.ports import Clock, Delivery, Geocoder, OrderParser, Store
 
@@ -48,8 +48,16 @@ def process_delivery(
             if attempt < 5:
                 continue
             return _fail(store, delivery, exc, clock)
+        except Unavailable:
+            raise  # leave it pending: the next pass tries again
         except AomsError as exc:
             return _fail(store, delivery, exc, clock)
+        except Exception as exc:
+            # A payload we did not foresee must not block the deliveries behind it.
+            log.exception("webhook %s (%s) could not be processed", delivery.id, delivery.topic)
+            internal = AomsError(f"{type(exc).__name__}: {exc}"[:500])
+            internal.code = "internal_error"
+            return _fail(store, delivery, internal, clock)
 
 
 def _fail(store: Store, delivery: Delivery, exc: AomsError, clock: Clock) -> str:

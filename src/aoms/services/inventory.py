@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aoms.domain import events as ev
-from aoms.domain.errors import InvalidInput
+from aoms.domain.errors import InsufficientStock, InvalidInput
 from aoms.domain.events import Event
 from aoms.domain.inventory import StockLevel
 from aoms.services.ports import Tx
@@ -45,6 +45,16 @@ def adjust_stock(
     if on_hand_now + change < 0:
         raise InvalidInput(
             f"on_hand would be {on_hand_now + change}; it cannot go below zero", field="delta"
+        )
+    reserved = current.reserved if current else 0
+    if on_hand_now + change < reserved:
+        # Taking the count below what open orders hold would oversell them. Until rejected
+        # work is re-routed automatically, the operator cancels or moves those orders first.
+        raise InsufficientStock(
+            f"{sku} at {location_id}: on_hand would be {on_hand_now + change} but "
+            f"{reserved} unit(s) are reserved for open orders",
+            field="set_on_hand" if set_on_hand is not None else "delta",
+            reserved=reserved,
         )
     level = tx.change_stock(
         sku,

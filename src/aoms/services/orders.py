@@ -31,10 +31,11 @@ class Received:
 
 
 def routing_key(order: Order, dest: Point | None) -> str:
-    """What routing depends on; when it changes, the order is routed again."""
-    demand = sorted(order.demand().items())
+    """What routing and the per-line reservations depend on: each line's SKU, quantity and
+    whether it ships, and the destination. When it changes, the order is routed again."""
+    lines = [(ln.line_no, ln.sku, ln.quantity, ln.requires_shipping) for ln in order.lines]
     where = f"{dest.lat:.5f},{dest.lng:.5f}" if dest else "-"
-    return hashlib.sha256(f"{demand}|{where}".encode()).hexdigest()[:32]
+    return hashlib.sha256(f"{lines}|{where}".encode()).hexdigest()[:32]
 
 
 _NOT_FULLY_ROUTED = (OrderStatus.BACKORDERED, OrderStatus.UNROUTABLE)
@@ -72,16 +73,18 @@ def receive_order(tx: Tx, order: Order, *, geocode: Geocoder, now: datetime) -> 
         return Received(stored.id, Outcome.STALE, stored.status)
     if stored.currency != order.currency:
         raise InvalidInput("an order cannot change its currency", field="currency")
-    tx.update_order(
-        stored.id, order, dest=dest, dest_source=dest_source, amounts=amounts, routing_key=key
+    reroute = stored.status is not OrderStatus.CANCELLED and (
+        key != stored.routing_key or stored.status in _NOT_FULLY_ROUTED
     )
+    tx.update_order(
+        stored.id, order, dest=dest, dest_source=dest_source, amounts=amounts, routing_key=key,
+        replace_lines=key != stored.routing_key,
+    )  # fmt: skip
     tx.emit([Event(ev.ORDER_UPDATED, f"order:{stored.id}", _summary(order))], now)
     status = stored.status
     if order.cancelled_at is not None:
         status = cancel(tx, stored.id, at=order.cancelled_at, now=now)
-    elif stored.status is not OrderStatus.CANCELLED and (
-        key != stored.routing_key or stored.status in _NOT_FULLY_ROUTED
-    ):
+    elif reroute:
         # What routing depends on changed, or the order still waits for stock or an address:
         # release what it holds and route it again on today's stock.
         release_all(tx, stored.id, now=now)

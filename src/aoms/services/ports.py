@@ -70,6 +70,7 @@ class Tx(Protocol):
         dest_source: str | None,
         amounts: AmountCheck,
         routing_key: str,
+        replace_lines: bool,
     ) -> None: ...
     def set_order_outcome(
         self,

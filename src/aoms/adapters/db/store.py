@@ -28,10 +28,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from aoms.adapters.db import schema as t
-from aoms.domain.errors import Conflict, UnknownLocation
+from aoms.domain.errors import Conflict, Unavailable, UnknownLocation, ValueOutOfRange
 from aoms.domain.events import Event
 from aoms.domain.geo import Point
 from aoms.domain.inventory import StockLevel
@@ -215,9 +215,13 @@ class SqlStore:
                 tx.flush()
         except IntegrityError as exc:
             raise Conflict(f"a concurrent write got there first: {exc.orig}") from exc
+        except DataError as exc:
+            raise ValueOutOfRange(f"a value does not fit: {exc.orig}") from exc
         except OperationalError as exc:
             if "deadlock" in str(exc.orig).lower() or "could not serialize" in str(exc.orig):
                 raise Conflict(f"a concurrent write got there first: {exc.orig}") from exc
+            if "locked" in str(exc.orig).lower() or "connect" in str(exc.orig).lower():
+                raise Unavailable(f"the database is unavailable: {exc.orig}") from exc
             raise
 
     @contextmanager
@@ -369,11 +373,13 @@ class SqlTx:
         dest_source: str | None,
         amounts: AmountCheck,
         routing_key: str,
+        replace_lines: bool,
     ) -> None:
         values = self._order_values(order, dest, dest_source, amounts, routing_key)
         self.conn.execute(SQL.update_order, {"order_id_": order_id, **values})
-        self.conn.execute(SQL.delete_lines, {"order_id": order_id})
-        self._insert_lines(order_id, order)
+        if replace_lines:  # else the lines, and what they hold, stay as they are
+            self.conn.execute(SQL.delete_lines, {"order_id": order_id})
+            self._insert_lines(order_id, order)
 
     def set_order_outcome(
         self,

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -49,13 +49,30 @@ def verify(body: bytes, header: str | None, secrets: Iterable[str]) -> bool:
     )
 
 
+MAX_AMOUNT = Decimal(10) ** 12  # larger amounts are refused: no order is worth a trillion
+MAX_QUANTITY = 1_000_000
+MAX_GRAMS = 10_000_000
+
+
 def _money(value: Any, currency: str, field: str) -> Money:
     if value is None or value == "":
         return Money.zero(currency)
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise InvalidPayload(f"{field} must be an amount", field=field)
     try:
-        return Money.of(str(value) if not isinstance(value, str) else value, currency)
+        money = Money.of(str(value) if not isinstance(value, str) else value, currency)
     except AomsError as exc:
         raise InvalidPayload(f"{field}: {exc.message}", field=field) from exc
+    if abs(money.amount) >= MAX_AMOUNT:
+        raise InvalidPayload(f"{field} is out of range: {money.amount}", field=field)
+    return money
+
+
+def _text(value: Any, limit: int) -> str | None:
+    """Free text from the payload, as a string of at most `limit` characters."""
+    if value is None:
+        return None
+    return str(value)[:limit]
 
 
 def _set_amount(obj: Mapping[str, Any], key: str) -> Any:
@@ -75,7 +92,13 @@ def _time(value: Any, field: str) -> datetime:
         raise InvalidPayload(f"{field} is not an ISO-8601 time: {value!r}", field=field) from exc
     if parsed.tzinfo is None:
         raise InvalidPayload(f"{field} has no UTC offset: {value!r}", field=field)
-    return parsed
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise InvalidPayload(f"{field} is out of range: {value!r}", field=field) from exc
+    if not 1970 <= utc.year <= 2999:
+        raise InvalidPayload(f"{field} is out of range: {value!r}", field=field)
+    return utc
 
 
 def _float(value: Any) -> float | None:
@@ -85,24 +108,35 @@ def _float(value: Any) -> float | None:
         return None
 
 
-def _address(raw: Mapping[str, Any] | None) -> Address:
+def _address(raw: Any) -> Address:
     if not raw:
         return Address()
+    if not isinstance(raw, Mapping):
+        raise InvalidPayload("shipping_address must be an object", field="shipping_address")
     lat, lng = _float(raw.get("latitude")), _float(raw.get("longitude"))
     return Address(
-        country_code=raw.get("country_code"),
-        province_code=raw.get("province_code"),
-        city=raw.get("city"),
-        zip=raw.get("zip"),
-        address1=raw.get("address1"),
-        name=raw.get("name"),
+        country_code=_text(raw.get("country_code"), 2),
+        province_code=_text(raw.get("province_code"), 16),
+        city=_text(raw.get("city"), 255),
+        zip=_text(raw.get("zip"), 32),
+        address1=_text(raw.get("address1"), 255),
+        name=_text(raw.get("name"), 255),
         point=Point(lat, lng) if lat is not None and lng is not None else None,
     )
 
 
-def _sum(items: Iterable[Mapping[str, Any]], key: str, currency: str, field: str) -> Money:
+def _objects(value: Any, field: str) -> list[Mapping[str, Any]]:
+    """A list of JSON objects (or nothing)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise InvalidPayload(f"{field} must be a list of objects", field=field)
+    return value
+
+
+def _sum(items: Any, key: str, currency: str, field: str) -> Money:
     result = Money.zero(currency)
-    for item in items:
+    for item in _objects(items, field):
         result = result + _money(_set_amount(item, key), currency, field)
     return result
 
@@ -111,14 +145,24 @@ def _line(index: int, raw: Mapping[str, Any], currency: str) -> OrderLine:
     field = f"line_items[{index}]"
     if not isinstance(raw, Mapping):
         raise InvalidPayload(f"{field} is not an object", field=field)
-    quantity = raw.get("quantity")
-    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
-        raise InvalidPayload(f"{field}.quantity must be a whole number ≥ 0", field=field)
+    # current_quantity (API 2024-01+) is the quantity after edits removed units.
+    quantity = raw.get("current_quantity", raw.get("quantity"))
+    if (
+        not isinstance(quantity, int)
+        or isinstance(quantity, bool)
+        or not (0 <= quantity <= MAX_QUANTITY)
+    ):
+        raise InvalidPayload(
+            f"{field}.quantity must be a whole number from 0 to {MAX_QUANTITY}", field=field
+        )
     variant = raw.get("variant_id")
     # A line without a SKU still ships: it is stocked under its variant id.
     sku = raw.get("sku") or (f"variant:{variant}" if variant is not None else None)
     if not sku:
         raise InvalidPayload(f"{field} has neither sku nor variant_id", field=f"{field}.sku")
+    if not isinstance(sku, str | int) or len(str(sku)) > 255:
+        raise InvalidPayload(f"{field}.sku must be text of at most 255 characters",
+                             field=f"{field}.sku")  # fmt: skip
     allocations = raw.get("discount_allocations") or []
     discount = (
         _sum(allocations, "amount", currency, f"{field}.discount_allocations")
@@ -126,6 +170,13 @@ def _line(index: int, raw: Mapping[str, Any], currency: str) -> OrderLine:
         else _money(_set_amount(raw, "total_discount"), currency, f"{field}.total_discount")
     )
     grams = raw.get("grams") or 0
+    if (
+        not isinstance(grams, int | float)
+        or isinstance(grams, bool)
+        or not (0 <= grams <= MAX_GRAMS)
+    ):
+        raise InvalidPayload(f"{field}.grams must be a weight from 0 to {MAX_GRAMS} g",
+                             field=f"{field}.grams")  # fmt: skip
     return OrderLine(
         line_no=index + 1,
         sku=str(sku),
@@ -133,21 +184,27 @@ def _line(index: int, raw: Mapping[str, Any], currency: str) -> OrderLine:
         unit_price=_money(_set_amount(raw, "price"), currency, f"{field}.price"),
         discount=discount,
         tax=_sum(raw.get("tax_lines") or [], "price", currency, f"{field}.tax_lines"),
-        grams=int(grams) if isinstance(grams, int | float) and grams >= 0 else 0,
+        grams=int(grams),
         requires_shipping=bool(raw.get("requires_shipping", True)),
-        external_id=str(raw["id"]) if raw.get("id") is not None else None,
-        variant_id=str(variant) if variant is not None else None,
-        title=raw.get("name") or raw.get("title"),
+        external_id=_text(raw.get("id"), 64),
+        variant_id=_text(variant, 64),
+        title=_text(raw.get("name") or raw.get("title"), 512),
         properties=tuple(
-            (str(p.get("name")), str(p.get("value")))
-            for p in raw.get("properties") or []
-            if isinstance(p, Mapping)
+            (str(p.get("name"))[:255], str(p.get("value"))[:1000])
+            for p in _objects(raw.get("properties"), f"{field}.properties")
         ),
     )
 
 
 def parse_order(shop: str, payload: Mapping[str, Any]) -> Order:
     """A Shopify REST Order (a webhook body) as a domain Order. Raises InvalidPayload."""
+    try:
+        return _parse_order(shop, payload)
+    except (TypeError, AttributeError, ValueError, OverflowError, InvalidOperation) as exc:
+        raise InvalidPayload(f"cannot read the order: {type(exc).__name__}: {exc}") from exc
+
+
+def _parse_order(shop: str, payload: Mapping[str, Any]) -> Order:
     if not isinstance(payload, Mapping):
         raise InvalidPayload("the body is not a JSON object")
     order_id = payload.get("id")
@@ -160,7 +217,7 @@ def parse_order(shop: str, payload: Mapping[str, Any]) -> Order:
     if not isinstance(raw_lines, list):
         raise InvalidPayload("line_items must be a list", field="line_items")
     lines = tuple(_line(i, raw, currency) for i, raw in enumerate(raw_lines))
-    shipping_lines = payload.get("shipping_lines") or []
+    shipping_lines = _objects(payload.get("shipping_lines"), "shipping_lines")
     line_discounts = sum((ln.discount.amount for ln in lines), Decimal(0))
     total_discounts = _money(_set_amount(payload, "total_discounts"), currency, "total_discounts")
     order_level = total_discounts.amount - line_discounts
@@ -174,17 +231,17 @@ def parse_order(shop: str, payload: Mapping[str, Any]) -> Order:
             shop=shop,
             channel="shopify",
             external_id=str(order_id),
-            name=str(payload.get("name") or f"#{payload.get('order_number', order_id)}"),
+            name=str(payload.get("name") or f"#{payload.get('order_number', order_id)}")[:255],
             currency=currency,
             placed_at=created,
             source_updated_at=updated,
             lines=lines,
             shipping_address=_address(payload.get("shipping_address")),
-            financial_status=payload.get("financial_status"),
+            financial_status=_text(payload.get("financial_status"), 32),
             cancelled_at=_time(cancelled, "cancelled_at") if cancelled else None,
             shipping=_sum(shipping_lines, "price", currency, "shipping_lines"),
             shipping_tax=_sum(
-                [t for s in shipping_lines for t in s.get("tax_lines") or []],
+                [t for s in shipping_lines for t in _objects(s.get("tax_lines"), "tax_lines")],
                 "price",
                 currency,
                 "shipping_lines.tax_lines",
@@ -195,7 +252,7 @@ def parse_order(shop: str, payload: Mapping[str, Any]) -> Order:
             if total_price is not None
             else None,
             taxes_included=bool(payload.get("taxes_included")),
-            tags=tuple(t.strip() for t in str(tags).split(",") if t.strip()),
+            tags=tuple(t.strip()[:255] for t in str(tags).split(",") if t.strip())[:250],
         )
     except (InvalidOperation, TypeError, ValueError) as exc:
         raise InvalidPayload(f"cannot read the order: {exc}") from exc
@@ -207,6 +264,6 @@ def parse_delivery(shop: str, topic: str, body: bytes) -> Order | None:
         return None
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InvalidPayload(f"the body is not JSON: {exc}") from exc
     return parse_order(shop, payload)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -29,6 +30,8 @@ from aoms.services import inventory, orders
 
 log = logging.getLogger("aoms.api")
 PROBLEM = "application/problem+json"
+CURSOR = re.compile(r"[0-9]{1,18}")
+OrderId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 INSERT_DELIVERY = insert(t.webhook_inbox)
 
 
@@ -102,9 +105,15 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
             errors=errors,
         )
 
+    @app.exception_handler(DataError)
+    async def _data_error(_: Request, exc: DataError) -> JSONResponse:
+        return problem(422, "value_out_of_range", f"a value does not fit: {exc.orig}")
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
         return problem(exc.status_code, code, str(exc.detail))
 
     app.state.runtime = runtime
@@ -129,7 +138,9 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
         """
         body = await request.body()
         h = request.headers
-        shop = h.get("x-shopify-shop-domain") or h.get("shopify-shop-domain") or ""
+        # Shop domains are case-insensitive: one spelling, so a delivery cannot count twice.
+        shop = (h.get("x-shopify-shop-domain") or h.get("shopify-shop-domain") or "").strip()
+        shop = shop.lower().rstrip(".")
         signature = h.get("x-shopify-hmac-sha256") or h.get("shopify-hmac-sha256")
         secrets = r.settings.webhook_secrets(shop)
         if not secrets:
@@ -151,10 +162,15 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
                 "X-Shopify-Shop-Domain, X-Shopify-Topic and X-Shopify-Webhook-Id are required",
             )
         event_id = h.get("x-shopify-event-id") or h.get("shopify-event-id")
+        api_version = h.get("x-shopify-api-version")
+        triggered_at = h.get("x-shopify-triggered-at")
+        limits = ((shop, 255), (topic, 64), (webhook_id, 255), (event_id, 255),
+                  (api_version, 16), (triggered_at, 64))  # fmt: skip
+        if any(value is not None and len(value) > limit for value, limit in limits):
+            return problem(400, "header_too_long", "a Shopify header is longer than allowed")
         row = {
             "shop": shop, "topic": topic, "webhook_id": webhook_id, "event_id": event_id,
-            "api_version": h.get("x-shopify-api-version"),
-            "triggered_at": h.get("x-shopify-triggered-at"), "received_at": r.clock(),
+            "api_version": api_version, "triggered_at": triggered_at, "received_at": r.clock(),
             "body": body, "status": "pending", "attempts": 0,
         }  # fmt: skip
         # The insert blocks on the database: keep it off the event loop.
@@ -176,7 +192,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
     ) -> dict[str, Any]:
         before = None
         if cursor is not None:
-            if not cursor.isdigit():
+            if not CURSOR.fullmatch(cursor):
                 raise InvalidInput("cursor is not one this API returned", field="cursor")
             before = int(cursor)
         with r.store.read() as conn:
@@ -186,7 +202,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
         return {"items": items, "next_cursor": str(nxt) if nxt is not None else None}
 
     @app.get("/v1/orders/{order_id}", tags=["orders"])
-    def get_order(order_id: int, r: Rt) -> dict[str, Any]:
+    def get_order(order_id: OrderId, r: Rt) -> dict[str, Any]:
         with r.store.read() as conn:
             return queries.order_detail(conn, order_id)
 
@@ -204,7 +220,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
         )
 
     @app.post("/v1/orders/{order_id}/cancel", tags=["orders"])
-    def cancel_order(order_id: int, r: Rt) -> dict[str, Any]:
+    def cancel_order(order_id: OrderId, r: Rt) -> dict[str, Any]:
         with r.store.transaction() as tx:
             orders.cancel_order(tx, order_id, now=r.clock())
         with r.store.read() as conn:
@@ -249,7 +265,9 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
             return {"items": queries.list_locations(conn)}
 
     @app.put("/v1/locations/{location_id}", tags=["locations"])
-    def put_location(location_id: str, body: LocationIn, r: Rt) -> dict[str, Any]:
+    def put_location(
+        location_id: Annotated[str, Path(min_length=1, max_length=64)], body: LocationIn, r: Rt
+    ) -> dict[str, Any]:
         with r.store.writer() as conn:
             setup.upsert_location(
                 conn,
@@ -270,14 +288,19 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
 
     # -- shops and rate cards ---------------------------------------------------------------
     @app.put("/v1/shops/{domain}", tags=["setup"])
-    def put_shop(domain: str, body: ShopIn, r: Rt) -> dict[str, Any]:
+    def put_shop(
+        domain: Annotated[str, Path(min_length=1, max_length=255)], body: ShopIn, r: Rt
+    ) -> dict[str, Any]:
         """Register a store and choose its routing policy."""
         with r.store.writer() as conn:
+            domain = domain.strip().lower().rstrip(".")
             setup.upsert_shop(conn, domain, body.routing_policy, body.currency, r.clock())
         return {"domain": domain, **body.model_dump(mode="json")}
 
     @app.put("/v1/rate-cards/{currency}", tags=["setup"])
-    def put_rate_card(currency: str, body: RateCardIn, r: Rt) -> dict[str, Any]:
+    def put_rate_card(
+        currency: Annotated[str, Path(pattern=r"^[A-Z]{3}$")], body: RateCardIn, r: Rt
+    ) -> dict[str, Any]:
         """Set the shipping rate card used to price shipments in this currency."""
         card = RateCard.from_dict({"currency": currency, **body.model_dump()})
         with r.store.writer() as conn:

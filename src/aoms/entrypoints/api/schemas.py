@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from aoms.domain.geo import Point
 from aoms.domain.money import Money
@@ -14,15 +15,33 @@ from aoms.domain.routing import Policy
 Amount = Annotated[
     str,
     Field(
-        pattern=r"^-?\d{1,15}(\.\d{1,4})?$",
+        pattern=r"^\d{1,10}(\.\d{1,4})?$",
         examples=["19.99"],
-        description="An exact decimal amount as a string, never a float.",
+        description="An exact, non-negative decimal amount as a string (never a float), "
+        "below 10,000,000,000.",
     ),
 ]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _in_range(value: datetime | None) -> datetime | None:
+    """Aware times from 1970 to 2999, converted to UTC."""
+    if value is None:
+        return None
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("time out of range") from exc
+    if not 1970 <= utc.year <= 2999:
+        raise ValueError("time out of range (1970-2999)")
+    return utc
+
+
+Time = Annotated[AwareDatetime, AfterValidator(_in_range)]
+Count = Annotated[int, Field(ge=-(10**9), le=10**9)]
 
 
 class AddressIn(_Strict):
@@ -58,10 +77,10 @@ class LineIn(_Strict):
     unit_price: Amount
     discount: Amount = "0"
     tax: Amount = "0"
-    grams: int = Field(default=0, ge=0)
+    grams: int = Field(default=0, ge=0, le=10_000_000)
     requires_shipping: bool = True
-    title: str | None = None
-    external_id: str | None = None
+    title: str | None = Field(default=None, max_length=512)
+    external_id: str | None = Field(default=None, max_length=64)
 
 
 class OrderIn(_Strict):
@@ -70,18 +89,18 @@ class OrderIn(_Strict):
     shop: str = Field(min_length=1, max_length=255, examples=["acme.example"])
     channel: str = Field(default="api", min_length=1, max_length=32)
     external_id: str = Field(min_length=1, max_length=64)
-    name: str | None = None
+    name: str | None = Field(default=None, max_length=255)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
-    placed_at: AwareDatetime
-    updated_at: AwareDatetime | None = None
-    cancelled_at: AwareDatetime | None = None
-    financial_status: str | None = None
+    placed_at: Time
+    updated_at: Time | None = None
+    cancelled_at: Time | None = None
+    financial_status: str | None = Field(default=None, max_length=32)
     shipping_address: AddressIn
     lines: list[LineIn] = Field(min_length=1, max_length=500)
     shipping: Amount = "0"
     total: Amount | None = None
     taxes_included: bool = False
-    tags: list[str] = Field(default_factory=list)
+    tags: list[Annotated[str, Field(max_length=255)]] = Field(default_factory=list, max_length=250)
 
     def to_domain(self) -> Order:
         cur = self.currency
@@ -121,9 +140,9 @@ class OrderIn(_Strict):
 class AdjustmentIn(_Strict):
     sku: str = Field(min_length=1, max_length=255)
     location_id: str = Field(min_length=1, max_length=64)
-    delta: int | None = Field(default=None, description="Change on_hand by this many units.")
-    set_on_hand: int | None = Field(default=None, ge=0, description="Or set an absolute count.")
-    safety_stock: int | None = Field(default=None, ge=0)
+    delta: Count | None = Field(default=None, description="Change on_hand by this many units.")
+    set_on_hand: Count | None = Field(default=None, ge=0, description="Or set an absolute count.")
+    safety_stock: Count | None = Field(default=None, ge=0)
     reason: str = Field(min_length=1, max_length=64, examples=["cycle_count", "receipt"])
     reference: str | None = Field(default=None, max_length=255)
     idempotency_key: str | None = Field(default=None, max_length=255)
@@ -155,6 +174,8 @@ class ShopIn(_Strict):
 class RateCardIn(_Strict):
     """Shipping price by distance band × weight band (upper bounds, ascending)."""
 
-    distance_km: list[float] = Field(min_length=1, max_length=50)
-    weight_g: list[int] = Field(min_length=1, max_length=50)
+    distance_km: list[Annotated[float, Field(gt=0, le=50_000, allow_inf_nan=False)]] = Field(
+        min_length=1, max_length=50
+    )
+    weight_g: list[Annotated[int, Field(gt=0, le=10_000_000)]] = Field(min_length=1, max_length=50)
     prices: list[list[Amount]] = Field(min_length=1, max_length=50)
