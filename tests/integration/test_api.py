@@ -13,8 +13,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from aoms.adapters.db import schema as t
+from aoms.adapters.db import setup as db_setup
 from aoms.adapters.shopify.webhooks import sign
 from aoms.bootstrap import Runtime, Workers
+from aoms.domain.money import Money
 from aoms.entrypoints.api.app import create_app
 from tests.builders import later, network, shopify_payload
 from tests.conftest import SECRET
@@ -471,3 +473,68 @@ def test_bad_order_values_are_refused(client: TestClient) -> None:
     ):
         answer = client.post("/v1/orders", json=base | change)
         assert (answer.status_code, answer.json()["code"]) == (422, "invalid_input"), change
+
+
+def test_stock_that_arrives_goes_to_the_oldest_backorders_first(
+    client: TestClient, runtime: Runtime
+) -> None:
+    network(runtime.engine, {("X", "a"): 1})
+    for n in range(3):
+        post_webhook(
+            client, shopify_payload(20 + n, lines=[("X", 2, "10.00")]), webhook_id=f"w-{n}"
+        )
+    runtime.process_inbox()
+    statuses = {o["external_id"]: o["status"] for o in client.get("/v1/orders").json()["items"]}
+    assert statuses == {"20": "backordered", "21": "backordered", "22": "backordered"}
+    receipt = client.post(
+        "/v1/inventory/adjustments",
+        json={"sku": "X", "location_id": "b", "delta": 3, "reason": "receipt"},
+    ).json()
+    # 4 units now: #20 keeps its 1 and takes 1 more, #21 takes 2, #22 waits.
+    assert receipt["rerouted"] == {"routed": 2, "backordered": 1}
+    statuses = {o["external_id"]: o["status"] for o in client.get("/v1/orders").json()["items"]}
+    assert statuses == {"20": "routed", "21": "routed", "22": "backordered"}
+    assert client.get("/v1/summary").json()["oversold_units"] == 0
+
+
+def test_an_unroutable_order_is_routed_once_a_rate_card_exists(
+    client: TestClient, runtime: Runtime
+) -> None:
+    with runtime.store.writer() as conn:
+        db_setup.upsert_location(
+            conn,
+            id="a",
+            name="A",
+            lat=0.0,
+            lng=10.3,
+            country_code="US",
+            handling=Money.of("1.00", "USD"),
+            now=later(0),
+        )
+    client.post(
+        "/v1/inventory/adjustments",
+        json={"sku": "X", "location_id": "a", "delta": 2, "reason": "receipt"},
+    )
+    post_webhook(client, shopify_payload(30, lines=[("X", 1, "10.00")]), webhook_id="w-1")
+    runtime.process_inbox()
+    assert client.get("/v1/orders").json()["items"][0]["status"] == "unroutable"
+    card = client.put(
+        "/v1/rate-cards/USD", json={"distance_km": [1000], "weight_g": [5000], "prices": [["5.00"]]}
+    ).json()
+    assert card["rerouted"] == {"routed": 1}
+    order_id = client.get("/v1/orders").json()["items"][0]["id"]
+    assert client.get(f"/v1/orders/{order_id}").json()["routing"][-1]["cost"] == "6.00"
+    again = client.post(f"/v1/orders/{order_id}/route").json()
+    assert again["status"] == "routed"
+    assert client.get("/v1/inventory", params={"sku": "X"}).json()["items"][0]["reserved"] == 1
+
+
+def test_an_idempotency_key_cannot_be_reused_for_another_item(
+    client: TestClient, runtime: Runtime
+) -> None:
+    network(runtime.engine, {("X", "a"): 1, ("Y", "a"): 1})
+    first = {"sku": "X", "location_id": "a", "delta": 1, "reason": "r", "idempotency_key": "k"}
+    assert client.post("/v1/inventory/adjustments", json=first).status_code == 200
+    reused = client.post("/v1/inventory/adjustments", json=first | {"sku": "Y"})
+    assert (reused.status_code, reused.json()["code"]) == (409, "conflict")
+    assert client.get("/v1/orders", params={"status": "bogus"}).status_code == 422

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from functools import partial
 from pathlib import Path
@@ -20,6 +21,8 @@ from aoms.domain.errors import AomsError
 from aoms.domain.routing import Policy
 
 app = typer.Typer(
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
     help="aoms: automated order management for Shopify merchants.",
     no_args_is_help=True,
     add_completion=False,
@@ -153,6 +156,9 @@ def replay_olist(
     from aoms.adapters.importers import olist
     from aoms.entrypoints.replay import replay
 
+    if not re.fullmatch(r"\d{1,6}(\.\d{1,2})?", handling):
+        console.print(f"[red]invalid handling cost[/] {handling!r}: use e.g. 2.00 (not negative)")
+        raise typer.Exit(2)
     wanted = [Policy.LANDED_COST, Policy.SHOPIFY_DEFAULT] if policy == "both" else None
     if wanted is None:
         try:
@@ -216,7 +222,11 @@ def replay_olist(
     if as_json:
         print(json.dumps(report, indent=2, default=str))
         return
-    table = Table(title=f"Olist replay: {report['orders_in_file']} orders in file")
+    skipped = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in data.skipped.items())
+    table = Table(
+        title=f"Olist replay: {report['orders_in_file']} orders in file"
+        + (f" (not replayed: {skipped})" if skipped else "")
+    )
     table.add_column("KPI")
     for r in runs:
         table.add_column(r.policy.value, justify="right")
@@ -225,15 +235,29 @@ def replay_olist(
         table.add_row(k, *(str(report["policies"][r.policy.value][k]) for r in runs))
     Console().print(table)
     if "comparison" in report:
-        Console().print(report["comparison"])
+        c = report["comparison"]
+        Console().print(
+            f"shopify_default costs {c['cost_ratio_shopify_default_to_landed_cost']:.4f}× "
+            f"landed_cost on the same orders; split rate {c['split_rate_shopify_default']:.2%} "
+            f"vs {c['split_rate_landed_cost']:.2%}. (Where most orders are one SKU, the "
+            "cheapest location on a distance card is the nearest, and the policies agree.)"
+        )
 
 
 def main() -> None:
+    from sqlalchemy.exc import OperationalError
+
     try:
         app()
     except AomsError as exc:
         console.print(f"[red]{exc.code}[/]: {exc.message}")
         sys.exit(2)
+    except FileNotFoundError as exc:
+        console.print(f"[red]not found[/]: {exc}")
+        sys.exit(2)
+    except OperationalError as exc:
+        console.print(f"[red]database unavailable[/]: {str(exc.orig).strip().splitlines()[0]}")
+        sys.exit(3)
 
 
 if __name__ == "__main__":

@@ -122,7 +122,7 @@ def _print_summary(console: Console, s: dict[str, Any], base: str) -> None:
         ("routed (all units reserved)", by.get("routed", 0)),
         ("backordered (some units short)", by.get("backordered", 0)),
         ("cancelled (stock released)", by.get("cancelled", 0)),
-        ("unroutable (no usable address)", by.get("unroutable", 0)),
+        ("unroutable (no address or rate card)", by.get("unroutable", 0)),
         ("split shipments", f"{s['split_orders']} ({s['split_shipment_rate']:.1%})"),
         ("backordered units", s["backordered_units"]),
         ("oversold units", s["oversold_units"]),

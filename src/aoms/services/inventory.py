@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aoms.domain import events as ev
-from aoms.domain.errors import InsufficientStock, InvalidInput
+from aoms.domain.errors import Conflict, InsufficientStock, InvalidInput
 from aoms.domain.events import Event
 from aoms.domain.inventory import StockLevel
 from aoms.services.ports import Tx
@@ -36,7 +36,13 @@ def adjust_stock(
         raise InvalidInput("give exactly one of delta and set_on_hand", field="delta")
     if not reason:
         raise InvalidInput("every adjustment needs a reason", field="reason")
-    if idempotency_key is not None and tx.movement_exists(idempotency_key):
+    earlier = tx.movement_for(idempotency_key) if idempotency_key is not None else None
+    if earlier is not None and earlier != (sku, location_id):
+        raise Conflict(
+            f"idempotency key {idempotency_key!r} was used for {earlier[0]} at {earlier[1]}",
+            field="idempotency_key",
+        )
+    if earlier is not None:
         found = [lv for lv in tx.lock_stock([sku]) if lv.location_id == location_id]
         return Adjusted(found[0] if found else StockLevel(sku, location_id, 0, 0), applied=False)
     current = next((lv for lv in tx.lock_stock([sku]) if lv.location_id == location_id), None)

@@ -8,13 +8,13 @@ from datetime import datetime
 from enum import StrEnum
 
 from aoms.domain import events as ev
-from aoms.domain.errors import InvalidInput, NotFound
+from aoms.domain.errors import Conflict, InvalidInput, NotFound
 from aoms.domain.events import Event
 from aoms.domain.geo import Point
 from aoms.domain.money import Money
 from aoms.domain.orders import Order, OrderStatus, allocate_to_lines
 from aoms.domain.routing import Demand, Option, RoutingConfig, RoutingPlan, plan
-from aoms.services.ports import Geocoder, StoredOrder, Tx
+from aoms.services.ports import Clock, Geocoder, Store, StoredOrder, Tx
 
 
 class Outcome(StrEnum):
@@ -221,6 +221,33 @@ def cancel(tx: Tx, order_id: int, *, at: datetime, now: datetime) -> OrderStatus
     tx.set_cancelled(order_id, at)
     tx.emit([Event(ev.ORDER_CANCELLED, f"order:{order_id}", {"released_units": released})], now)
     return OrderStatus.CANCELLED
+
+
+def reroute(tx: Tx, order_id: int, *, geocode: Geocoder, now: datetime) -> OrderStatus:
+    """Route an open order again on today's stock: release what it holds, plan, reserve."""
+    stored = tx.get_order(order_id)
+    if stored is None:
+        raise NotFound(f"no order {order_id}", field="order_id")
+    if stored.status is OrderStatus.CANCELLED:
+        raise Conflict(f"order {order_id} is cancelled", field="order_id")
+    order = tx.load_order(order_id)
+    located = geocode(order.shipping_address) if stored.dest is None else (stored.dest, None)
+    release_all(tx, order_id, now=now)
+    return route_and_reserve(tx, order_id, order, located[0] if located else None, now=now)
+
+
+def retry_waiting(
+    store: Store, *, geocode: Geocoder, clock: Clock, sku: str | None = None, limit: int = 200
+) -> dict[str, int]:
+    """Route again the oldest backordered or unroutable orders (those with `sku` if given),
+    each in its own transaction: stock that arrived, or a rate card that was added, goes to
+    the orders that waited longest."""
+    outcome: dict[str, int] = {}
+    for order_id in store.waiting_orders(sku, limit):
+        with store.transaction() as tx:
+            status = reroute(tx, order_id, geocode=geocode, now=clock())
+        outcome[status.value] = outcome.get(status.value, 0) + 1
+    return outcome
 
 
 def cancel_order(tx: Tx, order_id: int, *, now: datetime) -> StoredOrder:

@@ -36,7 +36,7 @@ from aoms.domain.events import Event
 from aoms.domain.geo import Point
 from aoms.domain.inventory import StockLevel
 from aoms.domain.money import Money, minor_units
-from aoms.domain.orders import AmountCheck, LineAllocation, Order, OrderStatus
+from aoms.domain.orders import Address, AmountCheck, LineAllocation, Order, OrderLine, OrderStatus
 from aoms.domain.routing import Candidate, Policy, RateCard, RoutingPlan
 from aoms.services.ports import ActiveReservation, Delivery, StoredOrder
 
@@ -228,6 +228,21 @@ class SqlStore:
     def read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             yield conn
+
+    def waiting_orders(self, sku: str | None, limit: int) -> list[int]:
+        o = t.orders.c
+        query = (
+            select(o.id)
+            .where(o.status.in_([OrderStatus.BACKORDERED.value, OrderStatus.UNROUTABLE.value]))
+            .order_by(o.id)
+            .limit(limit)
+        )
+        if sku is not None:
+            query = query.where(
+                o.id.in_(select(t.order_lines.c.order_id).where(t.order_lines.c.sku == sku))
+            )
+        with self.engine.connect() as conn:
+            return [int(i) for i in conn.execute(query).scalars()]
 
     def pending_deliveries(self, limit: int, lane: int = 0, lanes: int = 1) -> list[Delivery]:
         """Oldest pending deliveries; with several lanes, only those whose id falls in `lane`
@@ -422,6 +437,39 @@ class SqlTx:
             .values(reserved_qty=0, backordered_qty=0)
         )
 
+    def load_order(self, order_id: int) -> Order:
+        """The order as the domain sees it, rebuilt from its rows."""
+        row = self.conn.execute(select(t.orders).where(t.orders.c.id == order_id)).one()
+        lines = self.conn.execute(
+            select(t.order_lines)
+            .where(t.order_lines.c.order_id == order_id)
+            .order_by(t.order_lines.c.line_no)
+        ).all()
+        cur = row.currency
+        ship = row.ship_to or {}
+        return Order(
+            shop=row.shop, channel=row.channel, external_id=row.external_id, name=row.name,
+            currency=cur, placed_at=row.placed_at, source_updated_at=row.source_updated_at,
+            lines=tuple(
+                OrderLine(
+                    line_no=ln.line_no, sku=ln.sku, quantity=ln.quantity,
+                    unit_price=from_minor(ln.unit_price_minor, cur),
+                    discount=from_minor(ln.discount_minor, cur),
+                    tax=from_minor(ln.tax_minor, cur), grams=ln.grams,
+                    requires_shipping=ln.requires_shipping, external_id=ln.external_id,
+                    variant_id=ln.variant_id, title=ln.title,
+                )
+                for ln in lines
+            ),
+            shipping_address=Address(
+                country_code=ship.get("country_code"), province_code=ship.get("province_code"),
+                city=ship.get("city"), zip=ship.get("zip"), address1=ship.get("address1"),
+                name=ship.get("name"),
+            ),
+            financial_status=row.financial_status,
+            cancelled_at=row.cancelled_at,
+        )  # fmt: skip
+
     # -- routing inputs -------------------------------------------------------------------
     def routing_inputs(self, shop: str, currency: str) -> tuple[Policy, RateCard | None]:
         policy = self.conn.execute(SQL.policy, {"shop": shop}).scalar()
@@ -515,12 +563,13 @@ class SqlTx:
         )
         return StockLevel(sku, location_id, row.on_hand, row.reserved, row.safety_stock)
 
-    def movement_exists(self, idempotency_key: str) -> bool:
+    def movement_for(self, idempotency_key: str) -> tuple[str, str] | None:
+        """(sku, location) of the movement made under this key, if any."""
         m = t.stock_movements.c
-        return (
-            self.conn.execute(select(m.id).where(m.idempotency_key == idempotency_key)).first()
-            is not None
-        )
+        row = self.conn.execute(
+            select(m.sku, m.location_id).where(m.idempotency_key == idempotency_key)
+        ).first()
+        return (row.sku, row.location_id) if row else None
 
     # -- reservations and fulfilment orders ---------------------------------------------------
     def reserve(self, order_id: int, allocations: Sequence[LineAllocation], now: datetime) -> None:

@@ -24,6 +24,7 @@ from aoms.adapters.shopify.webhooks import verify
 from aoms.bootstrap import Runtime, Workers
 from aoms.domain.errors import AomsError, InvalidInput, NotFound
 from aoms.domain.money import Money
+from aoms.domain.orders import OrderStatus
 from aoms.domain.routing import RateCard
 from aoms.entrypoints.api.schemas import AdjustmentIn, LocationIn, OrderIn, RateCardIn, ShopIn
 from aoms.services import inventory, orders
@@ -93,9 +94,13 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
+            {
+                "field": "body" if e["type"] == "json_invalid" else
+                ".".join(str(p) for p in e["loc"] if p != "body"),
+                "message": e["msg"],
+            }
             for e in exc.errors()
-        ]
+        ]  # fmt: skip
         first = errors[0] if errors else {"field": "", "message": "invalid request"}
         return problem(
             422,
@@ -185,7 +190,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
         r: Rt,
         cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        status: str | None = None,
+        status: OrderStatus | None = None,
         shop: str | None = None,
         sku: str | None = None,
         name: Annotated[str | None, Query(description="the order name, e.g. #1001")] = None,
@@ -197,8 +202,9 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
             before = int(cursor)
         with r.store.read() as conn:
             items, nxt = queries.list_orders(
-                conn, limit=limit, before=before, status=status, shop=shop, sku=sku, name=name
-            )
+                conn, limit=limit, before=before, status=status.value if status else None,
+                shop=shop, sku=sku, name=name,
+            )  # fmt: skip
         return {"items": items, "next_cursor": str(nxt) if nxt is not None else None}
 
     @app.get("/v1/orders/{order_id}", tags=["orders"])
@@ -223,6 +229,14 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
     def cancel_order(order_id: OrderId, r: Rt) -> dict[str, Any]:
         with r.store.transaction() as tx:
             orders.cancel_order(tx, order_id, now=r.clock())
+        with r.store.read() as conn:
+            return queries.order_detail(conn, order_id)
+
+    @app.post("/v1/orders/{order_id}/route", tags=["orders"])
+    def route_order(order_id: OrderId, r: Rt) -> dict[str, Any]:
+        """Route an open order again on today's stock (release what it holds, plan, reserve)."""
+        with r.store.transaction() as tx:
+            orders.reroute(tx, order_id, geocode=r.geocode, now=r.clock())
         with r.store.read() as conn:
             return queries.order_detail(conn, order_id)
 
@@ -254,9 +268,14 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
                 reference=body.reference,
                 idempotency_key=body.idempotency_key,
             )
+        rerouted = {}
+        if result.applied and result.level.available > 0:
+            # Stock arrived: the orders that waited longest for this SKU get it first.
+            rerouted = orders.retry_waiting(r.store, geocode=r.geocode, clock=r.clock,
+                                            sku=body.sku)  # fmt: skip
         with r.store.read() as conn:
             level = queries.stock_level(conn, body.sku, body.location_id)
-        return {"applied": result.applied, "level": level}
+        return {"applied": result.applied, "level": level, "rerouted": rerouted}
 
     # -- locations --------------------------------------------------------------------------
     @app.get("/v1/locations", tags=["locations"])
@@ -305,7 +324,8 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
         card = RateCard.from_dict({"currency": currency, **body.model_dump()})
         with r.store.writer() as conn:
             setup.set_rate_card(conn, card, r.clock())
-        return card.as_dict()
+        rerouted = orders.retry_waiting(r.store, geocode=r.geocode, clock=r.clock)
+        return {**card.as_dict(), "rerouted": rerouted}
 
     # -- what happened ------------------------------------------------------------------------
     @app.get("/v1/webhooks/deliveries", tags=["webhooks"])
