@@ -83,5 +83,6 @@ def process_pending(
     counts = {"processed": 0, "ignored": 0, "failed": 0, "skipped": 0}
     for delivery in store.pending_deliveries(limit, lane, lanes):
         counts[process_delivery(store, delivery, parse=parse, geocode=geocode, clock=clock)] += 1
+        store.pause_between_writes()
     del counts["skipped"]
     return BatchResult(**counts)
