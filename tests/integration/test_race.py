@@ -13,27 +13,17 @@ from tests.builders import T0, later, network, order
 
 
 def race(rt: Runtime, sku: str, ids: list[str]) -> list[OrderStatus]:
-    barrier = threading.Barrier(len(ids))
+    """Place one order of one unit per id, all at the same moment."""
     results: dict[str, OrderStatus] = {}
-    errors: list[BaseException] = []
 
     def place(external_id: str) -> None:
-        try:
-            barrier.wait()
-            with rt.store.transaction() as tx:
-                got = orders.receive_order(
-                    tx, order((sku, 1), external_id=external_id), geocode=geocode, now=T0
-                )
-            results[external_id] = got.status
-        except BaseException as exc:
-            errors.append(exc)
+        with rt.store.transaction() as tx:
+            got = orders.receive_order(
+                tx, order((sku, 1), external_id=external_id), geocode=geocode, now=T0
+            )
+        results[external_id] = got.status
 
-    threads = [threading.Thread(target=place, args=(i,)) for i in ids]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert not errors, errors
+    _together(*(lambda i=i: place(i) for i in ids))
     return [results[i] for i in ids]
 
 
