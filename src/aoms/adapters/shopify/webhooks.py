@@ -28,7 +28,6 @@ ORDER_TOPICS = frozenset(
         "orders/paid",
         "orders/fulfilled",
         "orders/partially_fulfilled",
-        "orders/edited_full",
     }
 )
 
