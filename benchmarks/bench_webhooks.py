@@ -33,7 +33,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from aoms.adapters.db import migrate, setup
-from aoms.adapters.db.store import make_engine
+from aoms.adapters.db.engine import make_engine
 from aoms.adapters.shopify.webhooks import sign
 from aoms.bootstrap import utc_now
 from aoms.demo.orders import demo_store, generate_orders

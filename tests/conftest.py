@@ -11,8 +11,8 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from aoms.adapters.db import migrate
+from aoms.adapters.db.engine import make_engine
 from aoms.adapters.db.schema import metadata
-from aoms.adapters.db.store import make_engine
 from aoms.bootstrap import Runtime, build
 from aoms.config import Settings
 

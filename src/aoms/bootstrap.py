@@ -13,8 +13,9 @@ from functools import partial
 from sqlalchemy import Engine
 
 from aoms.adapters.db import migrate
+from aoms.adapters.db.engine import make_engine
 from aoms.adapters.db.outbox import relay_once
-from aoms.adapters.db.store import SqlStore, make_engine
+from aoms.adapters.db.store import SqlStore
 from aoms.adapters.geocode import geocode
 from aoms.adapters.shopify.webhooks import parse_delivery
 from aoms.config import Settings

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from aoms.adapters.db import queries, setup
+from aoms.adapters.db.engine import make_engine
 from aoms.adapters.db.migrate import upgrade
-from aoms.adapters.db.store import SqlStore, SqlTx, make_engine
+from aoms.adapters.db.store import SqlStore, SqlTx
 from aoms.adapters.geocode import geocode
 from aoms.adapters.importers.olist import OlistData
 from aoms.bootstrap import utc_now

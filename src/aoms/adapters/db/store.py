@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,17 +21,13 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
-    bindparam,
-    create_engine,
-    event,
-    func,
-    insert,
     select,
     update,
 )
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from aoms.adapters.db import schema as t
+from aoms.adapters.db.statements import SQL
 from aoms.domain.errors import Conflict, Unavailable, UnknownLocation, ValueOutOfRange
 from aoms.domain.events import Event
 from aoms.domain.geo import Point
@@ -43,118 +38,6 @@ from aoms.domain.routing import Candidate, Policy, RateCard, RoutingPlan
 from aoms.services.ports import ActiveReservation, Delivery, StoredOrder
 
 
-class _Statements:
-    """Statements built once and executed with parameters: SQLAlchemy then compiles each one
-    once per dialect, which is most of the cost of a small transaction."""
-
-    def __init__(self) -> None:
-        o, s, r, f, loc = (
-            t.orders.c,
-            t.stock_levels.c,
-            t.reservations.c,
-            t.fulfilment_orders.c,
-            t.locations.c,
-        )
-        order_cols = (
-            o.id,
-            o.status,
-            o.source_updated_at,
-            o.routing_key,
-            o.currency,
-            o.dest_lat,
-            o.dest_lng,
-        )
-        find = select(*order_cols).where(
-            o.shop == bindparam("shop"),
-            o.channel == bindparam("channel"),
-            o.external_id == bindparam("external_id"),
-        )
-        get = select(*order_cols).where(o.id == bindparam("order_id"))
-        # Every write to an order starts by locking its row (PostgreSQL; SQLite transactions
-        # already hold the one write lock), so two writers never act on the same old state.
-        self.find_order = {"sqlite": find, "postgresql": find.with_for_update()}
-        self.get_order = {"sqlite": get, "postgresql": get.with_for_update()}
-        self.insert_order = insert(t.orders).returning(o.id)
-        self.update_order = update(t.orders).where(o.id == bindparam("order_id_"))
-        self.insert_lines = insert(t.order_lines)
-        self.delete_lines = t.order_lines.delete().where(
-            t.order_lines.c.order_id == bindparam("order_id")
-        )
-        self.line_outcome = (
-            update(t.order_lines)
-            .where(
-                t.order_lines.c.order_id == bindparam("order_id_"),
-                t.order_lines.c.line_no == bindparam("line_no_"),
-            )
-            .values(
-                reserved_qty=bindparam("reserved_qty"), backordered_qty=bindparam("backordered_qty")
-            )
-        )
-        self.policy = select(t.shops.c.routing_policy).where(t.shops.c.domain == bindparam("shop"))
-        self.rate_card = select(t.rate_cards.c.card, t.rate_cards.c.updated_at).where(
-            t.rate_cards.c.currency == bindparam("currency")
-        )
-        levels = (
-            select(s.sku, s.location_id, s.on_hand, s.reserved, s.safety_stock)
-            .where(s.sku.in_(bindparam("skus", expanding=True)))
-            .order_by(s.sku, s.location_id)
-        )
-        self.lock_stock = {"sqlite": levels, "postgresql": levels.with_for_update()}
-        self.candidates = (
-            select(loc.id, loc.name, loc.lat, loc.lng, loc.handling_minor, loc.currency)
-            .where(loc.id.in_(bindparam("ids", expanding=True)), loc.active.is_(True))
-            .order_by(loc.id)
-        )
-        self.change_stock = (
-            update(t.stock_levels)
-            .where(s.sku == bindparam("sku_"), s.location_id == bindparam("location_id_"))
-            .values(
-                on_hand=s.on_hand + bindparam("d_on_hand"),
-                reserved=s.reserved + bindparam("d_reserved"),
-                updated_at=bindparam("now"),
-            )
-            .returning(s.on_hand, s.reserved, s.safety_stock)
-        )
-        self.insert_movement = insert(t.stock_movements)
-        self.bump_reserved = (
-            update(t.stock_levels)
-            .where(s.sku == bindparam("sku_"), s.location_id == bindparam("location_id_"))
-            .values(reserved=s.reserved + bindparam("d_reserved"), updated_at=bindparam("now"))
-        )
-        self.release_reservations = (
-            update(t.reservations)
-            .where(r.order_id == bindparam("order_id_"), r.status == "active")
-            .values(status="released", released_at=bindparam("now"))
-            .returning(r.id, r.line_no, r.sku, r.location_id, r.quantity)
-        )
-        self.insert_stock = insert(t.stock_levels).returning(s.on_hand, s.reserved, s.safety_stock)
-        self.location_known = select(loc.id).where(loc.id == bindparam("location_id"))
-        self.order_outcome = update(t.orders).where(o.id == bindparam("order_id_"))
-        self.insert_reservations = insert(t.reservations)
-        self.close_fulfilment_orders = (
-            update(t.fulfilment_orders)
-            .where(f.order_id == bindparam("order_id_"), f.status == "open")
-            .values(status="cancelled")
-        )
-        self.insert_fulfilment_orders = insert(t.fulfilment_orders)
-        self.insert_decision = insert(t.routing_decisions)
-        self.insert_events = insert(t.outbox)
-        w = t.webhook_inbox.c
-        self.finish_delivery = (
-            update(t.webhook_inbox).where(w.id == bindparam("id_")).values(attempts=w.attempts + 1)
-        )
-        claim = select(t.webhook_inbox.c.id).where(
-            t.webhook_inbox.c.id == bindparam("delivery_id"), t.webhook_inbox.c.status == "pending"
-        )
-        self.claim_delivery = {
-            "sqlite": claim,
-            "postgresql": claim.with_for_update(skip_locked=True),
-        }
-
-
-SQL = _Statements()
-
-
 def to_minor(money: Money | None) -> int | None:
     if money is None:
         return None
@@ -163,54 +46,6 @@ def to_minor(money: Money | None) -> int | None:
 
 def from_minor(units: int, currency: str) -> Money:
     return Money(Decimal(units).scaleb(-minor_units(currency)), currency)
-
-
-def begin_immediate(dbapi_conn: Any, wait_seconds: float = 30.0) -> None:
-    """Take SQLite's write lock, polling every half millisecond.
-
-    SQLite's own busy handler sleeps 1, 2, 5, 10 … 100 ms between tries, so a writer that
-    meets a busy worker waits far longer than the lock is held — and another process that
-    keeps writing takes it first every time. Polling briefly gives the lock to whoever waits
-    within half a millisecond of its release.
-    """
-    deadline = time.monotonic() + wait_seconds
-    dbapi_conn.execute("PRAGMA busy_timeout=0")
-    try:
-        while True:
-            try:
-                dbapi_conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.0005)
-    finally:
-        dbapi_conn.execute("PRAGMA busy_timeout=5000")
-
-
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            # Let SQLAlchemy, not the driver, decide when transactions begin.
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            # Statements wait at most this long for a lock; taking the write lock itself is
-            # retried below, more often than SQLite's busy handler would.
-            cur.execute("PRAGMA busy_timeout=5000")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            begin_immediate(conn.connection.dbapi_connection)
-
-        return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
 class SqlStore:
@@ -510,7 +345,7 @@ class SqlTx:
         row = self.conn.execute(SQL.rate_card, {"currency": currency}).first()
         return (
             Policy(policy) if policy else Policy.LANDED_COST,
-            _parsed_card(currency, row.updated_at, row.card) if row else None,
+            _parsed_card(row.card) if row else None,
         )
 
     def lock_stock(self, skus: Iterable[str]) -> list[StockLevel]:
@@ -748,10 +583,6 @@ def _card_from_json(text: str) -> RateCard:
     return RateCard.from_dict(json.loads(text))
 
 
-def _parsed_card(currency: str, updated_at: datetime, card: dict[str, Any]) -> RateCard:
+def _parsed_card(card: dict[str, Any]) -> RateCard:
     """Parse a stored rate card once per version, not once per order."""
     return _card_from_json(json.dumps(card, sort_keys=True))
-
-
-def count(conn: Connection, table: Any, *where: Any) -> int:
-    return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
