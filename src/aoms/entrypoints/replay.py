@@ -12,11 +12,10 @@ from typing import Any
 from aoms.adapters.db import queries, setup
 from aoms.adapters.db.engine import make_engine
 from aoms.adapters.db.migrate import upgrade
-from aoms.adapters.db.store import SqlStore, SqlTx
+from aoms.adapters.db.store import SqlStore
 from aoms.adapters.geocode import geocode
 from aoms.adapters.importers.olist import OlistData
 from aoms.bootstrap import utc_now
-from aoms.domain.money import Money
 from aoms.domain.routing import Policy
 from aoms.services.orders import receive_order
 
@@ -46,26 +45,19 @@ def replay(
         engine = make_engine(url)
         try:
             upgrade(engine)
-            now = utc_now()
+            network: dict[str, object] = {
+                "shop": "olist", "currency": "BRL", "routing_policy": policy.value,
+                "rate_card": data.rate_card.as_dict(),
+                "locations": [
+                    {"id": loc.id, "name": loc.name, "lat": loc.point.lat, "lng": loc.point.lng,
+                     "country_code": "BR", "handling_cost": handling}
+                    for loc in data.locations
+                ],
+                "stock": [{"sku": sku, "location_id": loc_id, "on_hand": n}
+                          for (sku, loc_id), n in sorted(data.stock.items())],
+            }  # fmt: skip
             with engine.begin() as conn:
-                setup.upsert_shop(conn, "olist", policy, "BRL", now)
-                setup.set_rate_card(conn, data.rate_card, now)
-                for loc in data.locations:
-                    setup.upsert_location(
-                        conn,
-                        id=loc.id,
-                        name=loc.name,
-                        lat=loc.point.lat,
-                        lng=loc.point.lng,
-                        country_code="BR",
-                        handling=Money.of(handling, "BRL"),
-                        now=now,
-                    )
-                tx = SqlTx(conn, conn.dialect.name)
-                for (sku, loc_id), n in sorted(data.stock.items()):
-                    tx.change_stock(
-                        sku, loc_id, on_hand=n, reason="initial_count", reference="olist", now=now
-                    )
+                setup.load_store(conn, network, utc_now(), reference="olist")
             store = SqlStore(engine)
             started = time.perf_counter()
             for i, order in enumerate(data.orders):

@@ -86,8 +86,11 @@ def location_exists(conn: Connection, location_id: str) -> bool:
     return found.first() is not None
 
 
-def load_store(conn: Connection, data: dict[str, object], now: datetime) -> None:
-    """Load a store's reference data and stock counts (the demo store's JSON layout)."""
+def load_store(
+    conn: Connection, data: dict[str, object], now: datetime, *, reference: str = "demo"
+) -> None:
+    """Load a store's reference data and stock counts (the demo store's JSON layout:
+    shop, currency, routing_policy, rate_card, locations, products, stock)."""
     currency = str(data["currency"])
     upsert_shop(conn, str(data["shop"]), Policy(str(data["routing_policy"])), currency, now)
     set_rate_card(conn, RateCard.from_dict(data["rate_card"]), now)  # type: ignore[arg-type]
@@ -102,7 +105,7 @@ def load_store(conn: Connection, data: dict[str, object], now: datetime) -> None
             handling=Money.of(loc["handling_cost"], currency),
             now=now,
         )
-    for p in data["products"]:  # type: ignore[attr-defined]
+    for p in data.get("products", []):  # type: ignore[attr-defined]
         upsert_product(conn, p["sku"], p["title"], p["grams"])
     tx = SqlTx(conn, conn.dialect.name)
     for s in data["stock"]:  # type: ignore[attr-defined]
@@ -111,6 +114,6 @@ def load_store(conn: Connection, data: dict[str, object], now: datetime) -> None
             s["location_id"],
             on_hand=s["on_hand"],
             reason="initial_count",
-            reference="demo",
+            reference=reference,
             now=now,
         )
