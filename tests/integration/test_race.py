@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 from aoms.adapters.db import queries
 from aoms.adapters.geocode import geocode
@@ -109,3 +110,28 @@ def test_an_older_update_racing_a_newer_cancel_leaves_the_order_cancelled(
         assert detail["status"] == "cancelled", n
         assert lv is not None and lv["reserved"] == 0, n
         assert [f for f in detail["fulfilment_orders"] if f["status"] == "open"] == [], n
+
+
+def test_orders_routed_again_at_once_do_not_deadlock(runtime: Runtime) -> None:
+    rounds = 30
+    stock = {}
+    for n in range(rounds):
+        stock |= {(f"A-{n}", "a"): 10, (f"B-{n}", "a"): 10}
+    network(runtime.engine, stock)
+    for n in range(rounds):
+        a, b = f"A-{n}", f"B-{n}"
+        for ext, sku in ((f"p{n}", a), (f"q{n}", b)):
+            with runtime.store.transaction() as tx:
+                orders.receive_order(tx, order((sku, 1), external_id=ext), geocode=geocode,
+                                     now=T0)  # fmt: skip
+
+        def grow(ext: str, first: str, second: str) -> None:
+            # Holds `first`, now wants `second` too: release and lock both.
+            with runtime.store.transaction() as tx:
+                newer = order((first, 1), (second, 1), external_id=ext, updated=later(1))
+                orders.receive_order(tx, newer, geocode=geocode, now=T0)
+
+        _together(partial(grow, f"p{n}", a, b), partial(grow, f"q{n}", b, a))
+        with runtime.store.read() as conn:
+            levels = [queries.stock_level(conn, sku, "a") for sku in (a, b)]
+        assert [lv["reserved"] for lv in levels if lv] == [2, 2], n

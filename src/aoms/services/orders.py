@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from aoms.domain import events as ev
-from aoms.domain.errors import Conflict, InvalidInput, NotFound
+from aoms.domain.errors import AomsError, Conflict, InvalidInput, NotFound
 from aoms.domain.events import Event
 from aoms.domain.geo import Point
 from aoms.domain.money import Money
@@ -37,6 +39,8 @@ def routing_key(order: Order, dest: Point | None) -> str:
     where = f"{dest.lat:.5f},{dest.lng:.5f}" if dest else "-"
     return hashlib.sha256(f"{lines}|{where}".encode()).hexdigest()[:32]
 
+
+log = logging.getLogger(__name__)
 
 _NOT_FULLY_ROUTED = (OrderStatus.BACKORDERED, OrderStatus.UNROUTABLE)
 
@@ -87,7 +91,7 @@ def receive_order(tx: Tx, order: Order, *, geocode: Geocoder, now: datetime) -> 
     elif reroute:
         # What routing depends on changed, or the order still waits for stock or an address:
         # release what it holds and route it again on today's stock.
-        release_all(tx, stored.id, now=now)
+        release_all(tx, stored.id, now=now, also_lock=order.demand())
         status = route_and_reserve(tx, stored.id, order, dest, now=now)
     return Received(stored.id, Outcome.UPDATED, status)
 
@@ -187,8 +191,14 @@ def _routing_events(order_id: int, routing: RoutingPlan, *, allocations_count: i
     return out
 
 
-def release_all(tx: Tx, order_id: int, *, now: datetime) -> int:
-    """Release every reservation the order holds; returns the units released."""
+def release_all(tx: Tx, order_id: int, *, now: datetime, also_lock: Iterable[str] = ()) -> int:
+    """Release every reservation the order holds; returns the units released.
+
+    The stock rows of what it holds, and of `also_lock` (the SKUs about to be reserved), are
+    locked first, all together in key order: a release that locked its own rows first and
+    the new ones later could deadlock with another order doing the same the other way round.
+    """
+    tx.lock_stock(set(tx.reserved_skus(order_id)) | set(also_lock))
     held = tx.release(order_id, now)
     tx.replace_fulfilment_orders(order_id, None, now)
     units = sum(r.quantity for r in held)
@@ -232,21 +242,34 @@ def reroute(tx: Tx, order_id: int, *, geocode: Geocoder, now: datetime) -> Order
         raise Conflict(f"order {order_id} is cancelled", field="order_id")
     order = tx.load_order(order_id)
     located = geocode(order.shipping_address) if stored.dest is None else (stored.dest, None)
-    release_all(tx, order_id, now=now)
+    release_all(tx, order_id, now=now, also_lock=order.demand())
     return route_and_reserve(tx, order_id, order, located[0] if located else None, now=now)
 
 
 def retry_waiting(
-    store: Store, *, geocode: Geocoder, clock: Clock, sku: str | None = None, limit: int = 200
+    store: Store,
+    *,
+    geocode: Geocoder,
+    clock: Clock,
+    status: OrderStatus,
+    sku: str | None = None,
+    limit: int = 200,
 ) -> dict[str, int]:
-    """Route again the oldest backordered or unroutable orders (those with `sku` if given),
-    each in its own transaction: stock that arrived, or a rate card that was added, goes to
-    the orders that waited longest."""
+    """Route again the oldest orders in `status` (backordered ones with `sku`, when stock of it
+    arrived; unroutable ones, when a rate card was set), each in its own transaction, so the
+    orders that waited longest go first. Stops when the SKU has nothing left to give; an order
+    that fails is counted and skipped, never blocking the ones behind it."""
     outcome: dict[str, int] = {}
-    for order_id in store.waiting_orders(sku, limit):
-        with store.transaction() as tx:
-            status = reroute(tx, order_id, geocode=geocode, now=clock())
-        outcome[status.value] = outcome.get(status.value, 0) + 1
+    for order_id in store.waiting_orders(status, sku, limit):
+        if sku is not None and store.available_units(sku) == 0:
+            break
+        try:
+            with store.transaction() as tx:
+                result = reroute(tx, order_id, geocode=geocode, now=clock()).value
+        except AomsError as exc:
+            log.warning("routing order %s again failed: %s", order_id, exc.message)
+            result = "failed"
+        outcome[result] = outcome.get(result, 0) + 1
     return outcome
 
 

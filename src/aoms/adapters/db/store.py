@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    func,
     select,
     update,
 )
@@ -98,14 +99,20 @@ class SqlStore:
         if self.dialect == "sqlite":
             time.sleep(0.0005)
 
-    def waiting_orders(self, sku: str | None, limit: int) -> list[int]:
+    def available_units(self, sku: str) -> int:
+        s = t.stock_levels.c
+        free = func.greatest if self.dialect == "postgresql" else func.max
+        with self.engine.connect() as conn:
+            total = conn.execute(
+                select(func.sum(free(s.on_hand - s.reserved - s.safety_stock, 0))).where(
+                    s.sku == sku
+                )
+            ).scalar()
+        return int(total or 0)
+
+    def waiting_orders(self, status: OrderStatus, sku: str | None, limit: int) -> list[int]:
         o = t.orders.c
-        query = (
-            select(o.id)
-            .where(o.status.in_([OrderStatus.BACKORDERED.value, OrderStatus.UNROUTABLE.value]))
-            .order_by(o.id)
-            .limit(limit)
-        )
+        query = select(o.id).where(o.status == status.value).order_by(o.id).limit(limit)
         if sku is not None:
             query = query.where(
                 o.id.in_(select(t.order_lines.c.order_id).where(t.order_lines.c.sku == sku))
@@ -352,6 +359,13 @@ class SqlTx:
         query = SQL.lock_stock.get(self.dialect, SQL.lock_stock["sqlite"])
         rows = self.conn.execute(query, {"skus": sorted(set(skus))})
         return [StockLevel(*row) for row in rows]
+
+    def reserved_skus(self, order_id: int) -> list[str]:
+        r = t.reservations.c
+        rows = self.conn.execute(
+            select(r.sku).where(r.order_id == order_id, r.status == "active").distinct()
+        )
+        return sorted(rows.scalars())
 
     def candidates(self, levels: Sequence[StockLevel]) -> list[Candidate]:
         by_location: dict[str, dict[str, int]] = {}

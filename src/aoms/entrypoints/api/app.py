@@ -271,8 +271,10 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
         rerouted = {}
         if result.applied and result.level.available > 0:
             # Stock arrived: the orders that waited longest for this SKU get it first.
-            rerouted = orders.retry_waiting(r.store, geocode=r.geocode, clock=r.clock,
-                                            sku=body.sku)  # fmt: skip
+            rerouted = orders.retry_waiting(
+                r.store, geocode=r.geocode, clock=r.clock, status=OrderStatus.BACKORDERED,
+                sku=body.sku,
+            )  # fmt: skip
         with r.store.read() as conn:
             level = queries.stock_level(conn, body.sku, body.location_id)
         return {"applied": result.applied, "level": level, "rerouted": rerouted}
@@ -324,7 +326,9 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
         card = RateCard.from_dict({"currency": currency, **body.model_dump()})
         with r.store.writer() as conn:
             setup.set_rate_card(conn, card, r.clock())
-        rerouted = orders.retry_waiting(r.store, geocode=r.geocode, clock=r.clock)
+        rerouted = orders.retry_waiting(
+            r.store, geocode=r.geocode, clock=r.clock, status=OrderStatus.UNROUTABLE
+        )
         return {**card.as_dict(), "rerouted": rerouted}
 
     # -- what happened ------------------------------------------------------------------------
