@@ -539,3 +539,28 @@ def test_an_idempotency_key_cannot_be_reused_for_another_item(
     reused = client.post("/v1/inventory/adjustments", json=first | {"sku": "Y"})
     assert (reused.status_code, reused.json()["code"]) == (409, "conflict")
     assert client.get("/v1/orders", params={"status": "bogus"}).status_code == 422
+
+
+def test_lone_surrogates_and_huge_totals_are_refused_not_stored(
+    client: TestClient, runtime: Runtime
+) -> None:
+    network(runtime.engine, {("X", "a"): 5})
+    raw = (b'{"shop": "s", "external_id": "1", "currency": "USD", "placed_at": '
+           b'"2026-11-02T12:00:00Z", "shipping_address": {"city": "Chic\\udc00ago"}, '
+           b'"lines": [{"sku": "X", "quantity": 1, "unit_price": "1.00"}]}')  # fmt: skip
+    answer = client.post("/v1/orders", content=raw, headers={"content-type": "application/json"})
+    assert (answer.status_code, answer.json()["code"]) == (422, "invalid_input")
+    lines = [{"sku": f"S{i}", "quantity": 100000, "unit_price": "9999999999.99"} for i in range(3)]
+    body = {"shop": "s", "external_id": "2", "currency": "USD", "shipping_address": {},
+            "placed_at": "2026-11-02T12:00:00Z", "lines": lines}  # fmt: skip
+    answer = client.post("/v1/orders", json=body)
+    assert (answer.status_code, answer.json()["field"]) == (422, "lines")
+    hook = shopify_payload(40, lines=[("X", 1, "10.00")])
+    hook["shipping_address"]["city"] = "Chic\udc00ago"
+    post_webhook(client, None, body=json.dumps(hook).encode(), webhook_id="w-s")
+    runtime.process_inbox()
+    order_id = client.get("/v1/orders").json()["items"][0]["id"]
+    detail = client.get(f"/v1/orders/{order_id}")
+    assert detail.status_code == 200
+    assert detail.json()["shipping_address"]["city"] == "Chic?ago"
+    assert count(runtime, t.orders) == 1

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from aoms.domain.errors import InvalidInput
 from aoms.domain.geo import Point
 from aoms.domain.money import Money, total
+
+MAX_ORDER_AMOUNT = Decimal(10) ** 12  # in currency units: no real order comes near it
 
 
 class OrderStatus(StrEnum):
@@ -83,6 +86,13 @@ class Order:
         for dt, name in ((self.placed_at, "placed_at"), (self.source_updated_at, "updated_at")):
             if dt.tzinfo is None:
                 raise InvalidInput(f"{name} must carry a timezone", field=name)
+        gross = sum((ln.unit_price.amount * ln.quantity for ln in self.lines), Decimal(0))
+        if gross >= MAX_ORDER_AMOUNT:
+            raise InvalidInput(
+                f"the lines add up to {gross} {self.currency}; orders are limited to less than "
+                f"{MAX_ORDER_AMOUNT:,}",
+                field="lines",
+            )
 
     def demand(self) -> dict[str, int]:
         """Units per SKU over every line that needs shipping (a SKU on two lines is summed)."""

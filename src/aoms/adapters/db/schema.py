@@ -213,7 +213,7 @@ fulfilment_orders = Table(
     Column("shipping_minor", BigInteger, nullable=False),
     Column("handling_minor", BigInteger, nullable=False),
     Column("distance_km", Float, nullable=False),
-    Column("weight_g", Integer, nullable=False),
+    Column("weight_g", BigInteger, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_fulfilment_orders_order", "order_id"),
 )

@@ -68,10 +68,11 @@ def _money(value: Any, currency: str, field: str) -> Money:
 
 
 def _text(value: Any, limit: int) -> str | None:
-    """Free text from the payload, as a string of at most `limit` characters."""
+    """Free text from the payload, as valid UTF-8 of at most `limit` characters (a lone
+    surrogate escaped in the JSON becomes "?")."""
     if value is None:
         return None
-    return str(value)[:limit]
+    return str(value)[:limit].encode("utf-8", "replace").decode("utf-8")
 
 
 def _set_amount(obj: Mapping[str, Any], key: str) -> Any:
@@ -159,8 +160,8 @@ def _line(index: int, raw: Mapping[str, Any], currency: str) -> OrderLine:
     sku = raw.get("sku") or (f"variant:{variant}" if variant is not None else None)
     if not sku:
         raise InvalidPayload(f"{field} has neither sku nor variant_id", field=f"{field}.sku")
-    if not isinstance(sku, str | int) or len(str(sku)) > 255:
-        raise InvalidPayload(f"{field}.sku must be text of at most 255 characters",
+    if not isinstance(sku, str | int) or len(str(sku)) > 255 or _text(sku, 255) != str(sku):
+        raise InvalidPayload(f"{field}.sku must be valid text of at most 255 characters",
                              field=f"{field}.sku")  # fmt: skip
     allocations = raw.get("discount_allocations") or []
     discount = (

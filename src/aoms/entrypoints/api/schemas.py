@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from aoms.domain.geo import Point
 from aoms.domain.money import Money
@@ -26,6 +33,18 @@ Amount = Annotated[
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="after")
+    def _valid_unicode(self) -> Self:
+        """JSON may escape a lone surrogate, which no database or response can encode."""
+        for name, value in self:
+            for text in value if isinstance(value, list) else [value]:
+                if isinstance(text, str):
+                    try:
+                        text.encode("utf-8")
+                    except UnicodeEncodeError:
+                        raise ValueError(f"{name} is not valid Unicode text") from None
+        return self
+
 
 def _in_range(value: datetime | None) -> datetime | None:
     """Aware times from 1970 to 2999, converted to UTC."""
@@ -41,15 +60,16 @@ def _in_range(value: datetime | None) -> datetime | None:
 
 
 Time = Annotated[AwareDatetime, AfterValidator(_in_range)]
+
 Count = Annotated[int, Field(ge=-(10**9), le=10**9)]
 
 
 class AddressIn(_Strict):
-    name: str | None = None
-    address1: str | None = None
-    city: str | None = None
-    zip: str | None = None
-    province_code: str | None = None
+    name: str | None = Field(default=None, max_length=255)
+    address1: str | None = Field(default=None, max_length=255)
+    city: str | None = Field(default=None, max_length=255)
+    zip: str | None = Field(default=None, max_length=32)
+    province_code: str | None = Field(default=None, max_length=16)
     country_code: str | None = Field(default=None, min_length=2, max_length=2)
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)

@@ -192,7 +192,7 @@ def upgrade() -> None:
         sa.Column("shipping_minor", sa.BigInteger(), nullable=False),
         sa.Column("handling_minor", sa.BigInteger(), nullable=False),
         sa.Column("distance_km", sa.Float(), nullable=False),
-        sa.Column("weight_g", sa.Integer(), nullable=False),
+        sa.Column("weight_g", sa.BigInteger(), nullable=False),
         sa.Column("created_at", aoms.adapters.db.schema.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["order_id"], ["orders.id"], name=op.f("fk_fulfilment_orders_order_id_orders")
