@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, func, or_, select
 
 from aoms.adapters.db import schema as t
-from aoms.adapters.db.store import from_minor
+from aoms.adapters.db.schema import from_minor
 from aoms.domain.errors import NotFound
 from aoms.domain.inventory import StockLevel
 

@@ -4,6 +4,7 @@ times are stored as UTC and read back timezone-aware."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -26,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import DateTime, TypeDecorator
 
+from aoms.domain.money import Money, minor_units
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out, on SQLite as on PostgreSQL."""
@@ -47,6 +50,17 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
         return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+def to_minor(money: Money | None) -> int | None:
+    """Money as stored: integer minor units (its currency is stored beside it)."""
+    if money is None:
+        return None
+    return int(money.amount.scaleb(minor_units(money.currency)))
+
+
+def from_minor(units: int, currency: str) -> Money:
+    return Money(Decimal(units).scaleb(-minor_units(currency)), currency)
 
 
 # Integer primary keys that autoincrement on both databases.

@@ -9,7 +9,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from aoms.adapters.db import schema as t
-from aoms.adapters.db.store import SqlTx, to_minor
+from aoms.adapters.db.schema import to_minor
+from aoms.adapters.db.store import SqlTx
 from aoms.domain.money import Money
 from aoms.domain.routing import Policy, RateCard
 

@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -28,25 +27,15 @@ from sqlalchemy import (
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from aoms.adapters.db import schema as t
+from aoms.adapters.db.schema import from_minor, to_minor
 from aoms.adapters.db.statements import SQL
 from aoms.domain.errors import Conflict, Unavailable, UnknownLocation, ValueOutOfRange
 from aoms.domain.events import Event
 from aoms.domain.geo import Point
 from aoms.domain.inventory import StockLevel
-from aoms.domain.money import Money, minor_units
 from aoms.domain.orders import Address, AmountCheck, LineAllocation, Order, OrderLine, OrderStatus
 from aoms.domain.routing import Candidate, Policy, RateCard, RoutingPlan
 from aoms.services.ports import ActiveReservation, Delivery, StoredOrder
-
-
-def to_minor(money: Money | None) -> int | None:
-    if money is None:
-        return None
-    return int(money.amount.scaleb(minor_units(money.currency)))
-
-
-def from_minor(units: int, currency: str) -> Money:
-    return Money(Decimal(units).scaleb(-minor_units(currency)), currency)
 
 
 class SqlStore:
