@@ -60,11 +60,6 @@ def _exponent(currency: str) -> Decimal:
     return exp
 
 
-def _check_currency(currency: str) -> str:
-    _exponent(currency)
-    return currency.upper()
-
-
 @dataclass(frozen=True, slots=True)
 class Money:
     amount: Decimal

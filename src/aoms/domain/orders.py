@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -80,7 +80,6 @@ class Order:
     total_price: Money | None = None
     taxes_included: bool = False
     tags: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for dt, name in ((self.placed_at, "placed_at"), (self.source_updated_at, "updated_at")):

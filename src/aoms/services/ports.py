@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -143,5 +143,3 @@ OrderParser = Callable[[str, str, bytes], Order | None]
 """(shop, topic, raw body) -> the order in it, or None for a topic that carries no order."""
 
 Clock = Callable[[], datetime]
-
-EventSink = Callable[[Iterator[Event]], None]

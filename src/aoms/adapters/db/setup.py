@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -30,12 +30,6 @@ def upsert_shop(
         t.shops,
         {"domain": domain, "routing_policy": policy.value, "currency": currency, "created_at": now},
         ["domain"],
-    )
-
-
-def set_policy(conn: Connection, domain: str, policy: Policy) -> None:
-    conn.execute(
-        update(t.shops).where(t.shops.c.domain == domain).values(routing_policy=policy.value)
     )
 
 
@@ -80,11 +74,6 @@ def upsert_location(
 
 def upsert_product(conn: Connection, sku: str, title: str, grams: int) -> None:
     _upsert(conn, t.products, {"sku": sku, "title": title, "grams": grams}, ["sku"])
-
-
-def location_exists(conn: Connection, location_id: str) -> bool:
-    found = conn.execute(select(t.locations.c.id).where(t.locations.c.id == location_id))
-    return found.first() is not None
 
 
 def load_store(
