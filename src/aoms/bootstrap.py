@@ -83,7 +83,8 @@ class Runtime:
 def build(settings: Settings | None = None) -> Runtime:
     settings = settings or Settings()
     engine = make_engine(settings.database_url)
-    return Runtime(settings=settings, engine=engine, store=SqlStore(engine))
+    store = SqlStore(engine, default_policy=settings.default_routing_policy)
+    return Runtime(settings=settings, engine=engine, store=store)
 
 
 class Workers:

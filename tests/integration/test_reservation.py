@@ -7,8 +7,10 @@ from sqlalchemy import func, select
 from aoms.adapters.db import queries
 from aoms.adapters.db import schema as t
 from aoms.adapters.geocode import geocode
-from aoms.bootstrap import Runtime
+from aoms.bootstrap import Runtime, build
+from aoms.config import Settings
 from aoms.domain.orders import OrderStatus
+from aoms.domain.routing import Policy
 from aoms.services import orders
 from tests.builders import T0, later, network, order
 
@@ -141,3 +143,16 @@ def test_a_newer_update_of_a_backordered_order_takes_stock_that_arrived(runtime:
     again = receive(runtime, order(("X", 3), updated=later(2)))
     assert again.status is OrderStatus.ROUTED
     assert level(runtime, "X", "a")["reserved"] + level(runtime, "X", "b")["reserved"] == 3
+
+
+def test_a_shop_that_chose_no_policy_gets_the_configured_default(db_url: str) -> None:
+    rt = build(Settings(database_url=db_url, default_routing_policy=Policy.SHOPIFY_DEFAULT,
+                        run_workers=False))  # fmt: skip
+    try:
+        network(rt.engine, {("X", "a"): 5}, shop="registered.myshopify.com")
+        result = receive(rt, order(("X", 1), shop="unregistered.myshopify.com"))
+        with rt.store.read() as conn:
+            detail = queries.order_detail(conn, result.order_id)
+        assert detail["routing"][0]["policy"] == "shopify_default"
+    finally:
+        rt.close()

@@ -39,9 +39,10 @@ from aoms.services.ports import ActiveReservation, Delivery, StoredOrder
 
 
 class SqlStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, default_policy: Policy = Policy.LANDED_COST) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.default_policy = default_policy  # for shops that have not chosen one
         # SQLite has one write lock per file, and a writer that finds it taken sleeps in the
         # busy handler (1, 2, 5 ms …) while a busy worker takes it again at once: webhook
         # acknowledgements starve. Threads of this process queue on this lock instead and are
@@ -62,7 +63,7 @@ class SqlStore:
     def transaction(self) -> Iterator[SqlTx]:
         try:
             with self.writer() as conn:
-                tx = SqlTx(conn, self.dialect)
+                tx = SqlTx(conn, self.dialect, self.default_policy)
                 yield tx
                 tx.flush()
         except IntegrityError as exc:
@@ -122,9 +123,12 @@ class SqlStore:
 
 
 class SqlTx:
-    def __init__(self, conn: Connection, dialect: str) -> None:
+    def __init__(
+        self, conn: Connection, dialect: str, default_policy: Policy = Policy.LANDED_COST
+    ) -> None:
         self.conn = conn
         self.dialect = dialect
+        self.default_policy = default_policy
         self._events: list[dict[str, Any]] = []
 
     # -- orders ---------------------------------------------------------------------------
@@ -340,7 +344,7 @@ class SqlTx:
         policy = self.conn.execute(SQL.policy, {"shop": shop}).scalar()
         row = self.conn.execute(SQL.rate_card, {"currency": currency}).first()
         return (
-            Policy(policy) if policy else Policy.LANDED_COST,
+            Policy(policy) if policy else self.default_policy,
             _parsed_card(row.card) if row else None,
         )
 
