@@ -8,6 +8,12 @@ options and differ only in how they rank them:
 * ``shopify_default``: most units first, then the fewest locations, then the shortest total
   distance (Shopify's default order routing: "minimize split fulfillment, then closest").
 
+* ``optimal``: the exact optimum of the landed cost (most units first), found by
+  `aoms.domain.optimise` over every location and every split of every SKU, with the proof
+  (a lower bound equal to the cost) and the best plan that does without the chosen main location.
+* ``nearest``: the nearest location that has everything, else each SKU from the nearest that has
+  it — the least a router can do; a baseline for the policy lab.
+
 Costs are kept in integer minor units while searching (exact and fast) and turned into Money
 for the result.
 """
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -24,11 +30,14 @@ from enum import StrEnum
 from aoms.domain.errors import InvalidInput
 from aoms.domain.geo import Point, haversine_km
 from aoms.domain.money import Money, minor_units
+from aoms.domain.optimise import Problem, Site, Solution, Weights, solve, terms
 
 
 class Policy(StrEnum):
     LANDED_COST = "landed_cost"
     SHOPIFY_DEFAULT = "shopify_default"
+    OPTIMAL = "optimal"
+    NEAREST = "nearest"
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,13 @@ class RateCard:
     def price_minor(self, distance_km: float, weight_g: int) -> int:
         d, w = self.band(distance_km, weight_g)
         return self._minor[d][w]
+
+    def minor_row(self, distance_band: int) -> tuple[int, ...]:
+        """Prices in minor units, per weight band, at one distance band."""
+        return self._minor[distance_band]
+
+    def minor_rows(self) -> tuple[tuple[int, ...], ...]:
+        return self._minor
 
     def price(self, distance_km: float, weight_g: int) -> Money:
         d, w = self.band(distance_km, weight_g)
@@ -163,6 +179,7 @@ class RoutingPlan:
     runners_up: tuple[Option, ...]
     options_considered: int
     explanation: str
+    proof: Mapping[str, object] | None = None  # optimal policy: method, bound, terms, decided_by
 
     @property
     def shipments(self) -> dict[str, dict[str, int]]:
@@ -180,6 +197,7 @@ class RoutingConfig:
     # Multi-location options are built from the nearest locations that hold any demanded SKU;
     # a wider search is routing v2's exact optimiser.
     split_search_width: int = 12
+    split_penalty: Decimal = Decimal(0)  # optimal policy: added per shipment beyond the first
 
 
 @dataclass(slots=True)
@@ -243,6 +261,14 @@ def plan(
         taken, short, covered = _assign(subset, wanted)
         if len(subset) > 1 and any(not t for t in taken):
             return None  # a location that ships nothing: the smaller subset covers this
+        return make(subset, taken, short, covered)
+
+    def make(
+        subset: Sequence[_Loc],
+        taken: Sequence[Mapping[str, int]],
+        short: dict[str, int],
+        covered: int,
+    ) -> tuple[Option, int]:
         shipments = []
         cost = 0
         for loc, items in zip(subset, taken, strict=True):
@@ -264,6 +290,25 @@ def plan(
             tuple(shipments), short, covered, Money(Decimal(cost) / scale, demand.currency)
         )
         return option, cost
+
+    note = (
+        f" {other_currency} location(s) with stock were left out: their handling cost is not "
+        f"in {demand.currency}."
+        if other_currency
+        else ""
+    )
+    if policy is Policy.OPTIMAL and locs:
+        return _optimal(demand, locs, wanted, config, make, scale, note)
+    if policy is Policy.NEAREST and locs:
+        whole = [
+            loc for loc in locs if all(loc.cand.available.get(k, 0) >= q for k, q in wanted.items())
+        ]
+        pool = whole[:1] or locs
+        taken, short, covered = _assign(pool, wanted)
+        used = [(loc, t) for loc, t in zip(pool, taken, strict=True) if t]
+        option, _ = make([u[0] for u in used], [u[1] for u in used], short, covered)
+        words = _explain(policy, option, (), 1, wanted)
+        return RoutingPlan(policy, option, (), 1, words + note)
 
     def rank(entry: tuple[Option, int]) -> tuple[object, ...]:
         option, cost = entry
@@ -303,12 +348,6 @@ def plan(
         if best_full_cost is not None and policy is Policy.SHOPIFY_DEFAULT:
             break
 
-    note = (
-        f" {other_currency} location(s) with stock were left out: their handling cost is not "
-        f"in {demand.currency}."
-        if other_currency
-        else ""
-    )
     if not options:
         empty = Option((), dict(wanted), 0, Money.zero(demand.currency))
         return RoutingPlan(policy, empty, (), 0, _explain(policy, empty, (), 0, wanted) + note)
@@ -317,6 +356,115 @@ def plan(
     runners = tuple(o for o, _ in options[1:4])
     explanation = _explain(policy, chosen, runners, len(options), wanted) + note
     return RoutingPlan(policy, chosen, runners, len(options), explanation)
+
+
+_TERM_WORDS = {
+    "shipping": "shipping",
+    "handling": "handling",
+    "split": "the split penalty",
+    "backorder": "units it cannot ship",
+}
+
+
+def _optimal(
+    demand: Demand,
+    locs: Sequence[_Loc],
+    wanted: Mapping[str, int],
+    config: RoutingConfig,
+    make: Callable[
+        [Sequence[_Loc], Sequence[Mapping[str, int]], dict[str, int], int], tuple[Option, int]
+    ],
+    scale: int,
+    note: str,
+) -> RoutingPlan:
+    """The exact optimum, the best plan without its main location, and why the first won."""
+    card = config.rate_card
+    by_id = {loc.cand.location_id: loc for loc in locs}
+    sites = []
+    for loc in locs:
+        d, _ = card.band(loc.distance, 0)
+        sites.append(
+            Site(
+                key=loc.cand.location_id,
+                km=loc.distance,
+                handling=loc.handling,
+                available={k: n for k in wanted if (n := loc.cand.available.get(k, 0)) > 0},
+                band_upper_g=card.weight_g,
+                band_price=card.minor_row(d),
+            )
+        )
+    heaviest_plan = config.max_shipments * (
+        max(max(row) for row in card.minor_rows()) + max(loc.handling for loc in locs)
+    )
+    weights = Weights(
+        split_penalty=int(config.split_penalty * scale),
+        # above any plan's cost, so that shipping more units always wins (as in landed_cost)
+        backorder_penalty=heaviest_plan + int(config.split_penalty * scale) * 3 + 1,
+    )
+    problem = Problem(dict(wanted), dict(demand.unit_grams), sites, weights, config.max_shipments)
+    best = solve(problem)
+
+    def to_option(solution: Solution) -> Option:
+        chosen = sorted(solution.taken.items(), key=lambda kv: (by_id[kv[0]].distance, kv[0]))
+        shipped = sum(q for _, items in chosen for q in items.values())
+        option, _ = make(
+            [by_id[k] for k, _ in chosen],
+            [items for _, items in chosen],
+            dict(solution.backordered),
+            shipped,
+        )
+        return option
+
+    chosen = to_option(best)
+    runners: tuple[Option, ...] = ()
+    proof: dict[str, object] = {
+        "method": best.method,
+        "objective_minor": round(best.objective),
+        "bound_minor": round(best.bound),
+        "optimal": best.gap < 0.5,
+        "terms_minor": {k: round(v) for k, v in terms(problem, best.taken).items()},
+    }
+    runner_words = ""
+    if best.taken:
+        main = max(best.taken, key=lambda k: (sum(best.taken[k].values()), k))
+        without = solve(
+            Problem(
+                problem.units,
+                problem.grams,
+                [s for s in sites if s.key != main],
+                weights,
+                config.max_shipments,
+            )
+        )
+        if without.taken:
+            runners = (to_option(without),)
+            diff = {
+                k: v - proof["terms_minor"][k]  # type: ignore[index]
+                for k, v in terms(problem, without.taken).items()
+            }
+            term = max(diff, key=lambda k: (diff[k], k))
+            proof["runner_up_minor"] = round(without.objective)
+            proof["decided_by"] = term
+            amount = Money(Decimal(round(diff[term])) / scale, demand.currency)
+            runner_words = (
+                f" Without {by_id[main].cand.name}, the best plan is {runners[0].describe()}; "
+                f"the chosen plan wins on {_TERM_WORDS.get(term, term)} ({amount} less)."
+            )
+    words = _explain(Policy.OPTIMAL, chosen, (), 1, wanted).rsplit(" 1 option", 1)[0]
+    proof_words = (
+        f" Proven optimal: no plan costs less than "
+        f"{Money(Decimal(round(best.bound)) / scale, demand.currency)} ({best.method})."
+        if best.gap < 0.5 and not chosen.backordered
+        else ""
+    )
+    return RoutingPlan(
+        Policy.OPTIMAL,
+        chosen,
+        runners,
+        len(sites),
+        words + runner_words + proof_words + note,
+        proof,
+    )
 
 
 def _explain(

@@ -185,8 +185,9 @@ class CursorPage(BaseModel):
 
 class ShopIn(_Strict):
     routing_policy: Policy = Field(
-        description="landed_cost (cheapest landed cost) or shopify_default (fewest locations, "
-        "then closest)"
+        description="optimal (proven cheapest landed cost over every split), landed_cost "
+        "(cheapest of the nearest subsets), shopify_default (fewest locations, then closest) "
+        "or nearest"
     )
     currency: str = Field(pattern=r"^[A-Z]{3}$")
 
