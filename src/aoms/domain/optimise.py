@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -341,34 +342,32 @@ def _highs() -> Any:
     return h
 
 
-class _Model:
-    """Column-wise builder for a small MILP."""
+class LinearModel:
+    """Column-wise builder for a small LP or MILP, solved by HiGHS."""
 
     def __init__(self) -> None:
         self.cost: list[float] = []
-        self.lower: list[float] = []
         self.upper: list[float] = []
         self.integer: list[bool] = []
         self.rows: list[tuple[list[int], list[float], float, float]] = []
 
     def var(self, cost: float, upper: float, integer: bool) -> int:
         self.cost.append(cost)
-        self.lower.append(0.0)
         self.upper.append(upper)
         self.integer.append(integer)
         return len(self.cost) - 1
 
-    def row(self, index: list[int], value: list[float], lo: float, hi: float) -> None:
+    def row(self, index: list[int], value: list[float], lo: float, hi: float) -> int:
         self.rows.append((index, value, lo, hi))
+        return len(self.rows) - 1
 
-    def solve(self) -> tuple[np.ndarray, float, float]:
+    def _pass(self, relax: bool) -> Any:
         h = _highs()
         lp = highspy.HighsLp()
-        n = len(self.cost)
-        lp.num_col_ = n
+        lp.num_col_ = len(self.cost)
         lp.num_row_ = len(self.rows)
         lp.col_cost_ = np.array(self.cost)
-        lp.col_lower_ = np.array(self.lower)
+        lp.col_lower_ = np.zeros(len(self.cost))
         lp.col_upper_ = np.array(self.upper)
         lp.row_lower_ = np.array([r[2] for r in self.rows])
         lp.row_upper_ = np.array([r[3] for r in self.rows])
@@ -383,30 +382,51 @@ class _Model:
         lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
         lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
         lp.a_matrix_.value_ = np.array(value)
-        lp.integrality_ = [
-            highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
-            for i in self.integer
-        ]
+        if not relax:
+            lp.integrality_ = [
+                highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+                for i in self.integer
+            ]
         h.passModel(lp)
         h.run()
         status = h.getModelStatus()
         if status != highspy.HighsModelStatus.kOptimal:  # pragma: no cover - always feasible
-            raise RuntimeError(f"routing MILP ended {h.modelStatusToString(status)}")
+            raise RuntimeError(f"HiGHS ended {h.modelStatusToString(status)}")
+        return h
+
+    def solve(self) -> tuple[np.ndarray, float, float]:
+        """The MILP: values, objective and HiGHS's proven lower bound."""
+        h = self._pass(relax=False)
         info = h.getInfo()
         x = np.array(h.getSolution().col_value)
         return x, float(info.objective_function_value), float(info.mip_dual_bound)
 
+    def solve_lp(self) -> tuple[np.ndarray, float, np.ndarray]:
+        """The LP relaxation: values, objective and the dual value of each row."""
+        h = self._pass(relax=True)
+        solution = h.getSolution()
+        x = np.array(solution.col_value)
+        return x, float(h.getInfo().objective_function_value), np.array(solution.row_dual)
 
-def _milp(problem: Problem, units: Mapping[str, int], sites: Sequence[Site]) -> Solution:
+
+def _add_problem(
+    m: LinearModel,
+    problem: Problem,
+    units: Mapping[str, int],
+    sites: Sequence[Site],
+    stock_cols: dict[tuple[str, str], list[int]] | None = None,
+) -> tuple[list[tuple[str, str, int]], dict[str, int]]:
+    """Add one order's model; returns its unit columns (site, sku, column) and backorder ones."""
     w = problem.weights
-    m = _Model()
-    xs: list[tuple[str, str, int]] = []  # (site, sku, column)
+    xs: list[tuple[str, str, int]] = []
     ys: dict[str, int] = {}
     per_sku: dict[str, list[int]] = {k: [] for k in units}
     group_of = {sku: i for i, g in enumerate(problem.ship_together) for sku in g}
     for site in sites:
         cols: list[tuple[int, float, int]] = []  # (column, grams, cap)
         skus = [k for k in units if site.available.get(k, 0) > 0]
+        if not skus:
+            continue
         y = m.var(w.handling * site.handling + w.per_km * site.km, 1, True)
         ys[site.key] = y
         for k in skus:
@@ -416,6 +436,8 @@ def _milp(problem: Problem, units: Mapping[str, int], sites: Sequence[Site]) -> 
             per_sku[k].append(col)
             cols.append((col, float(problem.grams.get(k, 0)), cap))
             m.row([col, y], [1.0, -cap], -_INF, 0.0)
+            if stock_cols is not None:
+                stock_cols.setdefault((k, site.key), []).append(col)
         heaviest = sum(g * cap for _, g, cap in cols)
         lightest = min(g for _, g, _ in cols)
         bands: list[tuple[float, float, int]] = []  # (lower, upper, price)
@@ -438,9 +460,10 @@ def _milp(problem: Problem, units: Mapping[str, int], sites: Sequence[Site]) -> 
     backorder = {k: m.var(float(w.backorder_penalty), q, False) for k, q in units.items()}
     for k, q in units.items():
         m.row([*per_sku[k], backorder[k]], [1.0] * (len(per_sku[k]) + 1), q, q)
-    m.row(list(ys.values()), [1.0] * len(ys), 0.0, float(problem.max_shipments))
-    splits = m.var(float(w.split_penalty), _INF, False)  # ≥ shipments beyond the first
-    m.row([*ys.values(), splits], [1.0] * len(ys) + [-1.0], -_INF, 1.0)
+    if ys:
+        m.row(list(ys.values()), [1.0] * len(ys), 0.0, float(problem.max_shipments))
+        splits = m.var(float(w.split_penalty), _INF, False)  # ≥ shipments beyond the first
+        m.row([*ys.values(), splits], [1.0] * len(ys) + [-1.0], -_INF, 1.0)
     for gi in range(len(problem.ship_together)):
         members = [(s, k, c) for s, k, c in xs if group_of.get(k) == gi]
         by_site: dict[str, list[int]] = {}
@@ -453,6 +476,12 @@ def _milp(problem: Problem, units: Mapping[str, int], sites: Sequence[Site]) -> 
         for s, cols_ in by_site.items():
             for c in cols_:
                 m.row([c, us[s]], [1.0, -float(m.upper[c])], -_INF, 0.0)
+    return xs, backorder
+
+
+def _milp(problem: Problem, units: Mapping[str, int], sites: Sequence[Site]) -> Solution:
+    m = LinearModel()
+    xs, _ = _add_problem(m, problem, units, sites)
     x, value, bound = m.solve()
     taken: dict[str, dict[str, int]] = {}
     for site_key, k, col in xs:
@@ -462,3 +491,40 @@ def _milp(problem: Problem, units: Mapping[str, int], sites: Sequence[Site]) -> 
     shipped = {k: sum(t.get(k, 0) for t in taken.values()) for k in units}
     short = {k: q - shipped[k] for k, q in units.items() if q > shipped[k]}
     return Solution(taken, short, objective(problem, taken), min(bound, value), "milp")
+
+
+def joint_lower_bound(
+    problems: Sequence[Problem], stock: Mapping[tuple[str, str], int], backorder_penalty: int
+) -> tuple[float, float, float]:
+    """Every order at once with the shared stock, as one LP relaxation (the clairvoyant).
+
+    Each problem's sites should offer the full starting stock; `stock[(sku, site)]` caps the
+    sum over orders; every unit not shipped costs `backorder_penalty`. Returns (a lower bound
+    on landed cost + penalty × units backordered over every plan for all the orders, units
+    shipped in the LP's solution, seconds).
+    """
+    started = time.perf_counter()
+    penalty = backorder_penalty
+    m = LinearModel()
+    stock_cols: dict[tuple[str, str], list[int]] = {}
+    backorders: list[int] = []
+    wanted = 0
+    for p in problems:
+        units = {k: q for k, q in p.units.items() if q > 0}
+        wanted += sum(units.values())
+        uniform = Problem(
+            units,
+            p.grams,
+            p.sites,
+            Weights(p.weights.shipping, p.weights.handling, p.weights.split_penalty,
+                    p.weights.per_km, penalty),
+            p.max_shipments,
+            p.ship_together,
+        )  # fmt: skip
+        _, back = _add_problem(m, uniform, units, p.sites, stock_cols)
+        backorders.extend(back.values())
+    for key, cols in stock_cols.items():
+        m.row(cols, [1.0] * len(cols), -_INF, float(stock.get(key, 0)))
+    x, value, _ = m.solve_lp()
+    short = float(sum(x[c] for c in backorders))
+    return value, wanted - short, time.perf_counter() - started

@@ -231,10 +231,11 @@ def _assign(
     return taken, short, covered
 
 
-def plan(
-    demand: Demand, candidates: Sequence[Candidate], policy: Policy, config: RoutingConfig
-) -> RoutingPlan:
-    """Choose the shipments for one order. Pure: the same inputs give the same plan."""
+def _locations(
+    demand: Demand, candidates: Sequence[Candidate], config: RoutingConfig
+) -> tuple[list[_Loc], int]:
+    """The candidates that hold some of the order, nearest first, and how many were left out
+    because their handling cost is in another currency."""
     card = config.rate_card
     if card.currency != demand.currency:
         raise InvalidInput(
@@ -256,6 +257,26 @@ def plan(
         handling = int(cand.handling.amount * scale)
         locs.append(_Loc(cand, dist, handling, handling + card.price_minor(dist, min_grams)))
     locs.sort(key=lambda loc: (loc.distance, loc.cand.location_id))
+    return locs, other_currency
+
+
+def plan(
+    demand: Demand,
+    candidates: Sequence[Candidate],
+    policy: Policy,
+    config: RoutingConfig,
+    *,
+    opportunity: Mapping[tuple[str, str], float] | None = None,
+) -> RoutingPlan:
+    """Choose the shipments for one order. Pure: the same inputs give the same plan.
+
+    `opportunity[(location_id, sku)]` is a cost in minor units per unit taken from there (the
+    scarcity-aware policy's shadow prices); only the optimal policy uses it.
+    """
+    card = config.rate_card
+    locs, other_currency = _locations(demand, candidates, config)
+    scale = 10 ** minor_units(demand.currency)
+    wanted = {sku: n for sku, n in demand.units.items() if n > 0}
 
     def build(subset: Sequence[_Loc]) -> tuple[Option, int] | None:
         taken, short, covered = _assign(subset, wanted)
@@ -298,7 +319,7 @@ def plan(
         else ""
     )
     if policy is Policy.OPTIMAL and locs:
-        return _optimal(demand, locs, wanted, config, make, scale, note)
+        return _optimal(demand, locs, wanted, config, make, scale, note, opportunity or {})
     if policy is Policy.NEAREST and locs:
         whole = [
             loc for loc in locs if all(loc.cand.available.get(k, 0) >= q for k, q in wanted.items())
@@ -306,6 +327,10 @@ def plan(
         pool = whole[:1] or locs
         taken, short, covered = _assign(pool, wanted)
         used = [(loc, t) for loc, t in zip(pool, taken, strict=True) if t]
+        if len(used) > config.max_shipments:  # the nearest that contribute, no more
+            pool = [loc for loc, _ in used[: config.max_shipments]]
+            taken, short, covered = _assign(pool, wanted)
+            used = list(zip(pool, taken, strict=True))
         option, _ = make([u[0] for u in used], [u[1] for u in used], short, covered)
         words = _explain(policy, option, (), 1, wanted)
         return RoutingPlan(policy, option, (), 1, words + note)
@@ -366,6 +391,51 @@ _TERM_WORDS = {
 }
 
 
+def _problem(
+    demand: Demand,
+    locs: Sequence[_Loc],
+    wanted: Mapping[str, int],
+    config: RoutingConfig,
+    scale: int,
+    opportunity: Mapping[tuple[str, str], float],
+) -> Problem:
+    card = config.rate_card
+    sites = []
+    for loc in locs:
+        d, _ = card.band(loc.distance, 0)
+        at = loc.cand.location_id
+        available = {k: n for k in wanted if (n := loc.cand.available.get(k, 0)) > 0}
+        sites.append(
+            Site(
+                key=at,
+                km=loc.distance,
+                handling=loc.handling,
+                available=available,
+                band_upper_g=card.weight_g,
+                band_price=card.minor_row(d),
+                opportunity={k: v for k in available if (v := opportunity.get((at, k), 0.0))},
+            )
+        )
+    split = int(config.split_penalty * scale)
+    heaviest_plan = config.max_shipments * (
+        max(max(row) for row in card.minor_rows()) + max((loc.handling for loc in locs), default=0)
+    )
+    most_scarcity = max(opportunity.values(), default=0.0) * sum(wanted.values())
+    weights = Weights(
+        split_penalty=split,
+        # above any plan's cost, so that shipping more units always wins (as in landed_cost)
+        backorder_penalty=int(heaviest_plan + split * config.max_shipments + most_scarcity) + 1,
+    )
+    return Problem(dict(wanted), dict(demand.unit_grams), sites, weights, config.max_shipments)
+
+
+def problem_for(demand: Demand, candidates: Sequence[Candidate], config: RoutingConfig) -> Problem:
+    """The optimiser's view of one order (for the clairvoyant bound over many orders)."""
+    locs, _ = _locations(demand, candidates, config)
+    wanted = {sku: n for sku, n in demand.units.items() if n > 0}
+    return _problem(demand, locs, wanted, config, 10 ** minor_units(demand.currency), {})
+
+
 def _optimal(
     demand: Demand,
     locs: Sequence[_Loc],
@@ -376,32 +446,12 @@ def _optimal(
     ],
     scale: int,
     note: str,
+    opportunity: Mapping[tuple[str, str], float],
 ) -> RoutingPlan:
     """The exact optimum, the best plan without its main location, and why the first won."""
-    card = config.rate_card
     by_id = {loc.cand.location_id: loc for loc in locs}
-    sites = []
-    for loc in locs:
-        d, _ = card.band(loc.distance, 0)
-        sites.append(
-            Site(
-                key=loc.cand.location_id,
-                km=loc.distance,
-                handling=loc.handling,
-                available={k: n for k in wanted if (n := loc.cand.available.get(k, 0)) > 0},
-                band_upper_g=card.weight_g,
-                band_price=card.minor_row(d),
-            )
-        )
-    heaviest_plan = config.max_shipments * (
-        max(max(row) for row in card.minor_rows()) + max(loc.handling for loc in locs)
-    )
-    weights = Weights(
-        split_penalty=int(config.split_penalty * scale),
-        # above any plan's cost, so that shipping more units always wins (as in landed_cost)
-        backorder_penalty=heaviest_plan + int(config.split_penalty * scale) * 3 + 1,
-    )
-    problem = Problem(dict(wanted), dict(demand.unit_grams), sites, weights, config.max_shipments)
+    problem = _problem(demand, locs, wanted, config, scale, opportunity)
+    sites, weights = problem.sites, problem.weights
     best = solve(problem)
 
     def to_option(solution: Solution) -> Option:
@@ -451,8 +501,9 @@ def _optimal(
                 f"the chosen plan wins on {_TERM_WORDS.get(term, term)} ({amount} less)."
             )
     words = _explain(Policy.OPTIMAL, chosen, (), 1, wanted).rsplit(" 1 option", 1)[0]
+    scored = " scores (landed cost + scarcity)" if any(s.opportunity for s in sites) else " costs"
     proof_words = (
-        f" Proven optimal: no plan costs less than "
+        f" Proven optimal: no plan{scored} less than "
         f"{Money(Decimal(round(best.bound)) / scale, demand.currency)} ({best.method})."
         if best.gap < 0.5 and not chosen.backordered
         else ""

@@ -31,6 +31,10 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 replay_app = typer.Typer(help="Replay an order history through aoms.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(replay_app, name="replay")
+simulate_app = typer.Typer(
+    help="The policy lab: compare routing policies on one order history.", no_args_is_help=True
+)
+app.add_typer(simulate_app, name="simulate")
 console = Console(stderr=True)
 
 
@@ -242,6 +246,128 @@ def replay_olist(
             f"vs {c['split_rate_landed_cost']:.2%}. (Where most orders are one SKU, the "
             "cheapest location on a distance card is the nearest, and the policies agree.)"
         )
+
+
+PoliciesOpt = Annotated[
+    str,
+    typer.Option(help="Comma-separated: nearest, shopify_default, landed_cost, optimal, scarcity."),
+]
+BoundOpt = Annotated[
+    bool,
+    typer.Option(
+        "--bound/--no-bound",
+        help="Also solve the clairvoyant LP (all orders at once); slow past a few thousand.",
+    ),
+]
+HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Write an HTML report here.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+OrdersOpt = Annotated[
+    int | None, typer.Option(min=1, help="Only the first N orders (in time order).")
+]
+ALL_POLICIES = "nearest,shopify_default,landed_cost,optimal,scarcity"
+
+
+def _run_lab(
+    scenario: Any, policies: str, bound: bool, html_path: Path | None, as_json: bool,
+    max_shipments: int,
+) -> None:  # fmt: skip
+    from aoms.entrypoints.simulate import simulate, write_report
+    from aoms.services.policy_lab import POLICIES
+
+    wanted = [p.strip() for p in policies.split(",") if p.strip()]
+    unknown = [p for p in wanted if p not in POLICIES]
+    if unknown or not wanted:
+        console.print(f"[red]unknown policy[/] {unknown or policies!r}: use {', '.join(POLICIES)}")
+        raise typer.Exit(2)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}"),
+        TimeRemainingColumn(), console=console,
+    ) as bar:  # fmt: skip
+        tasks = {p: bar.add_task(f"simulate {p}", total=len(scenario.orders)) for p in wanted}
+        report = simulate(
+            scenario,
+            wanted,
+            bound=bound,
+            max_shipments=max_shipments,
+            progress=lambda p, n: bar.advance(tasks[p], n),
+        )
+    if html_path is not None:
+        write_report(html_path, [report])
+        console.print(f"HTML report: {html_path}")
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    table = Table(
+        title=f"{report['scenario']}: {report['orders']} orders, {report['locations']} "
+        f"locations; a unit not shipped counts {report['backorder_cost_per_unit']} "
+        f"{report['currency']}"
+    )
+    cols = ["policy", "total_cost", "landed_cost", "cost_per_order", "split_rate",
+            "mean_km_per_shipment", "units_backordered", "gap_to_bound", "decision_ms_p99",
+            "seconds"]  # fmt: skip
+    for c in cols:
+        table.add_column(c.replace("_", " "), justify="left" if c == "policy" else "right")
+    for r in report["policies"]:
+        table.add_row(*(str(r.get(c, "")) for c in cols))
+    if "clairvoyant" in report:
+        cv = report["clairvoyant"]
+        table.add_row("clairvoyant bound", str(cv["total_cost"]), *[""] * 7, str(cv["seconds"]))
+    Console().print(table)
+    if report.get("gap_captured_by_best") is not None:
+        Console().print(
+            f"best: {report['best_policy']}, closing {float(report['gap_captured_by_best']):.1%} "
+            "of the gap between the per-order optimum and the clairvoyant bound"
+        )
+
+
+@simulate_app.command("olist")
+def simulate_olist(
+    directory: Annotated[Path, typer.Argument(help="Folder with the Olist CSV files.")],
+    cover: Annotated[float, typer.Option(min=0.01, help="Stock = demand × cover.")] = 1.0,
+    locations: Annotated[int, typer.Option(min=1, help="K: the K largest seller states.")] = 8,
+    orders: OrdersOpt = None,
+    policies: PoliciesOpt = ALL_POLICIES,
+    bound: BoundOpt = True,
+    max_shipments: Annotated[int, typer.Option(min=1, max=10)] = 3,
+    html_path: HtmlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare policies on the Olist history (the network `aoms replay olist` builds)."""
+    from aoms.adapters.importers import olist
+    from aoms.entrypoints.simulate import first, olist_scenario
+
+    try:
+        data = olist.load(directory, locations=locations, cover=cover)
+    except AomsError as exc:
+        console.print(f"[red]{exc.code}[/]: {exc.message}")
+        raise typer.Exit(2) from exc
+    scenario = first(olist_scenario(data), orders)
+    scenario = replace_name(scenario, f"olist cover {cover}")
+    _run_lab(scenario, policies, bound, html_path, as_json, max_shipments)
+
+
+@simulate_app.command("synthetic")
+def simulate_synthetic(
+    orders: Annotated[int, typer.Option(min=1, max=1_000_000)] = 2000,
+    seed: Annotated[int, typer.Option()] = 7,
+    cover: Annotated[float, typer.Option(min=0.01, help="Stock = demand × cover.")] = 1.0,
+    policies: PoliciesOpt = ALL_POLICIES,
+    bound: BoundOpt = True,
+    max_shipments: Annotated[int, typer.Option(min=1, max=10)] = 3,
+    html_path: HtmlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare policies on a seeded synthetic scenario: 8 US locations, 2–8-line orders."""
+    from aoms.demo.scenario import synthetic
+
+    scenario = synthetic(orders, seed=seed, cover=cover)
+    _run_lab(scenario, policies, bound, html_path, as_json, max_shipments)
+
+
+def replace_name(scenario: Any, name: str) -> Any:
+    from dataclasses import replace
+
+    return replace(scenario, name=name)
 
 
 def main() -> None:

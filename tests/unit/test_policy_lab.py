@@ -1,0 +1,106 @@
+"""The policy lab: scarcity prices worked by hand, the clairvoyant bound below every policy, and
+`aoms simulate` end to end on a small synthetic scenario."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aoms.demo.scenario import synthetic
+from aoms.domain.money import Money
+from aoms.domain.routing import Demand
+from aoms.entrypoints.cli import app
+from aoms.services.policy_lab import (
+    POLICIES,
+    LabLocation,
+    LabOrder,
+    Scenario,
+    _Forecast,
+    backorder_cost,
+    clairvoyant,
+    run_policy,
+)
+from tests.builders import CARD, east
+
+T0 = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def two_sites(stock: dict[tuple[str, str], int], orders: list[LabOrder]) -> Scenario:
+    locations = [
+        LabLocation("a", "A", east(0), Money.of("1.50", "USD")),
+        LabLocation("b", "B", east(700), Money.of("1.50", "USD")),
+    ]
+    return Scenario("two", "USD", CARD, locations, stock, orders)
+
+
+def order(n: int, at: datetime, km: float, **units: int) -> LabOrder:
+    return LabOrder(f"o{n}", at, Demand(units, {k: 500 for k in units}, east(km), "USD"))
+
+
+def test_a_scarce_unit_is_priced_at_what_its_absence_would_cost() -> None:
+    # Seen so far: 2 units of X wanted near A, in the first half of the horizon; so 2 more are
+    # expected near A in the second half. A holds 1, B holds 5. The LP serves one from A
+    # (0 km, 500 g: 4.00 + 1.50 = 5.50) and one from B (700 km: 8.00 + 1.50 = 9.50). One more
+    # unit at A would save 9.50 - 5.50 = 4.00: that is A's opportunity cost. B's stock is slack.
+    orders = [order(1, T0, 0, X=2), order(2, T0 + timedelta(days=2), 0, X=1)]
+    scenario = two_sites({("X", "a"): 1, ("X", "b"): 5}, orders)
+    forecast = _Forecast(scenario)
+    forecast.observe(orders[0])
+    prices = forecast.opportunity({"a": {"X": 1}, "b": {"X": 5}}, T0 + timedelta(days=1))
+    assert prices == pytest.approx({("a", "X"): 400.0})
+
+
+def test_the_scarcity_policy_keeps_the_last_unit_for_the_customer_next_to_it() -> None:
+    # Card bands: up to 100 km, 100-500 km; up to 1000 g: 4.00, 6.00; handling 1.50.
+    # 1. A customer at A wants X×2 (1000 g): A ships, 4.00 + 1.50 = 5.50; A has 1 left.
+    # 2. A customer 250 km from A and 450 km from B wants one X: both are in the 100-500 km
+    #    band, 6.00 + 1.50 = 7.50 either way. The myopic optimum breaks the tie by distance and
+    #    takes A's last unit; the scarcity policy prices that unit (customers at A want X) and
+    #    takes B's.
+    # 3. A customer at A wants one X: myopic must ship from B (700 km: 8.00 + 1.50 = 9.50);
+    #    scarcity still has A's unit: 5.50.
+    orders = [
+        order(1, T0, 0, X=2),
+        order(2, T0 + timedelta(days=1), 250, X=1),
+        order(3, T0 + timedelta(days=2), 0, X=1),
+    ]
+    scenario = two_sites({("X", "a"): 3, ("X", "b"): 5}, orders)
+    myopic = run_policy(scenario, "optimal", refresh=1)
+    aware = run_policy(scenario, "scarcity", refresh=1)
+    assert myopic.cost_minor == 550 + 750 + 950
+    assert aware.cost_minor == 550 + 750 + 550
+
+
+def test_the_clairvoyant_bound_is_below_every_policy_on_the_same_orders() -> None:
+    scenario = synthetic(120, seed=3, skus=60, cover=0.9)
+    penalty = backorder_cost(scenario)
+    bound = Decimal(str(clairvoyant(scenario)["total_cost"]))
+    for p in POLICIES:
+        result = run_policy(scenario, p)  # raises if a policy oversells
+        assert result.units_shipped + result.units_backordered == sum(
+            sum(o.demand.units.values()) for o in scenario.orders
+        )
+        assert Decimal(result.total_minor(penalty)) / 100 >= bound
+
+
+def test_simulate_synthetic_prints_json_and_writes_the_html_report(tmp_path: Path) -> None:
+    out = tmp_path / "lab.html"
+    result = CliRunner().invoke(
+        app,
+        ["simulate", "synthetic", "--orders", "80", "--json", "--html", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    assert [r["policy"] for r in report["policies"]] == list(POLICIES)
+    assert report["orders"] == 80
+    assert "gap_captured_by_best" in report
+    page = out.read_text()
+    assert "<table>" in page and "clairvoyant bound" in page and "<svg" in page
+
+
+def test_simulate_refuses_an_unknown_policy() -> None:
+    result = CliRunner().invoke(app, ["simulate", "synthetic", "--policies", "cheapest"])
+    assert result.exit_code == 2
