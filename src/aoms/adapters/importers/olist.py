@@ -18,7 +18,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -244,3 +244,44 @@ def _fit_card(freight: dict[tuple[int, int], list[Decimal]]) -> RateCard:
             up = grid[d - 1][w] if d else Decimal(0)
             grid[d][w] = max(grid[d][w], left, up).quantize(Decimal("0.01"))
     return RateCard("BRL", DISTANCE_BANDS_KM, WEIGHT_BANDS_G, tuple(tuple(r) for r in grid))
+
+
+@dataclass(frozen=True)
+class DeliveredOrder:
+    order_id: str
+    ordered_on: date  # local purchase date
+    delivered_on: date
+    estimated_on: date  # Olist's own promise
+    origin: str  # the first item's seller state
+    destination: str  # the customer's state
+
+
+def deliveries(directory: Path) -> list[DeliveredOrder]:
+    """Orders with status delivered and both dates, in purchase order."""
+    seller_state = {r["seller_id"]: r["seller_state"] for r in _rows(directory, "sellers")}
+    customer_state = {r["customer_id"]: r["customer_state"] for r in _rows(directory, "customers")}
+    origin: dict[str, str] = {}
+    for r in _rows(directory, "items"):
+        if r["order_item_id"] == "1" and r["seller_id"] in seller_state:
+            origin[r["order_id"]] = seller_state[r["seller_id"]]
+    out = []
+    for r in _rows(directory, "orders"):
+        if r["order_status"] != "delivered" or not r["order_delivered_customer_date"]:
+            continue
+        if not r["order_estimated_delivery_date"] or r["order_id"] not in origin:
+            continue
+        dest = customer_state.get(r["customer_id"])
+        if dest is None:
+            continue
+        out.append(
+            DeliveredOrder(
+                r["order_id"],
+                _local(r["order_purchase_timestamp"]).date(),
+                _local(r["order_delivered_customer_date"]).date(),
+                _local(r["order_estimated_delivery_date"]).date(),
+                origin[r["order_id"]],
+                dest,
+            )
+        )
+    out.sort(key=lambda d: (d.ordered_on, d.order_id))
+    return out
