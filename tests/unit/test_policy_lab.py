@@ -41,11 +41,12 @@ def order(n: int, at: datetime, km: float, **units: int) -> LabOrder:
 
 
 def test_a_scarce_unit_is_priced_at_what_its_absence_would_cost() -> None:
-    # Seen so far: 2 units of X wanted near A, in the first half of the horizon; so 2 more are
-    # expected near A in the second half. A holds 1, B holds 5. The LP serves one from A
-    # (0 km, 500 g: 4.00 + 1.50 = 5.50) and one from B (700 km: 8.00 + 1.50 = 9.50). One more
-    # unit at A would save 9.50 - 5.50 = 4.00: that is A's opportunity cost. B's stock is slack.
-    orders = [order(1, T0, 0, X=2), order(2, T0 + timedelta(days=2), 0, X=1)]
+    # Seen so far: one order of one X next to A, one day into a three-day horizon; so the
+    # forecast expects 1 × (2 days left / 1 day gone) = 2 more such orders. A holds 1, B holds 5.
+    # The joint LP serves one from A (0 km, 500 g: 4.00 + 1.50 = 5.50) and one from B (700 km:
+    # 8.00 + 1.50 = 9.50). One more unit at A would save 9.50 - 5.50 = 4.00: that is A's
+    # opportunity cost. B's stock is slack, so it has none.
+    orders = [order(1, T0, 0, X=1), order(2, T0 + timedelta(days=3), 0, X=1)]
     scenario = two_sites({("X", "a"): 1, ("X", "b"): 5}, orders)
     forecast = _Forecast(scenario)
     forecast.observe(orders[0])
@@ -54,20 +55,22 @@ def test_a_scarce_unit_is_priced_at_what_its_absence_would_cost() -> None:
 
 
 def test_the_scarcity_policy_keeps_the_last_unit_for_the_customer_next_to_it() -> None:
-    # Card bands: up to 100 km, 100-500 km; up to 1000 g: 4.00, 6.00; handling 1.50.
-    # 1. A customer at A wants X×2 (1000 g): A ships, 4.00 + 1.50 = 5.50; A has 1 left.
-    # 2. A customer 250 km from A and 450 km from B wants one X: both are in the 100-500 km
-    #    band, 6.00 + 1.50 = 7.50 either way. The myopic optimum breaks the tie by distance and
-    #    takes A's last unit; the scarcity policy prices that unit (customers at A want X) and
-    #    takes B's.
+    # Card bands: up to 100 km, 100-500 km, 500-1000 km; up to 1000 g: 4.00, 6.00, 8.00;
+    # handling 1.50. A holds 2 X, B holds 5; the horizon is three days.
+    # 1. A customer at A wants one X: A ships, 4.00 + 1.50 = 5.50; A has 1 left.
+    # 2. A day later, a customer 250 km from A and 450 km from B wants one X: both are in the
+    #    100-500 km band, 6.00 + 1.50 = 7.50 either way. The myopic optimum breaks the tie by
+    #    distance and takes A's last unit. The scarcity policy has seen one order next to A in
+    #    one day, so expects two more in the two days left; A can serve one, B the other, so
+    #    A's unit is worth 9.50 - 5.50 = 4.00 and it ships from B.
     # 3. A customer at A wants one X: myopic must ship from B (700 km: 8.00 + 1.50 = 9.50);
     #    scarcity still has A's unit: 5.50.
     orders = [
-        order(1, T0, 0, X=2),
+        order(1, T0, 0, X=1),
         order(2, T0 + timedelta(days=1), 250, X=1),
-        order(3, T0 + timedelta(days=2), 0, X=1),
+        order(3, T0 + timedelta(days=3), 0, X=1),
     ]
-    scenario = two_sites({("X", "a"): 3, ("X", "b"): 5}, orders)
+    scenario = two_sites({("X", "a"): 2, ("X", "b"): 5}, orders)
     myopic = run_policy(scenario, "optimal", refresh=1)
     aware = run_policy(scenario, "scarcity", refresh=1)
     assert myopic.cost_minor == 550 + 750 + 950

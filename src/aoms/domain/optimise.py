@@ -414,7 +414,6 @@ def _add_problem(
     problem: Problem,
     units: Mapping[str, int],
     sites: Sequence[Site],
-    stock_cols: dict[tuple[str, str], list[int]] | None = None,
 ) -> tuple[list[tuple[str, str, int]], dict[str, int]]:
     """Add one order's model; returns its unit columns (site, sku, column) and backorder ones."""
     w = problem.weights
@@ -436,8 +435,6 @@ def _add_problem(
             per_sku[k].append(col)
             cols.append((col, float(problem.grams.get(k, 0)), cap))
             m.row([col, y], [1.0, -cap], -_INF, 0.0)
-            if stock_cols is not None:
-                stock_cols.setdefault((k, site.key), []).append(col)
         heaviest = sum(g * cap for _, g, cap in cols)
         lightest = min(g for _, g, _ in cols)
         bands: list[tuple[float, float, int]] = []  # (lower, upper, price)
@@ -493,38 +490,127 @@ def _milp(problem: Problem, units: Mapping[str, int], sites: Sequence[Site]) -> 
     return Solution(taken, short, objective(problem, taken), min(bound, value), "milp")
 
 
-def joint_lower_bound(
-    problems: Sequence[Problem], stock: Mapping[tuple[str, str], int], backorder_penalty: int
-) -> tuple[float, float, float]:
-    """Every order at once with the shared stock, as one LP relaxation (the clairvoyant).
+@dataclass(frozen=True, slots=True)
+class JointBound:
+    bound: float  # a proven lower bound on the total cost of every plan for all the orders
+    relaxation: float  # the restricted master LP's value at the end (≥ bound; equal if converged)
+    rounds: int
+    converged: bool
+    seconds: float
+    prices: dict[tuple[str, str], float]  # (site, sku) -> the last round's stock-row duals
 
-    Each problem's sites should offer the full starting stock; `stock[(sku, site)]` caps the
-    sum over orders; every unit not shipped costs `backorder_penalty`. Returns (a lower bound
-    on landed cost + penalty × units backordered over every plan for all the orders, units
-    shipped in the LP's solution, seconds).
+
+def _uniform(problem: Problem, penalty: int) -> Problem:
+    w = problem.weights
+    return Problem(
+        {k: q for k, q in problem.units.items() if q > 0},
+        problem.grams,
+        [
+            Site(s.key, s.km, s.handling, s.available, s.band_upper_g, s.band_price)
+            for s in problem.sites
+        ],
+        Weights(w.shipping, w.handling, w.split_penalty, w.per_km, penalty),
+        problem.max_shipments,
+        problem.ship_together,
+    )
+
+
+def _priced(problem: Problem, prices: Mapping[tuple[str, str], float]) -> Problem:
+    """The problem with an opportunity cost per unit taken from each (site, SKU)."""
+    sites = [
+        Site(
+            s.key,
+            s.km,
+            s.handling,
+            s.available,
+            s.band_upper_g,
+            s.band_price,
+            {k: v for k in s.available if (v := prices.get((s.key, k), 0.0)) > 0},
+        )
+        for s in problem.sites
+    ]
+    return Problem(
+        problem.units, problem.grams, sites, problem.weights, problem.max_shipments,
+        problem.ship_together,
+    )  # fmt: skip
+
+
+def joint_bound(
+    problems: Sequence[Problem],
+    stock: Mapping[tuple[str, str], int],
+    backorder_penalty: int,
+    *,
+    counts: Sequence[float] | None = None,
+    max_rounds: int = 40,
+) -> JointBound:
+    """The clairvoyant's bound: every order at once, with the shared stock, by column generation.
+
+    The master LP picks, for each order, a mix of whole plans (columns) within the stock; the
+    pricing step is this module's exact per-order optimiser with the stock rows' duals as
+    opportunity costs, so the LP's optimum over *all* plans is reached without listing them.
+    Every round also gives a Lagrangian bound, Σ_orders min(cost + λ·use) − λ·stock, which is a
+    valid lower bound on any plan for all the orders at any λ ≥ 0; the best is returned.
+    Each problem's sites must offer the full starting stock; `stock[(sku, site)]` caps the sum.
+    `counts[i]` says how many orders like problem i there are (1 each by default; expected
+    counts when the problems are a forecast).
     """
     started = time.perf_counter()
-    penalty = backorder_penalty
-    m = LinearModel()
-    stock_cols: dict[tuple[str, str], list[int]] = {}
-    backorders: list[int] = []
-    wanted = 0
-    for p in problems:
-        units = {k: q for k, q in p.units.items() if q > 0}
-        wanted += sum(units.values())
-        uniform = Problem(
-            units,
-            p.grams,
-            p.sites,
-            Weights(p.weights.shipping, p.weights.handling, p.weights.split_penalty,
-                    p.weights.per_km, penalty),
-            p.max_shipments,
-            p.ship_together,
-        )  # fmt: skip
-        _, back = _add_problem(m, uniform, units, p.sites, stock_cols)
-        backorders.extend(back.values())
-    for key, cols in stock_cols.items():
-        m.row(cols, [1.0] * len(cols), -_INF, float(stock.get(key, 0)))
-    x, value, _ = m.solve_lp()
-    short = float(sum(x[c] for c in backorders))
-    return value, wanted - short, time.perf_counter() - started
+    weighted = [
+        (_uniform(p, backorder_penalty), 1.0 if counts is None else counts[i])
+        for i, p in enumerate(problems)
+    ]
+    weighted = [(p, n) for p, n in weighted if p.units and n > 0]
+    orders = [p for p, _ in weighted]
+    count = [n for _, n in weighted]
+    # a column: (cost, {(site, sku): units})
+    columns: list[list[tuple[float, dict[tuple[str, str], int]]]] = []
+    for p in orders:
+        everything_short = float(backorder_penalty * sum(p.units.values()))
+        first = solve(p)
+        use = {(site, k): q for site, items in first.taken.items() for k, q in items.items()}
+        columns.append([(everything_short, {}), (first.objective, use)])
+    best = -math.inf
+    value = math.inf
+    prices: dict[tuple[str, str], float] = {}
+    rounds = 0
+    converged = False
+    while rounds < max_rounds:
+        rounds += 1
+        m = LinearModel()
+        cols: list[list[int]] = []
+        users: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+        for plans, n in zip(columns, count, strict=True):
+            ids = []
+            for cost, use in plans:
+                c = m.var(cost, n, False)
+                ids.append(c)
+                for key, q in use.items():
+                    entry = users.setdefault(key, ([], []))
+                    entry[0].append(c)
+                    entry[1].append(float(q))
+            cols.append(ids)
+        for ids, n in zip(cols, count, strict=True):
+            m.row(ids, [1.0] * len(ids), n, n)
+        stock_rows = {
+            key: m.row(idx, val, -_INF, float(stock.get((key[1], key[0]), 0)))
+            for key, (idx, val) in users.items()
+        }
+        _, value, duals = m.solve_lp()
+        prices = {key: -float(duals[row]) for key, row in stock_rows.items()}
+        prices = {key: v for key, v in prices.items() if v > 1e-9}
+        lagrangian = -sum(v * stock.get((key[1], key[0]), 0) for key, v in prices.items())
+        added = 0
+        for o, p in enumerate(orders):
+            priced = solve(_priced(p, prices)) if prices else solve(p)
+            lagrangian += count[o] * priced.bound
+            mu = float(duals[o])  # the dual of the order's convexity row
+            if priced.objective - mu < -1e-6:
+                use = {(s, k): q for s, items in priced.taken.items() for k, q in items.items()}
+                cost = priced.objective - sum(prices.get(key, 0.0) * q for key, q in use.items())
+                columns[o].append((cost, use))
+                added += 1
+        best = max(best, lagrangian)
+        if not added:
+            converged = True
+            break
+    return JointBound(best, value, rounds, converged, time.perf_counter() - started, prices)

@@ -364,6 +364,70 @@ def simulate_synthetic(
     _run_lab(scenario, policies, bound, html_path, as_json, max_shipments)
 
 
+promise_app = typer.Typer(help="Delivery promises learned from history.", no_args_is_help=True)
+app.add_typer(promise_app, name="promise")
+
+
+@promise_app.command("olist")
+def promise_olist(
+    directory: Annotated[Path, typer.Argument(help="Folder with the Olist CSV files.")],
+    confidence: Annotated[
+        float, typer.Option(min=0.01, max=0.99, help="The quantile of transit days promised.")
+    ] = 0.9,
+    test_months: Annotated[int, typer.Option(min=1, max=24)] = 3,
+    prior_weight: Annotated[
+        float, typer.Option(min=0, help="Samples' worth of the parent region's estimate.")
+    ] = 10.0,
+    half_life_days: Annotated[
+        float | None, typer.Option(min=1, help="Weight older deliveries less (days).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Learn lane transit times on the earlier months of the Olist history and promise each
+    order of the last months; compare with Olist's own estimated dates."""
+    from aoms.adapters.importers.olist import deliveries
+    from aoms.services.promises import Delivered, evaluate
+
+    try:
+        history = [
+            Delivered(d.ordered_on, d.delivered_on, d.estimated_on, d.origin, d.destination)
+            for d in deliveries(directory)
+        ]
+        report = evaluate(
+            history,
+            test_months=test_months,
+            confidence=confidence,
+            prior_weight=prior_weight,
+            half_life_days=half_life_days,
+        )
+    except AomsError as exc:
+        console.print(f"[red]{exc.code}[/]: {exc.message}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    test, train = report["test"], report["train"]
+    table = Table(
+        title=f"Delivery promises at {confidence:.0%}: fit on {train['orders']} orders "  # type: ignore[index]
+        f"({train['from']} to {train['to']}), tested on {test['orders']} "  # type: ignore[index]
+        f"({test['from']} to {test['to']})"  # type: ignore[index]
+    )
+    table.add_column("")
+    table.add_column("aoms (learned lanes)", justify="right")
+    table.add_column("Olist's estimate", justify="right")
+    table.add_row(
+        "mean promised days",
+        str(report["mean_promised_days"]),
+        str(report["mean_history_promised_days"]),
+    )
+    table.add_row("on time", f"{report['on_time']:.1%}", f"{report['history_on_time']:.1%}")
+    Console().print(table)
+    Console().print(
+        f"ratio {report['ratio_to_history']}×; mean actual {report['mean_actual_days']} days; "
+        f"{report['lanes']} lanes learned"
+    )
+
+
 def replace_name(scenario: Any, name: str) -> Any:
     from dataclasses import replace
 

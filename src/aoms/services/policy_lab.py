@@ -11,26 +11,26 @@ advance and solves them together as one LP with the stock constraints; its optim
 bound on what any policy could have paid for the same units shipped.
 
 The scarcity-aware policy is the exact per-order optimum plus an opportunity cost per unit taken
-from a location, refreshed every `refresh` orders from the duals of a transportation LP over the
-demand expected for the rest of the horizon (Acimovic & Graves, 2015). The forecast uses only
-orders already seen: each (region, SKU)'s rate so far, times the time left.
+from a location (in the manner of Acimovic & Graves, 2015), refreshed every `refresh` orders: the
+duals of the stock rows of the joint model (`optimise.joint_bound`, the same column generation as
+the clairvoyant bound) over the orders expected for the rest of the horizon. The forecast uses
+only orders already seen: the recent ones, each standing for its share of the orders expected
+from now on (the rate so far × the time left).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-import numpy as np
-
-from aoms.domain.geo import Point, haversine_km
+from aoms.domain.geo import Point
 from aoms.domain.money import Money, minor_units
-from aoms.domain.optimise import LinearModel, Problem, joint_lower_bound
+from aoms.domain.optimise import Problem, joint_bound
 from aoms.domain.routing import (
     Candidate,
     Demand,
@@ -119,7 +119,7 @@ def run_policy(
     policy: str,
     *,
     max_shipments: int = 3,
-    refresh: int = 500,
+    refresh: int = 100,
     progress: Callable[[int], None] | None = None,
 ) -> PolicyResult:
     """Route every order of the scenario with one policy, against stock that runs down."""
@@ -130,7 +130,7 @@ def run_policy(
             stock[loc][sku] = n
     result = PolicyResult(policy)
     route_as = Policy.OPTIMAL if policy == SCARCITY else Policy(policy)
-    forecast = _Forecast(scenario) if policy == SCARCITY else None
+    forecast = _Forecast(scenario, max_shipments=max_shipments) if policy == SCARCITY else None
     opportunity: dict[tuple[str, str], float] = {}
     started = time.perf_counter()
     for i, order in enumerate(scenario.orders):
@@ -169,80 +169,52 @@ def run_policy(
     return result
 
 
-def _region(scenario: Scenario, point: Point) -> str:
-    """A destination's region: the location nearest to it."""
-    return min(scenario.locations, key=lambda loc: (haversine_km(loc.point, point), loc.id)).id
-
-
 class _Forecast:
-    """Demand seen so far per (region, SKU), projected over the rest of the horizon."""
+    """The recent orders, standing for the orders expected over the rest of the horizon."""
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, window: int = 400, max_shipments: int = 3) -> None:
         self.scenario = scenario
+        self.max_shipments = max_shipments
         self.start = scenario.orders[0].placed_at if scenario.orders else None
         self.end = scenario.orders[-1].placed_at if scenario.orders else None
-        self.seen: Counter[tuple[str, str]] = Counter()
-        self.grams: dict[str, int] = {}
-        self.scale = 10 ** minor_units(scenario.currency)
-        points = {loc.id: loc.point for loc in scenario.locations}
-        # regions are the locations' own catchments; distance from each location to each
-        self.km = {(a, b): haversine_km(p, q) for a, p in points.items() for b, q in points.items()}
+        self.recent: deque[LabOrder] = deque(maxlen=window)
+        self.orders_seen = 0
 
     def observe(self, order: LabOrder) -> None:
-        region = _region(self.scenario, order.demand.destination)
-        for k, q in order.demand.units.items():
-            self.seen[(region, k)] += q
-            self.grams[k] = order.demand.unit_grams.get(k, 0)
-
-    def unit_cost(self, loc: LabLocation, region: str, sku: str) -> float:
-        km = self.km[(loc.id, region)]
-        return float(
-            self.scenario.card.price_minor(km, self.grams.get(sku, 0))
-            + int(loc.handling.amount * self.scale)
-        )
+        self.recent.append(order)
+        self.orders_seen += 1
 
     def opportunity(
         self, stock: Mapping[str, Mapping[str, int]], now: datetime
     ) -> dict[tuple[str, str], float]:
-        if self.start is None or self.end is None or not self.seen:
+        """Shadow prices of the stock: the duals of the joint model over the expected orders —
+        the recent ones, each counted (orders expected from now on) / (recent orders) times."""
+        if self.start is None or self.end is None or not self.recent:
             return {}
         elapsed = (now - self.start).total_seconds()
         left = (self.end - now).total_seconds()
         if elapsed <= 0 or left <= 0:
             return {}
-        factor = left / elapsed
-        expected: dict[str, dict[str, float]] = defaultdict(dict)
-        for (region, sku), n in self.seen.items():
-            expected[sku][region] = n * factor
-        m = LinearModel()
-        stock_rows: dict[tuple[str, str], int] = {}
-        locations = self.scenario.locations
-        for sku, regions in expected.items():
-            holders = [loc for loc in locations if stock[loc.id].get(sku, 0) > 0]
-            if not holders:
-                continue
-            costs = {(loc.id, r): self.unit_cost(loc, r, sku) for loc in holders for r in regions}
-            # Unmet expected demand is served later from the dearest place at worst.
-            unmet = max(costs.values())
-            cols: dict[tuple[str, str], int] = {}
-            for (l_id, r), c in costs.items():
-                cols[(l_id, r)] = m.var(c, np.inf, False)
-            for r, d in regions.items():
-                short = m.var(unmet, np.inf, False)
-                served = [cols[(loc.id, r)] for loc in holders]
-                m.row([*served, short], [1.0] * (len(served) + 1), d, d)
-            for loc in holders:
-                stock_rows[(loc.id, sku)] = m.row(
-                    [cols[(loc.id, r)] for r in regions],
-                    [1.0] * len(regions),
-                    -np.inf,
-                    float(stock[loc.id][sku]),
-                )
-        if not stock_rows:
-            return {}
-        _, _, duals = m.solve_lp()
-        # The dual of a stock row is ≤ 0 in a minimisation: minus it is the value of one more unit.
-        return {key: -duals[row] for key, row in stock_rows.items() if duals[row] < -1e-9}
+        each = self.orders_seen * left / elapsed / len(self.recent)
+        config = RoutingConfig(rate_card=self.scenario.card, max_shipments=self.max_shipments)
+        problems = []
+        for order in self.recent:
+            units = order.demand.units
+            candidates = [
+                Candidate(loc.id, loc.name, loc.point, loc.handling, avail)
+                for loc in self.scenario.locations
+                if (avail := {k: n for k in units if (n := stock[loc.id].get(k, 0)) > 0})
+            ]
+            problems.append(problem_for(order.demand, candidates, config))
+        on_hand = {(k, loc): n for loc, items in stock.items() for k, n in items.items() if n > 0}
+        result = joint_bound(
+            problems,
+            on_hand,
+            backorder_cost(self.scenario),
+            counts=[each] * len(problems),
+            max_rounds=10,
+        )
+        return result.prices
 
 
 def backorder_cost(scenario: Scenario) -> int:
@@ -255,19 +227,21 @@ def backorder_cost(scenario: Scenario) -> int:
 
 
 def clairvoyant(scenario: Scenario, *, max_shipments: int = 3) -> dict[str, object]:
-    """All orders known in advance, solved together as one LP relaxation with the stock
-    constraints: a lower bound on landed cost + backorder cost for any policy."""
+    """All orders known in advance, solved together with the stock constraints: a proven lower
+    bound on landed cost + backorder cost for any policy (see `optimise.joint_bound`)."""
     scale = 10 ** minor_units(scenario.currency)
-    bound, shipped, seconds = joint_lower_bound(
+    result = joint_bound(
         scenario_problems(scenario, max_shipments=max_shipments),
         dict(scenario.stock),
         backorder_cost(scenario),
     )
     return {
         "policy": "clairvoyant bound",
-        "total_cost": str((Decimal(bound) / scale).quantize(Decimal(1) / scale)),
-        "units_shipped": round(shipped, 1),
-        "seconds": round(seconds, 2),
+        "total_cost": str((Decimal(result.bound) / scale).quantize(Decimal(1) / scale)),
+        "relaxation": str((Decimal(result.relaxation) / scale).quantize(Decimal(1) / scale)),
+        "rounds": result.rounds,
+        "converged": result.converged,
+        "seconds": round(result.seconds, 2),
     }
 
 
