@@ -490,6 +490,14 @@ def _milp(problem: Problem, units: Mapping[str, int], sites: Sequence[Site]) -> 
     return Solution(taken, short, objective(problem, taken), min(bound, value), "milp")
 
 
+Use = dict[tuple[str, str], int]  # (site, sku) -> units a plan takes from there
+Column = tuple[float, Use]  # a whole plan for one order: its cost (without stock duals), its use
+
+
+def _use(taken: Mapping[str, Mapping[str, int]]) -> Use:
+    return {(site, k): q for site, items in taken.items() for k, q in items.items() if q}
+
+
 @dataclass(frozen=True, slots=True)
 class JointBound:
     bound: float  # a proven lower bound on the total cost of every plan for all the orders
@@ -498,6 +506,8 @@ class JointBound:
     converged: bool
     seconds: float
     prices: dict[tuple[str, str], float]  # (site, sku) -> the last round's stock-row duals
+    units_short: float = 0.0  # units the final master LP leaves unshipped (fractional)
+    columns: list[list[Column]] = field(default_factory=list)  # per order, for a warm start
 
 
 def _uniform(problem: Problem, penalty: int) -> Problem:
@@ -516,23 +526,139 @@ def _uniform(problem: Problem, penalty: int) -> Problem:
 
 
 def _priced(problem: Problem, prices: Mapping[tuple[str, str], float]) -> Problem:
-    """The problem with an opportunity cost per unit taken from each (site, SKU)."""
-    sites = [
-        Site(
-            s.key,
-            s.km,
-            s.handling,
-            s.available,
-            s.band_upper_g,
-            s.band_price,
-            {k: v for k in s.available if (v := prices.get((s.key, k), 0.0)) > 0},
-        )
-        for s in problem.sites
-    ]
+    """The problem with the stock rows' duals added to each site's own opportunity costs."""
+    if not prices:
+        return problem
+    sites = []
+    for s in problem.sites:
+        lam = dict(s.opportunity)
+        for k in s.available:
+            if (v := prices.get((s.key, k), 0.0)) > 0:
+                lam[k] = lam.get(k, 0.0) + v
+        sites.append(Site(s.key, s.km, s.handling, s.available, s.band_upper_g, s.band_price, lam))
     return Problem(
         problem.units, problem.grams, sites, problem.weights, problem.max_shipments,
         problem.ship_together,
     )  # fmt: skip
+
+
+class _Master:
+    """Column generation over whole per-order plans with shared stock (Dantzig–Wolfe).
+
+    The master picks, for each order, a mix of plans (columns) within the stock; the pricing
+    step is this module's exact per-order optimiser with the stock rows' duals as extra
+    opportunity costs, so the master's optimum over *all* plans is reached without listing
+    them. `counts[i]` says how many orders like problem i there are.
+    """
+
+    def __init__(
+        self,
+        problems: Sequence[Problem],
+        stock: Mapping[tuple[str, str], int],  # (sku, site) -> units
+        counts: Sequence[float],
+        columns: Sequence[Sequence[Column]] | None = None,
+    ) -> None:
+        self.problems = problems
+        self.stock = stock
+        self.counts = counts
+        self.columns: list[list[Column]] = []
+        self.cache: dict[int, tuple[tuple[float, ...], Solution]] = {}
+        for i, p in enumerate(problems):
+            pool = list(columns[i]) if columns is not None else []
+            if not pool:
+                everything_short = float(p.weights.backorder_penalty * sum(p.units.values()))
+                first = solve(p)
+                pool = [(everything_short, {}), (first.objective, _use(first.taken))]
+            self.columns.append(pool)
+
+    def _model(
+        self, integer: bool
+    ) -> tuple[LinearModel, list[list[int]], dict[tuple[str, str], int]]:
+        m = LinearModel()
+        cols: list[list[int]] = []
+        users: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+        for plans, n in zip(self.columns, self.counts, strict=True):
+            ids = []
+            for cost, use in plans:
+                c = m.var(cost, n, integer)
+                ids.append(c)
+                for key, q in use.items():
+                    entry = users.setdefault(key, ([], []))
+                    entry[0].append(c)
+                    entry[1].append(float(q))
+            cols.append(ids)
+        for ids, n in zip(cols, self.counts, strict=True):
+            m.row(ids, [1.0] * len(ids), n, n)
+        stock_rows = {
+            key: m.row(idx, val, -_INF, float(self.stock.get((key[1], key[0]), 0)))
+            for key, (idx, val) in users.items()
+        }
+        return m, cols, stock_rows
+
+    def run(self, max_rounds: int) -> JointBound:
+        started = time.perf_counter()
+        best = -math.inf
+        value = math.inf
+        prices: dict[tuple[str, str], float] = {}
+        rounds = 0
+        converged = False
+        short = 0.0
+        while rounds < max_rounds:
+            rounds += 1
+            m, cols, stock_rows = self._model(integer=False)
+            x, value, duals = m.solve_lp()
+            short = sum(
+                float(x[c]) * (sum(p.units.values()) - sum(use.values()))
+                for ids, plans, p in zip(cols, self.columns, self.problems, strict=True)
+                for c, (_, use) in zip(ids, plans, strict=True)
+            )
+            prices = {key: -float(duals[row]) for key, row in stock_rows.items()}
+            prices = {key: v for key, v in prices.items() if v > 1e-9}
+            # Lagrangian bound: Σ_orders n·min(cost + λ·use) − λ·stock, valid at any λ ≥ 0.
+            lagrangian = -sum(v * self.stock.get((key[1], key[0]), 0) for key, v in prices.items())
+            added = 0
+            for o, p in enumerate(self.problems):
+                priced = self._price(o, p, prices)
+                lagrangian += self.counts[o] * priced.bound
+                mu = float(duals[o])  # the dual of the order's convexity row
+                if priced.objective - mu < -1e-6:
+                    use = _use(priced.taken)
+                    cost = priced.objective - sum(
+                        prices.get(key, 0.0) * q for key, q in use.items()
+                    )
+                    self.columns[o].append((cost, use))
+                    added += 1
+            best = max(best, lagrangian)
+            if not added:
+                converged = True
+                break
+        return JointBound(
+            best, value, rounds, converged, time.perf_counter() - started, prices, short,
+            self.columns,
+        )  # fmt: skip
+
+    def _price(self, o: int, p: Problem, prices: Mapping[tuple[str, str], float]) -> Solution:
+        """The order's best plan at these prices; solved again only when a price it can see
+        has changed (most orders' prices settle after a few rounds)."""
+        seen = tuple(
+            round(prices.get((s.key, k), 0.0), 9) for s in p.sites for k in sorted(s.available)
+        )
+        hit = self.cache.get(o)
+        if hit is not None and hit[0] == seen:
+            return hit[1]
+        solution = solve(_priced(p, prices))
+        self.cache[o] = (seen, solution)
+        return solution
+
+    def integer_plans(self) -> list[Use]:
+        """The best whole plan per order among the columns generated, as one MILP (each order
+        takes exactly one of its columns; the stock holds)."""
+        m, cols, _ = self._model(integer=True)
+        x, _, _ = m.solve()
+        return [
+            next(use for c, (_, use) in zip(ids, plans, strict=True) if x[c] > 0.5)
+            for ids, plans in zip(cols, self.columns, strict=True)
+        ]
 
 
 def joint_bound(
@@ -542,75 +668,45 @@ def joint_bound(
     *,
     counts: Sequence[float] | None = None,
     max_rounds: int = 40,
+    columns: Sequence[Sequence[Column]] | None = None,
 ) -> JointBound:
     """The clairvoyant's bound: every order at once, with the shared stock, by column generation.
 
-    The master LP picks, for each order, a mix of whole plans (columns) within the stock; the
-    pricing step is this module's exact per-order optimiser with the stock rows' duals as
-    opportunity costs, so the LP's optimum over *all* plans is reached without listing them.
-    Every round also gives a Lagrangian bound, Σ_orders min(cost + λ·use) − λ·stock, which is a
-    valid lower bound on any plan for all the orders at any λ ≥ 0; the best is returned.
-    Each problem's sites must offer the full starting stock; `stock[(sku, site)]` caps the sum.
-    `counts[i]` says how many orders like problem i there are (1 each by default; expected
-    counts when the problems are a forecast).
+    Every round gives a Lagrangian bound, Σ_orders min(cost + λ·use) − λ·stock, a valid lower
+    bound on any plan for all the orders at any λ ≥ 0; the best is returned. Each problem's
+    sites must offer the full starting stock; `stock[(sku, site)]` caps the sum; every unit not
+    shipped costs `backorder_penalty`. `counts[i]` says how many orders like problem i there are
+    (1 each by default; expected counts when the problems are a forecast). `columns` (per
+    problem, from an earlier result's `.columns`) warm-starts the master.
     """
-    started = time.perf_counter()
     weighted = [
-        (_uniform(p, backorder_penalty), 1.0 if counts is None else counts[i])
+        (_uniform(p, backorder_penalty), 1.0 if counts is None else counts[i], i)
         for i, p in enumerate(problems)
     ]
-    weighted = [(p, n) for p, n in weighted if p.units and n > 0]
-    orders = [p for p, _ in weighted]
-    count = [n for _, n in weighted]
-    # a column: (cost, {(site, sku): units})
-    columns: list[list[tuple[float, dict[tuple[str, str], int]]]] = []
-    for p in orders:
-        everything_short = float(backorder_penalty * sum(p.units.values()))
-        first = solve(p)
-        use = {(site, k): q for site, items in first.taken.items() for k, q in items.items()}
-        columns.append([(everything_short, {}), (first.objective, use)])
-    best = -math.inf
-    value = math.inf
-    prices: dict[tuple[str, str], float] = {}
-    rounds = 0
-    converged = False
-    while rounds < max_rounds:
-        rounds += 1
-        m = LinearModel()
-        cols: list[list[int]] = []
-        users: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
-        for plans, n in zip(columns, count, strict=True):
-            ids = []
-            for cost, use in plans:
-                c = m.var(cost, n, False)
-                ids.append(c)
-                for key, q in use.items():
-                    entry = users.setdefault(key, ([], []))
-                    entry[0].append(c)
-                    entry[1].append(float(q))
-            cols.append(ids)
-        for ids, n in zip(cols, count, strict=True):
-            m.row(ids, [1.0] * len(ids), n, n)
-        stock_rows = {
-            key: m.row(idx, val, -_INF, float(stock.get((key[1], key[0]), 0)))
-            for key, (idx, val) in users.items()
-        }
-        _, value, duals = m.solve_lp()
-        prices = {key: -float(duals[row]) for key, row in stock_rows.items()}
-        prices = {key: v for key, v in prices.items() if v > 1e-9}
-        lagrangian = -sum(v * stock.get((key[1], key[0]), 0) for key, v in prices.items())
-        added = 0
-        for o, p in enumerate(orders):
-            priced = solve(_priced(p, prices)) if prices else solve(p)
-            lagrangian += count[o] * priced.bound
-            mu = float(duals[o])  # the dual of the order's convexity row
-            if priced.objective - mu < -1e-6:
-                use = {(s, k): q for s, items in priced.taken.items() for k, q in items.items()}
-                cost = priced.objective - sum(prices.get(key, 0.0) * q for key, q in use.items())
-                columns[o].append((cost, use))
-                added += 1
-        best = max(best, lagrangian)
-        if not added:
-            converged = True
-            break
-    return JointBound(best, value, rounds, converged, time.perf_counter() - started, prices)
+    weighted = [(p, n, i) for p, n, i in weighted if p.units and n > 0]
+    seeds = None if columns is None else [columns[i] for _, _, i in weighted]
+    master = _Master([p for p, _, _ in weighted], stock, [n for _, n, _ in weighted], seeds)
+    return master.run(max_rounds)
+
+
+def joint_plans(
+    problems: Sequence[Problem],
+    stock: Mapping[tuple[str, str], int],
+    current: Sequence[Mapping[str, Mapping[str, int]]],
+    *,
+    max_rounds: int = 5,
+) -> list[dict[str, dict[str, int]]]:
+    """Re-plan several orders together within the shared stock (a wave): column generation from
+    the current plans, then the best whole plan per order as one MILP over the columns found.
+    Each problem keeps its own weights and opportunity costs; the current plans must fit the
+    stock together, so the answer never costs more than they do."""
+    columns = [[(objective(p, c), _use(c))] for p, c in zip(problems, current, strict=True)]
+    master = _Master(problems, stock, [1.0] * len(problems), columns)
+    master.run(max_rounds)
+    out: list[dict[str, dict[str, int]]] = []
+    for use in master.integer_plans():
+        taken: dict[str, dict[str, int]] = {}
+        for (site, k), q in use.items():
+            taken.setdefault(site, {})[k] = q
+        out.append(taken)
+    return out

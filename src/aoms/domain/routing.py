@@ -429,11 +429,17 @@ def _problem(
     return Problem(dict(wanted), dict(demand.unit_grams), sites, weights, config.max_shipments)
 
 
-def problem_for(demand: Demand, candidates: Sequence[Candidate], config: RoutingConfig) -> Problem:
-    """The optimiser's view of one order (for the clairvoyant bound over many orders)."""
+def problem_for(
+    demand: Demand,
+    candidates: Sequence[Candidate],
+    config: RoutingConfig,
+    opportunity: Mapping[tuple[str, str], float] | None = None,
+) -> Problem:
+    """The optimiser's view of one order (for the policy lab and joint models of many orders)."""
     locs, _ = _locations(demand, candidates, config)
     wanted = {sku: n for sku, n in demand.units.items() if n > 0}
-    return _problem(demand, locs, wanted, config, 10 ** minor_units(demand.currency), {})
+    scale = 10 ** minor_units(demand.currency)
+    return _problem(demand, locs, wanted, config, scale, opportunity or {})
 
 
 def _optimal(

@@ -264,7 +264,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON.
 OrdersOpt = Annotated[
     int | None, typer.Option(min=1, help="Only the first N orders (in time order).")
 ]
-ALL_POLICIES = "nearest,shopify_default,landed_cost,optimal,scarcity"
+ALL_POLICIES = "nearest,shopify_default,landed_cost,optimal,scarcity,batch"
 
 
 def _run_lab(
@@ -303,15 +303,16 @@ def _run_lab(
         f"{report['currency']}"
     )
     cols = ["policy", "total_cost", "landed_cost", "cost_per_order", "split_rate",
-            "mean_km_per_shipment", "units_backordered", "gap_to_bound", "decision_ms_p99",
-            "seconds"]  # fmt: skip
+            "mean_km_per_shipment", "units_backordered", "mean_promised_days", "on_time_rate",
+            "gap_to_bound", "decision_ms_p99", "seconds"]  # fmt: skip
     for c in cols:
         table.add_column(c.replace("_", " "), justify="left" if c == "policy" else "right")
     for r in report["policies"]:
         table.add_row(*(str(r.get(c, "")) for c in cols))
     if "clairvoyant" in report:
         cv = report["clairvoyant"]
-        table.add_row("clairvoyant bound", str(cv["total_cost"]), *[""] * 7, str(cv["seconds"]))
+        blanks = [""] * (len(cols) - 3)
+        table.add_row("clairvoyant bound", str(cv["total_cost"]), *blanks, str(cv["seconds"]))
     Console().print(table)
     if report.get("gap_captured_by_best") is not None:
         Console().print(
@@ -338,10 +339,11 @@ def simulate_olist(
 
     try:
         data = olist.load(directory, locations=locations, cover=cover)
+        history = olist.deliveries(directory)
     except AomsError as exc:
         console.print(f"[red]{exc.code}[/]: {exc.message}")
         raise typer.Exit(2) from exc
-    scenario = first(olist_scenario(data), orders)
+    scenario = first(olist_scenario(data, history=history), orders)
     scenario = replace_name(scenario, f"olist cover {cover}")
     _run_lab(scenario, policies, bound, html_path, as_json, max_shipments)
 

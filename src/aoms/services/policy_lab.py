@@ -20,17 +20,20 @@ from now on (the rate so far × the time left).
 
 from __future__ import annotations
 
+import bisect
 import statistics
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from aoms.domain.errors import InvalidInput
 from aoms.domain.geo import Point
 from aoms.domain.money import Money, minor_units
-from aoms.domain.optimise import Problem, joint_bound
+from aoms.domain.optimise import Column, Problem, joint_bound, joint_plans, solve
+from aoms.domain.promise import PromiseModel
 from aoms.domain.routing import (
     Candidate,
     Demand,
@@ -42,13 +45,16 @@ from aoms.domain.routing import (
 )
 
 SCARCITY = "scarcity"
+BATCH = "batch"
 POLICIES = (
     Policy.NEAREST.value,
     Policy.SHOPIFY_DEFAULT.value,
     Policy.LANDED_COST.value,
     Policy.OPTIMAL.value,
     SCARCITY,
+    BATCH,
 )
+AOMS_POLICIES = (Policy.LANDED_COST.value, Policy.OPTIMAL.value, SCARCITY, BATCH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,7 @@ class LabOrder:
     id: str
     placed_at: datetime
     demand: Demand
+    region: str = ""  # the destination's region, for delivery promises
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,40 @@ class LabLocation:
     name: str
     point: Point
     handling: Money
+    region: str = ""  # the origin region of its shipments, for delivery promises
+
+
+class Lanes:
+    """Transit times as the lab knows them: the promise a store makes on each lane (a model
+    learned from delivery history), and the spread of actual transit days per lane that the
+    promises are scored against. An order's promise is its slowest shipment's; it is on time
+    when every shipment arrives by it (shipments independent), so the on-time rate is an
+    expectation over the lanes' spreads, not one random draw."""
+
+    def __init__(self, model: PromiseModel, actual: Iterable[tuple[str, str, int]]) -> None:
+        self.model = model
+        lanes: dict[tuple[str, str], list[int]] = defaultdict(list)
+        dests: dict[str, list[int]] = defaultdict(list)
+        every: list[int] = []
+        for origin, dest, days in actual:
+            lanes[(origin, dest)].append(days)
+            dests[dest].append(days)
+            every.append(days)
+        if not every:
+            raise InvalidInput("no transit times to score promises against")
+        self.lanes = {k: sorted(v) for k, v in lanes.items()}
+        self.dests = {k: sorted(v) for k, v in dests.items()}
+        self.every = sorted(every)
+
+    def promise(self, origins: Iterable[str], dest: str) -> tuple[int, float]:
+        """(promised days, probability that every shipment arrives within them)."""
+        origins = list(origins)
+        days = max(self.model.days(o, dest) for o in origins)
+        p = 1.0
+        for o in origins:
+            spread = self.lanes.get((o, dest)) or self.dests.get(dest) or self.every
+            p *= bisect.bisect_right(spread, days) / len(spread)
+        return days, p
 
 
 @dataclass(frozen=True)
@@ -74,6 +115,8 @@ class Scenario:
     locations: Sequence[LabLocation]
     stock: Mapping[tuple[str, str], int]  # (sku, location id) -> units
     orders: Sequence[LabOrder]  # in time order
+    history: Sequence[LabOrder] = ()  # earlier orders, in time order: seen, never routed
+    lanes: Lanes | None = None
 
 
 @dataclass
@@ -86,6 +129,9 @@ class PolicyResult:
     units_shipped: int = 0
     units_backordered: int = 0
     km_total: float = 0.0
+    promised_orders: int = 0
+    promised_days: int = 0
+    on_time: float = 0.0  # expected on-time orders
     decision_s: list[float] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -106,6 +152,12 @@ class PolicyResult:
             "split_rate": round(self.split_orders / shipped_orders, 4),
             "shipments": self.shipments,
             "mean_km_per_shipment": round(self.km_total / max(1, self.shipments), 1),
+            "mean_promised_days": round(self.promised_days / self.promised_orders, 2)
+            if self.promised_orders
+            else None,
+            "on_time_rate": round(self.on_time / self.promised_orders, 4)
+            if self.promised_orders
+            else None,
             "units_shipped": self.units_shipped,
             "units_backordered": self.units_backordered,
             "decision_ms_p50": round(statistics.median(times) * 1e3, 3),
@@ -114,81 +166,192 @@ class PolicyResult:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _Shipped:
+    location_id: str
+    items: Mapping[str, int]
+    km: float
+    cost_minor: int  # shipping + handling
+
+
+def _exact(problem: Problem) -> tuple[list[_Shipped], int]:
+    """The per-order optimum as the lab needs it (no runner-up, no words): shipments and units
+    short. The same solver and the same costs as the live `optimal` policy."""
+    solution = solve(problem)
+    return _shipments(problem, solution.taken), sum(solution.backordered.values())
+
+
+def _shipments(problem: Problem, taken: Mapping[str, Mapping[str, int]]) -> list[_Shipped]:
+    sites = {s.key: s for s in problem.sites}
+    out = []
+    for key, items in sorted(taken.items()):
+        site = sites[key]
+        grams = sum(problem.grams.get(k, 0) * q for k, q in items.items())
+        out.append(_Shipped(key, dict(items), site.km, site.price(grams) + site.handling))
+    return out
+
+
+def _candidates(
+    scenario: Scenario, stock: Mapping[str, Mapping[str, int]], units: Mapping[str, int]
+) -> list[Candidate]:
+    return [
+        Candidate(loc.id, loc.name, loc.point, loc.handling, avail)
+        for loc in scenario.locations
+        if (avail := {k: n for k in units if (n := stock[loc.id].get(k, 0)) > 0})
+    ]
+
+
 def run_policy(
     scenario: Scenario,
     policy: str,
     *,
     max_shipments: int = 3,
-    refresh: int = 100,
+    refresh: int | None = None,
+    wave_minutes: float = 120.0,
     progress: Callable[[int], None] | None = None,
 ) -> PolicyResult:
-    """Route every order of the scenario with one policy, against stock that runs down."""
+    """Route every order of the scenario with one policy, against stock that runs down.
+
+    `refresh`: the scarcity prices are recomputed every `refresh` orders (by default about
+    every 1% of the history, at least every 50 orders). `wave_minutes`: the batch policy
+    releases work in waves of this length and re-plans each wave's orders together first.
+    """
+    if policy not in POLICIES:
+        raise InvalidInput(f"unknown policy {policy!r}", field="policy")
     config = RoutingConfig(rate_card=scenario.card, max_shipments=max_shipments)
     stock: dict[str, dict[str, int]] = defaultdict(dict)
     for (sku, loc), n in scenario.stock.items():
         if n > 0:
             stock[loc][sku] = n
     result = PolicyResult(policy)
-    route_as = Policy.OPTIMAL if policy == SCARCITY else Policy(policy)
-    forecast = _Forecast(scenario, max_shipments=max_shipments) if policy == SCARCITY else None
+    priced = policy in (SCARCITY, BATCH)
+    exact = priced or policy == Policy.OPTIMAL.value
+    every = refresh or max(50, len(scenario.orders) // 100)
+    forecast = _Forecast(scenario, max_shipments=max_shipments) if priced else None
     opportunity: dict[tuple[str, str], float] = {}
+    wave: list[tuple[LabOrder, list[_Shipped]]] = []
+    wave_ends = None
+    lanes = scenario.lanes
+    region = {loc.id: loc.region for loc in scenario.locations}
     started = time.perf_counter()
-    for i, order in enumerate(scenario.orders):
-        if forecast is not None and i % refresh == 0:
-            opportunity = forecast.opportunity(stock, order.placed_at)
-        units = order.demand.units
-        candidates = [
-            Candidate(loc.id, loc.name, loc.point, loc.handling, avail)
-            for loc in scenario.locations
-            if (avail := {k: n for k in units if (n := stock[loc.id].get(k, 0)) > 0})
-        ]
-        t0 = time.perf_counter()
-        p = plan(order.demand, candidates, route_as, config, opportunity=opportunity)
-        result.decision_s.append(time.perf_counter() - t0)
-        for s in p.chosen.shipments:
+
+    def take(shipments: Sequence[_Shipped], sign: int) -> None:
+        for s in shipments:
             at = stock[s.location_id]
             for k, q in s.items.items():
-                at[k] -= q
+                at[k] = at.get(k, 0) - sign * q
                 if at[k] < 0:  # pragma: no cover - a policy that oversells is a bug
                     raise AssertionError(f"{policy} oversold {k} at {s.location_id}")
-            result.km_total += s.distance_km
+
+    def account(order: LabOrder, shipments: Sequence[_Shipped]) -> None:
+        shipped = sum(sum(s.items.values()) for s in shipments)
+        result.orders += 1
+        result.cost_minor += sum(s.cost_minor for s in shipments)
+        result.shipments += len(shipments)
+        result.split_orders += len(shipments) > 1
+        result.units_shipped += shipped
+        result.units_backordered += sum(order.demand.units.values()) - shipped
+        result.km_total += sum(s.km for s in shipments)
+        if lanes is not None and shipments:
+            days, p = lanes.promise((region[s.location_id] for s in shipments), order.region)
+            result.promised_orders += 1
+            result.promised_days += days
+            result.on_time += p
+
+    def release_wave() -> None:
+        """Re-plan the wave's orders together with the stock they hold and the free stock."""
+        if len(wave) > 1:
+            for _, shipments in wave:
+                take(shipments, -1)
+            problems = [
+                problem_for(
+                    o.demand, _candidates(scenario, stock, o.demand.units), config, opportunity
+                )
+                for o, _ in wave
+            ]
+            current = [{s.location_id: dict(s.items) for s in ships} for _, ships in wave]
+            on_hand = {(k, loc): n for loc, items in stock.items() for k, n in items.items() if n}
+            better = joint_plans(problems, on_hand, current)
+            for i, (p, taken) in enumerate(zip(problems, better, strict=True)):
+                wave[i] = (wave[i][0], _shipments(p, taken))
+                take(wave[i][1], 1)
+        for o, shipments in wave:
+            account(o, shipments)
+        wave.clear()
+
+    for i, order in enumerate(scenario.orders):
+        if policy == BATCH and wave and wave_ends is not None and order.placed_at >= wave_ends:
+            release_wave()
+        if policy == BATCH and not wave:
+            wave_ends = order.placed_at + timedelta(minutes=wave_minutes)
+        if forecast is not None and i % every == 0:
+            opportunity = forecast.opportunity(stock, order.placed_at)
+        units = order.demand.units
+        candidates = _candidates(scenario, stock, units)
+        t0 = time.perf_counter()
+        if exact:
+            shipments, _ = _exact(problem_for(order.demand, candidates, config, opportunity))
+        else:
+            chosen = plan(order.demand, candidates, Policy(policy), config).chosen
+            shipments = [
+                _Shipped(s.location_id, s.items, s.distance_km, _minor(s.cost, scenario.currency))
+                for s in chosen.shipments
+            ]
+        result.decision_s.append(time.perf_counter() - t0)
+        take(shipments, 1)
+        if policy == BATCH:
+            wave.append((order, shipments))
+        else:
+            account(order, shipments)
         if forecast is not None:
             forecast.observe(order)
-        scale = 10 ** minor_units(scenario.currency)
-        result.orders += 1
-        result.cost_minor += int(p.chosen.cost.amount * scale)
-        result.shipments += len(p.chosen.shipments)
-        result.split_orders += len(p.chosen.shipments) > 1
-        result.units_shipped += p.chosen.units
-        result.units_backordered += sum(p.backordered.values())
         if progress and i % 1000 == 999:
             progress(1000)
+    release_wave()
     if progress:
         progress(len(scenario.orders) % 1000)
     result.seconds = time.perf_counter() - started
     return result
 
 
-class _Forecast:
-    """The recent orders, standing for the orders expected over the rest of the horizon."""
+def _minor(money: Money, currency: str) -> int:
+    return int(money.amount * 10 ** minor_units(currency))
 
-    def __init__(self, scenario: Scenario, window: int = 400, max_shipments: int = 3) -> None:
+
+class _Forecast:
+    """The orders seen so far, standing for the orders expected over the rest of the horizon.
+
+    Every refresh solves the joint model (`optimise.joint_bound`) over the last `window` orders
+    seen, each counted (orders expected from now on) / (orders in the window) times, against the
+    stock left; minus the dual of a (location, SKU) stock row is what one more unit there would
+    save the expected orders. Each order's columns are kept between refreshes (a warm start).
+    """
+
+    def __init__(
+        self, scenario: Scenario, window: int = 1000, max_shipments: int = 3, rounds: int = 10
+    ) -> None:
         self.scenario = scenario
+        self.rounds = rounds
         self.max_shipments = max_shipments
-        self.start = scenario.orders[0].placed_at if scenario.orders else None
+        first = [*scenario.history[:1], *scenario.orders[:1]]
+        self.start = first[0].placed_at if first else None
         self.end = scenario.orders[-1].placed_at if scenario.orders else None
         self.recent: deque[LabOrder] = deque(maxlen=window)
+        self.columns: dict[str, list[Column]] = {}
         self.orders_seen = 0
+        for order in scenario.history:
+            self.observe(order)
 
     def observe(self, order: LabOrder) -> None:
+        if len(self.recent) == self.recent.maxlen:
+            self.columns.pop(self.recent[0].id, None)
         self.recent.append(order)
         self.orders_seen += 1
 
     def opportunity(
         self, stock: Mapping[str, Mapping[str, int]], now: datetime
     ) -> dict[tuple[str, str], float]:
-        """Shadow prices of the stock: the duals of the joint model over the expected orders —
-        the recent ones, each counted (orders expected from now on) / (recent orders) times."""
+        """Shadow prices of the stock, per (location, SKU), in minor units per unit."""
         if self.start is None or self.end is None or not self.recent:
             return {}
         elapsed = (now - self.start).total_seconds()
@@ -197,23 +360,21 @@ class _Forecast:
             return {}
         each = self.orders_seen * left / elapsed / len(self.recent)
         config = RoutingConfig(rate_card=self.scenario.card, max_shipments=self.max_shipments)
-        problems = []
-        for order in self.recent:
-            units = order.demand.units
-            candidates = [
-                Candidate(loc.id, loc.name, loc.point, loc.handling, avail)
-                for loc in self.scenario.locations
-                if (avail := {k: n for k in units if (n := stock[loc.id].get(k, 0)) > 0})
-            ]
-            problems.append(problem_for(order.demand, candidates, config))
+        problems = [
+            problem_for(o.demand, _candidates(self.scenario, stock, o.demand.units), config)
+            for o in self.recent
+        ]
         on_hand = {(k, loc): n for loc, items in stock.items() for k, n in items.items() if n > 0}
         result = joint_bound(
             problems,
             on_hand,
             backorder_cost(self.scenario),
             counts=[each] * len(problems),
-            max_rounds=10,
+            max_rounds=self.rounds,
+            columns=[self.columns.get(o.id, []) for o in self.recent],
         )
+        kept = [o for o, p in zip(self.recent, problems, strict=True) if p.units]
+        self.columns = dict(zip((o.id for o in kept), result.columns, strict=True))
         return result.prices
 
 
@@ -251,13 +412,7 @@ def scenario_problems(scenario: Scenario, *, max_shipments: int = 3) -> list[Pro
     for (sku, loc), n in scenario.stock.items():
         if n > 0:
             full[loc][sku] = n
-    out: list[Problem] = []
-    for order in scenario.orders:
-        units = order.demand.units
-        candidates = [
-            Candidate(loc.id, loc.name, loc.point, loc.handling, avail)
-            for loc in scenario.locations
-            if (avail := {k: n for k in units if (n := full[loc.id].get(k, 0)) > 0})
-        ]
-        out.append(problem_for(order.demand, candidates, config))
-    return out
+    return [
+        problem_for(o.demand, _candidates(scenario, full, o.demand.units), config)
+        for o in scenario.orders
+    ]
