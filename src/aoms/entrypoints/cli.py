@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import sys
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -348,21 +349,65 @@ def simulate_olist(
     _run_lab(scenario, policies, bound, html_path, as_json, max_shipments)
 
 
-@simulate_app.command("synthetic")
-def simulate_synthetic(
-    orders: Annotated[int, typer.Option(min=1, max=1_000_000)] = 2000,
-    seed: Annotated[int, typer.Option()] = 7,
-    cover: Annotated[float, typer.Option(min=0.01, help="Stock = demand × cover.")] = 1.0,
+@simulate_app.command("orders")
+def simulate_orders(
+    orders_file: Annotated[
+        Path, typer.Argument(help="Orders in the neutral JSON format: a JSON array or JSON Lines.")
+    ],
+    store: Annotated[
+        Path | None,
+        typer.Option(help="Locations, products, stock and rate card (the demo store's layout)."),
+    ] = None,
+    history_until: Annotated[
+        datetime | None,
+        typer.Option(help="Orders placed before this (UTC) are history: learned from, not routed."),
+    ] = None,
     policies: PoliciesOpt = ALL_POLICIES,
     bound: BoundOpt = True,
     max_shipments: Annotated[int, typer.Option(min=1, max=10)] = 3,
     html_path: HtmlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Compare policies on a seeded synthetic scenario: 8 US locations, 2–8-line orders."""
+    """Compare policies on orders in the neutral JSON format (the body of POST /v1/orders)
+    against a store file; without --store, the demo store that ships with aoms."""
+    from aoms.demo.orders import demo_store
+    from aoms.entrypoints.simulate import neutral_scenario, read_orders
+
+    try:
+        network = json.loads(store.read_text("utf-8")) if store else demo_store()
+        cut = history_until.replace(tzinfo=history_until.tzinfo or UTC) if history_until else None
+        scenario = neutral_scenario(read_orders(orders_file), network, history_until=cut)
+    except AomsError as exc:
+        console.print(f"[red]{exc.code}[/]: {exc.message}")
+        raise typer.Exit(2) from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        console.print(f"[red]invalid_input[/]: cannot read the store file: {exc}")
+        raise typer.Exit(2) from exc
+    if not scenario.orders:
+        console.print("[red]invalid_input[/]: no orders to simulate")
+        raise typer.Exit(2)
+    _run_lab(scenario, policies, bound, html_path, as_json, max_shipments)
+
+
+@simulate_app.command("synthetic")
+def simulate_synthetic(
+    orders: Annotated[int, typer.Option(min=1, max=1_000_000)] = 2000,
+    seed: Annotated[int, typer.Option()] = 7,
+    cover: Annotated[float, typer.Option(min=0.01, help="Stock = demand × cover.")] = 1.0,
+    history_days: Annotated[
+        int, typer.Option(min=0, max=365, help="Days of earlier orders to learn from.")
+    ] = 30,
+    policies: PoliciesOpt = ALL_POLICIES,
+    bound: BoundOpt = True,
+    max_shipments: Annotated[int, typer.Option(min=1, max=10)] = 3,
+    html_path: HtmlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare policies on a seeded synthetic scenario: 10 US locations, 2–8-line orders over
+    30 days, after `--history-days` of earlier orders that policies may learn from."""
     from aoms.demo.scenario import synthetic
 
-    scenario = synthetic(orders, seed=seed, cover=cover)
+    scenario = synthetic(orders, seed=seed, cover=cover, history_days=history_days)
     _run_lab(scenario, policies, bound, html_path, as_json, max_shipments)
 
 

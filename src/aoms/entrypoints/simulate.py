@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from aoms.adapters.geocode import geocode
 from aoms.adapters.importers.olist import DeliveredOrder, OlistData
+from aoms.domain.errors import InvalidInput
+from aoms.domain.geo import Point
 from aoms.domain.money import Money, minor_units
+from aoms.domain.orders import Order
 from aoms.domain.promise import PromiseModel, Transit
-from aoms.domain.routing import Demand
+from aoms.domain.routing import Demand, RateCard
+from aoms.entrypoints.api.schemas import OrderIn
 from aoms.services.policy_lab import (
     AOMS_POLICIES,
     LabLocation,
@@ -58,6 +67,90 @@ def olist_scenario(
         )
         lanes = Lanes(model, seen)
     return Scenario("olist", "BRL", data.rate_card, locations, data.stock, orders, lanes=lanes)
+
+
+def read_orders(path: Path) -> list[Order]:
+    """Orders in the neutral JSON format (the body of `POST /v1/orders`): a JSON array, or one
+    order per line (JSON Lines). Every order is validated; the first bad one is named."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        stripped = text.lstrip()
+        if stripped.startswith("["):
+            raw = json.loads(text)
+        else:
+            raw = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{path}: not JSON or JSON Lines: {exc}", field="orders") from exc
+    out = []
+    for i, item in enumerate(raw):
+        try:
+            out.append(OrderIn.model_validate(item).to_domain())
+        except ValidationError as exc:
+            first_error = exc.errors()[0]
+            where = ".".join(str(x) for x in first_error["loc"])
+            raise InvalidInput(
+                f"{path}: order {i + 1}: {where}: {first_error['msg']}", field="orders"
+            ) from exc
+    return out
+
+
+def neutral_scenario(
+    orders: Sequence[Order], store: Mapping[str, Any], *, history_until: datetime | None = None
+) -> Scenario:
+    """A lab scenario from neutral orders and a store file in the demo store's layout
+    (`locations`, `products` with grams, `stock`, `rate_card`). Orders placed before
+    `history_until` are history: the scarcity forecast learns from them, no policy routes them.
+    An order whose address cannot be placed, or in another currency, is refused."""
+    currency = str(store["currency"])
+    grams = {str(p["sku"]): int(p.get("grams", 0)) for p in store.get("products", [])}
+    locations = [
+        LabLocation(
+            str(loc["id"]),
+            str(loc.get("name", loc["id"])),
+            Point(float(loc["lat"]), float(loc["lng"])),
+            Money.of(str(loc.get("handling_cost", "0")), currency),
+            str(loc.get("country_code", "")),
+        )
+        for loc in store["locations"]
+    ]
+    stock = {
+        (str(r["sku"]), str(r["location_id"])): int(r["on_hand"]) for r in store.get("stock", [])
+    }
+    lab: list[LabOrder] = []
+    for o in sorted(orders, key=lambda o: (o.placed_at, o.external_id)):
+        if o.currency != currency:
+            raise InvalidInput(
+                f"order {o.external_id} is in {o.currency}, the store in {currency}",
+                field="currency",
+            )
+        placed = geocode(o.shipping_address) if o.shipping_address else None
+        if placed is None:
+            raise InvalidInput(
+                f"order {o.external_id}: its shipping address cannot be placed on the map",
+                field="shipping_address",
+            )
+        unit_grams = {k: g or grams.get(k, 0) for k, g in o.unit_grams().items()}
+        address = o.shipping_address
+        region = "-".join(x for x in (address.country_code, address.province_code) if x)
+        lab.append(
+            LabOrder(
+                o.external_id,
+                o.placed_at,
+                Demand(o.demand(), unit_grams, placed[0], currency),
+                region,
+            )
+        )
+    card = RateCard.from_dict(store["rate_card"])
+    cut = history_until
+    return Scenario(
+        str(store.get("shop", "orders")),
+        currency,
+        card,
+        locations,
+        stock,
+        [o for o in lab if cut is None or o.placed_at >= cut],
+        history=[o for o in lab if cut is not None and o.placed_at < cut],
+    )
 
 
 def first(scenario: Scenario, n: int | None) -> Scenario:
