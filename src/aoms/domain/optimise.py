@@ -21,6 +21,7 @@ cost is no more than a lower bound on every plan with two or more shipments or a
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 import time
@@ -190,11 +191,10 @@ def _search(
         floor.append(prices)
     uppers = [list(s.band_upper_g) for s in sites]
 
+    last_band = [len(u) - 1 for u in uppers]
+
     def least(i: int, grams: int) -> float:
-        for b, upper in enumerate(uppers[i]):
-            if grams <= upper:
-                return floor[i][b]
-        return floor[i][-1]
+        return floor[i][min(bisect.bisect_left(uppers[i], grams), last_band[i])]
 
     group_of = {sku: g for g, members in enumerate(problem.ship_together) for sku in members}
     # Hardest SKUs first: fewest places to come from, then heaviest.
@@ -232,6 +232,10 @@ def _search(
         for d in range(len(order))
     ]
 
+    units_of = [units[k] for k in order]
+    holders = [[(i, sites[i].available[k]) for i in where[k]] for k in order]
+    short_cost = [w.backorder_penalty - per_unit[d] for d in range(len(order))]
+
     def lower_bound(depth: int) -> float:
         total = scar + w.backorder_penalty * short + tail[depth]
         k_used = 0
@@ -244,17 +248,21 @@ def _search(
         # A later SKU that the sites in use cannot cover needs one more site or a backorder;
         # count only the dearest such need (one new site may serve several SKUs).
         extra = 0.0
+        can_open = k_used < problem.max_shipments
+        first = w.split_penalty if k_used == 0 else 0
         for d in range(depth, len(order)):
-            k = order[d]
-            missing = units[k] - sum(sites[i].available.get(k, 0) for i in where[k] if count[i])
+            missing = units_of[d]
+            for i, a in holders[d]:
+                if count[i]:
+                    missing -= a
             if missing <= 0:
                 continue
-            need = (w.backorder_penalty - per_unit[d]) * missing
-            if k_used < problem.max_shipments:
-                first = w.split_penalty if k_used == 0 else 0
-                for i in where[k]:
-                    if not count[i]:
-                        need = min(need, opening[d][i] - first)
+            need = short_cost[d] * missing
+            if can_open:
+                row = opening[d]
+                for i, _ in holders[d]:
+                    if not count[i] and row[i] - first < need:
+                        need = row[i] - first
             extra = max(extra, need)
         return total + extra
 
