@@ -381,6 +381,22 @@ def promise_olist(
     half_life_days: Annotated[
         float | None, typer.Option(min=1, help="Weight older deliveries less (days).")
     ] = None,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            help="Choose confidence, prior weight and half-life on the last validation months "
+            "of the fitting months (the three options above are then ignored)."
+        ),
+    ] = True,
+    validation_months: Annotated[int, typer.Option(min=1, max=24)] = 3,
+    target_on_time: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            max=1.0,
+            help="On-time rate to reach on validation (default: Olist's own rate there).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Learn lane transit times on the earlier months of the Olist history and promise each
@@ -399,6 +415,9 @@ def promise_olist(
             confidence=confidence,
             prior_weight=prior_weight,
             half_life_days=half_life_days,
+            tune_on_validation=tune,
+            validation_months=validation_months,
+            target_on_time=target_on_time,
         )
     except AomsError as exc:
         console.print(f"[red]{exc.code}[/]: {exc.message}")
@@ -408,7 +427,7 @@ def promise_olist(
         return
     test, train = report["test"], report["train"]
     table = Table(
-        title=f"Delivery promises at {confidence:.0%}: fit on {train['orders']} orders "  # type: ignore[index]
+        title=f"Delivery promises at {report['confidence']:.0%}: fit on {train['orders']} orders "  # type: ignore[index]
         f"({train['from']} to {train['to']}), tested on {test['orders']} "  # type: ignore[index]
         f"({test['from']} to {test['to']})"  # type: ignore[index]
     )
@@ -424,8 +443,23 @@ def promise_olist(
     Console().print(table)
     Console().print(
         f"ratio {report['ratio_to_history']}×; mean actual {report['mean_actual_days']} days; "
-        f"{report['lanes']} lanes learned"
+        f"{report['lanes']} lanes learned; prior weight {report['prior_weight']}, "
+        f"half-life {report['half_life_days']}"
     )
+    chosen = report.get("chosen_on_validation")
+    if isinstance(chosen, dict):
+        v = chosen["validation"]
+        Console().print(
+            f"chosen on {chosen['validation_from']} to {chosen['validation_to']} "
+            f"({v['orders']} orders): {v['mean_promised_days']} days, {v['on_time']:.1%} on "
+            f"time vs target {chosen['target_on_time']:.1%}"
+        )
+    bound = report.get("hindsight_bound")
+    if isinstance(bound, dict) and bound.get("confidence"):
+        Console().print(
+            f"in hindsight (lanes fitted on the test orders themselves, not a model): "
+            f"{bound['mean_promised_days']} days for {bound['on_time']:.1%} on time"
+        )
 
 
 def replace_name(scenario: Any, name: str) -> Any:

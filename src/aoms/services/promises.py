@@ -1,7 +1,9 @@
-"""Out-of-time evaluation of learned delivery promises against a history's own promises."""
+"""Learned delivery promises: fit on a history, choose the parameters on a validation split
+inside the fitting months, and evaluate out of time against the history's own promises."""
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,19 +12,164 @@ from datetime import date
 from aoms.domain.errors import InvalidInput
 from aoms.domain.promise import PromiseModel, Transit
 
+CONFIDENCES = tuple(round(0.80 + 0.01 * i, 2) for i in range(19))  # 0.80 … 0.98
+HALF_LIVES: tuple[float | None, ...] = (None, 30.0, 60.0, 120.0)
+PRIOR_WEIGHTS = (5.0, 10.0, 20.0)
+
 
 @dataclass(frozen=True, slots=True)
 class Delivered:
     ordered_on: date
     delivered_on: date
-    promised_on: date  # the promise the history made (e.g. Olist's estimate)
+    promised_on: date | None  # the promise the history made (e.g. Olist's estimate), if any
     origin: str
     destination: str
+    service: str = ""
 
 
-def _months_back(day: date, months: int) -> date:
+@dataclass(frozen=True, slots=True)
+class Params:
+    confidence: float
+    prior_weight: float
+    half_life_days: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    orders: int
+    mean_promised_days: float
+    on_time: float
+    mean_history_promised_days: float | None
+    history_on_time: float | None
+    mean_actual_days: float
+
+
+def months_back(day: date, months: int) -> date:
+    """The first day of the month `months` before `day`'s month."""
     index = day.year * 12 + day.month - 1 - months
     return date(index // 12, index % 12 + 1, 1)
+
+
+def split_last_months(
+    history: Sequence[Delivered], months: int
+) -> tuple[list[Delivered], list[Delivered], date]:
+    """(before, the last `months` calendar months, the first day of those months)."""
+    if not history:
+        raise InvalidInput("no delivered orders to learn from", field="history")
+    last = max(d.ordered_on for d in history)
+    cut = months_back(date(last.year, last.month, 1), months - 1)
+    return (
+        [d for d in history if d.ordered_on < cut],
+        [d for d in history if d.ordered_on >= cut],
+        cut,
+    )
+
+
+def fit(history: Sequence[Delivered], params: Params, *, as_of: date) -> PromiseModel:
+    """Fit on deliveries ordered before `as_of`; with a half-life, a delivery ordered h days
+    before `as_of` weighs 0.5 ** (h / half_life)."""
+    hl = params.half_life_days
+    return PromiseModel.fit(
+        (
+            Transit(
+                d.origin,
+                d.destination,
+                (d.delivered_on - d.ordered_on).days,
+                d.service,
+                0.5 ** ((as_of - d.ordered_on).days / hl) if hl else 1.0,
+            )
+            for d in history
+            if d.ordered_on < as_of
+        ),
+        confidence=params.confidence,
+        prior_weight=params.prior_weight,
+    )
+
+
+def score(model: PromiseModel, orders: Sequence[Delivered]) -> Score:
+    if not orders:
+        raise InvalidInput("no orders to score", field="history")
+    ours = [model.days(d.origin, d.destination, d.service) for d in orders]
+    actual = [(d.delivered_on - d.ordered_on).days for d in orders]
+    theirs = [(d.promised_on - d.ordered_on).days for d in orders if d.promised_on is not None]
+    their_hits = [d.delivered_on <= d.promised_on for d in orders if d.promised_on is not None]
+    return Score(
+        orders=len(orders),
+        mean_promised_days=statistics.fmean(ours),
+        on_time=sum(a <= p for a, p in zip(actual, ours, strict=True)) / len(orders),
+        mean_history_promised_days=statistics.fmean(theirs) if theirs else None,
+        history_on_time=sum(their_hits) / len(their_hits) if their_hits else None,
+        mean_actual_days=statistics.fmean(actual),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    params: Params
+    target_on_time: float
+    validation: Score
+    validation_from: date
+    tried: int
+
+
+def tune(
+    history: Sequence[Delivered],
+    *,
+    validation_months: int = 3,
+    target_on_time: float | None = None,
+    confidences: Sequence[float] = CONFIDENCES,
+    half_lives: Sequence[float | None] = HALF_LIVES,
+    prior_weights: Sequence[float] = PRIOR_WEIGHTS,
+) -> Choice:
+    """Choose confidence, half-life and prior weight on the last `validation_months` of
+    `history` (fitting on the months before them): the shortest mean promise whose on-time
+    rate on those months reaches the target — by default the history's own on-time rate
+    there. If nothing reaches it, the most punctual choice (then the shortest)."""
+    if validation_months < 1:
+        raise InvalidInput("at least one validation month is needed", field="validation_months")
+    before, validation, cut = split_last_months(history, validation_months)
+    if not before or not validation:
+        raise InvalidInput(
+            "the history is too short for that many validation months", field="history"
+        )
+    target = target_on_time
+    if target is None:
+        hits = [d.delivered_on <= d.promised_on for d in validation if d.promised_on]
+        target = sum(hits) / len(hits) if hits else None
+    if target is None:
+        raise InvalidInput(
+            "the history has no promises of its own: give target_on_time", field="target_on_time"
+        )
+    if not 0 < target <= 1:
+        raise InvalidInput("target_on_time must be in (0, 1]", field="target_on_time")
+    best: tuple[tuple[float, float], Params, Score] | None = None
+    tried = 0
+    for conf, hl, pw in itertools.product(confidences, half_lives, prior_weights):
+        params = Params(conf, pw, hl)
+        s = score(fit(before, params, as_of=cut), validation)
+        tried += 1
+        reached = s.on_time >= target - 1e-12
+        # Rank: reaching the target first; then the shortest promise (if reached) or the
+        # highest on-time rate (if not).
+        key = (0.0, s.mean_promised_days) if reached else (1.0, -s.on_time)
+        if best is None or key < best[0]:
+            best = (key, params, s)
+    assert best is not None
+    return Choice(best[1], target, best[2], cut, tried)
+
+
+def _rounded(s: Score) -> dict[str, object]:
+    def r(x: float | None, n: int) -> float | None:
+        return None if x is None else round(x, n)
+
+    return {
+        "orders": s.orders,
+        "mean_promised_days": r(s.mean_promised_days, 2),
+        "on_time": r(s.on_time, 4),
+        "mean_history_promised_days": r(s.mean_history_promised_days, 2),
+        "history_on_time": r(s.history_on_time, 4),
+        "mean_actual_days": r(s.mean_actual_days, 2),
+    }
 
 
 def evaluate(
@@ -32,52 +179,68 @@ def evaluate(
     confidence: float = 0.9,
     prior_weight: float = 20.0,
     half_life_days: float | None = 60.0,
+    tune_on_validation: bool = False,
+    validation_months: int = 3,
+    target_on_time: float | None = None,
 ) -> dict[str, object]:
     """Fit on every month before the last `test_months` months; promise each later order and
-    compare with what the history promised."""
-    if not history:
-        raise InvalidInput("no delivered orders to learn from")
-    last = max(d.ordered_on for d in history)
-    cut = _months_back(date(last.year, last.month, 1), test_months - 1)
-    train = [d for d in history if d.ordered_on < cut]
-    test = [d for d in history if d.ordered_on >= cut]
+    compare with what the history promised. With `tune_on_validation`, confidence, prior
+    weight and half-life are chosen by `tune` inside the fitting months only (the given
+    values are then ignored)."""
+    train, test, cut = split_last_months(history, test_months)
     if not train or not test:
         raise InvalidInput("the history is too short for that many test months")
-    model = PromiseModel.fit(
-        (
-            Transit(
-                d.origin,
-                d.destination,
-                (d.delivered_on - d.ordered_on).days,
-                weight=0.5 ** ((cut - d.ordered_on).days / half_life_days)
-                if half_life_days
-                else 1.0,
-            )
-            for d in train
-        ),
-        confidence=confidence,
-        prior_weight=prior_weight,
-    )
-    ours = [model.days(d.origin, d.destination) for d in test]
-    theirs = [(d.promised_on - d.ordered_on).days for d in test]
-    actual = [(d.delivered_on - d.ordered_on).days for d in test]
-    on_time_ours = sum(a <= p for a, p in zip(actual, ours, strict=True)) / len(test)
-    on_time_theirs = sum(a <= p for a, p in zip(actual, theirs, strict=True)) / len(test)
-    return {
+    params = Params(confidence, prior_weight, half_life_days)
+    chosen: dict[str, object] | None = None
+    if tune_on_validation:
+        choice = tune(train, validation_months=validation_months, target_on_time=target_on_time)
+        params = choice.params
+        chosen = {
+            "validation_from": str(choice.validation_from),
+            "validation_to": str(max(d.ordered_on for d in train)),
+            "target_on_time": round(choice.target_on_time, 4),
+            "candidates_tried": choice.tried,
+            "validation": _rounded(choice.validation),
+        }
+    model = fit(train, params, as_of=cut)
+    s = score(model, test)
+    ours, theirs = s.mean_promised_days, s.mean_history_promised_days
+    report: dict[str, object] = {
         "train": {
             "orders": len(train),
-            "from": str(train[0].ordered_on),
-            "to": str(train[-1].ordered_on),
+            "from": str(min(d.ordered_on for d in train)),
+            "to": str(max(d.ordered_on for d in train)),
         },
-        "test": {"orders": len(test), "from": str(cut), "to": str(last)},
-        "confidence": confidence,
-        "prior_weight": prior_weight,
-        "half_life_days": half_life_days,
+        "test": {"orders": len(test), "from": str(cut), "to": str(max(d.ordered_on for d in test))},
+        "confidence": params.confidence,
+        "prior_weight": params.prior_weight,
+        "half_life_days": params.half_life_days,
         "lanes": len(model.by_lane),
-        "mean_promised_days": round(statistics.fmean(ours), 2),
-        "mean_history_promised_days": round(statistics.fmean(theirs), 2),
-        "ratio_to_history": round(statistics.fmean(ours) / statistics.fmean(theirs), 3),
-        "on_time": round(on_time_ours, 4),
-        "history_on_time": round(on_time_theirs, 4),
-        "mean_actual_days": round(statistics.fmean(actual), 2),
+        **{k: v for k, v in _rounded(s).items() if k != "orders"},
+        "ratio_to_history": round(ours / theirs, 3) if theirs else None,
     }
+    if chosen is not None:
+        report["chosen_on_validation"] = chosen
+    if s.history_on_time is not None:
+        report["hindsight_bound"] = _hindsight(test, params, s.history_on_time)
+    return report
+
+
+def _hindsight(test: Sequence[Delivered], params: Params, target: float) -> dict[str, object]:
+    """Not a model: the same lane quantiles fitted on the test orders themselves, at the least
+    confidence whose on-time rate there reaches the history's own. No honest fit can beat it
+    by much, so it tells whether a goal is reachable at all with lane quantiles."""
+    for conf in tuple(round(0.5 + 0.01 * i, 2) for i in range(50)):
+        p = Params(conf, params.prior_weight, None)
+        model = PromiseModel.fit(
+            (
+                Transit(d.origin, d.destination, (d.delivered_on - d.ordered_on).days, d.service)
+                for d in test
+            ),
+            confidence=p.confidence,
+            prior_weight=p.prior_weight,
+        )
+        s = score(model, test)
+        if s.on_time >= target - 1e-12:
+            return {"confidence": conf, **_rounded(s)}
+    return {"confidence": None}
