@@ -6,11 +6,26 @@ from __future__ import annotations
 import itertools
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
 
-from aoms.domain.errors import InvalidInput
-from aoms.domain.promise import PromiseModel, Transit
+from aoms.domain.errors import (
+    Conflict,
+    InvalidInput,
+    NoLocationCanShip,
+    NoPromiseModel,
+    NotFound,
+    UnknownLocation,
+)
+from aoms.domain.promise import (
+    OrderPromise,
+    PromiseModel,
+    Transit,
+    promise_after_routing,
+    promise_before_routing,
+    region,
+)
 
 CONFIDENCES = tuple(round(0.80 + 0.01 * i, 2) for i in range(19))  # 0.80 … 0.98
 HALF_LIVES: tuple[float | None, ...] = (None, 30.0, 60.0, 120.0)
@@ -244,3 +259,243 @@ def _hindsight(test: Sequence[Delivered], params: Params, target: float) -> dict
         if s.on_time >= target - 1e-12:
             return {"confidence": conf, **_rounded(s)}
     return {"confidence": None}
+
+
+# -- the product: import a history, fit and store a model, promise an order ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRecord:
+    """One delivery in the neutral import format."""
+
+    ordered_at: datetime
+    delivered_at: datetime
+    destination_country: str
+    destination_region: str | None = None  # province / state code
+    origin_location_id: str | None = None  # either a known location …
+    origin_country: str | None = None  # … or an origin country (+ region)
+    origin_region: str | None = None
+    service: str = ""
+    shipped_at: datetime | None = None
+    promised_at: datetime | None = None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    id: int
+    confidence: float
+    prior_weight: float
+    half_life_days: float | None
+    deliveries: int
+    history_from: datetime
+    history_to: datetime
+    fitted_at: datetime
+    chosen_on_validation: dict[str, Any] | None = None
+    lanes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OrderToPromise:
+    id: int
+    status: str
+    placed_at: datetime
+    country_code: str | None
+    province_code: str | None
+    lines: tuple[tuple[str, int], ...]  # (sku, quantity) of the lines that ship
+    shipments: tuple[str, ...]  # location ids of the order's open fulfilment orders
+    backordered_units: int
+
+
+@dataclass(frozen=True, slots=True)
+class PromiseAnswer:
+    order_id: int
+    promise: OrderPromise
+    model: ModelInfo
+    backordered_units: int
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+class PromiseRepo(Protocol):
+    """What the promise use cases need from storage (one transaction)."""
+
+    def location_regions(self) -> dict[str, str]: ...  # location id -> origin region
+    def known_external_ids(self, ids: Sequence[str]) -> set[str]: ...
+    def add_history(self, rows: Sequence[dict[str, Any]], now: datetime) -> None: ...
+    def history(self) -> list[tuple[Delivered, datetime]]: ...  # (delivery, ordered_at)
+    def save_model(self, model: PromiseModel, info: ModelInfo) -> int: ...  # the stored model's id
+    def latest_model(self) -> tuple[PromiseModel, ModelInfo] | None: ...
+    def order_to_promise(self, order_id: int) -> OrderToPromise | None: ...
+    def locations_that_can_ship(self, lines: Sequence[tuple[str, int]]) -> list[str]: ...
+
+
+def _aware(value: datetime | None, name: str, row: int) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise InvalidInput(
+            f"deliveries[{row}].{name} needs a time zone (e.g. 2026-01-31T10:00:00Z)",
+            field=f"deliveries[{row}].{name}",
+        )
+    return value.astimezone(UTC)
+
+
+def import_history(
+    repo: PromiseRepo, records: Sequence[HistoryRecord], *, now: datetime
+) -> dict[str, int]:
+    """Check every record, then store them all (or none). A record whose external_id is
+    already stored — or repeated in this batch — is skipped as a duplicate."""
+    if not records:
+        raise InvalidInput("no deliveries to import", field="deliveries")
+    regions = repo.location_regions()
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    batch_duplicates = 0
+    for i, r in enumerate(records):
+        ordered = _aware(r.ordered_at, "ordered_at", i)
+        delivered = _aware(r.delivered_at, "delivered_at", i)
+        assert ordered is not None and delivered is not None
+        shipped = _aware(r.shipped_at, "shipped_at", i)
+        promised = _aware(r.promised_at, "promised_at", i)
+        if delivered < ordered:
+            raise InvalidInput(
+                f"deliveries[{i}]: delivered_at is before ordered_at",
+                field=f"deliveries[{i}].delivered_at",
+            )
+        if shipped is not None and not ordered <= shipped <= delivered:
+            raise InvalidInput(
+                f"deliveries[{i}]: shipped_at must lie between ordered_at and delivered_at",
+                field=f"deliveries[{i}].shipped_at",
+            )
+        if r.origin_location_id is not None:
+            if r.origin_location_id not in regions:
+                raise UnknownLocation(
+                    f"deliveries[{i}]: no location {r.origin_location_id!r}",
+                    field=f"deliveries[{i}].origin_location_id",
+                )
+            origin = regions[r.origin_location_id]
+        else:
+            try:
+                origin = region(r.origin_country, r.origin_region)
+            except InvalidInput as exc:
+                raise InvalidInput(
+                    f"deliveries[{i}]: give origin_location_id or origin_country",
+                    field=f"deliveries[{i}].origin_country",
+                ) from exc
+        try:
+            destination = region(r.destination_country, r.destination_region)
+        except InvalidInput as exc:
+            raise InvalidInput(
+                f"deliveries[{i}]: destination_country is required",
+                field=f"deliveries[{i}].destination_country",
+            ) from exc
+        if r.external_id is not None:
+            if r.external_id in seen:
+                batch_duplicates += 1
+                continue
+            seen.add(r.external_id)
+        rows.append(
+            {
+                "external_id": r.external_id,
+                "origin_location_id": r.origin_location_id,
+                "origin_region": origin,
+                "destination_region": destination,
+                "service": r.service.strip(),
+                "ordered_at": ordered,
+                "shipped_at": shipped,
+                "delivered_at": delivered,
+                "promised_at": promised,
+            }
+        )
+    known = repo.known_external_ids(sorted(seen))
+    fresh = [row for row in rows if row["external_id"] is None or row["external_id"] not in known]
+    if fresh:
+        repo.add_history(fresh, now)
+    return {"imported": len(fresh), "duplicates": len(rows) - len(fresh) + batch_duplicates}
+
+
+def fit_and_store(
+    repo: PromiseRepo,
+    *,
+    now: datetime,
+    params: Params = Params(0.9, 10.0, None),
+    tune_on_validation: bool = False,
+    validation_months: int = 1,
+    target_on_time: float | None = None,
+) -> ModelInfo:
+    """Fit a model on the whole stored history and store it (the latest model promises).
+
+    With `tune_on_validation`, the parameters are chosen by `tune` on the history's last
+    `validation_months` (the given ones are ignored); then the model is fitted on everything
+    with them."""
+    stored = repo.history()
+    if not stored:
+        raise InvalidInput("no delivery history: import some first", field="history")
+    history = [d for d, _ in stored]
+    chosen: dict[str, Any] | None = None
+    if tune_on_validation:
+        choice = tune(history, validation_months=validation_months, target_on_time=target_on_time)
+        params = choice.params
+        chosen = {
+            "validation_from": str(choice.validation_from),
+            "target_on_time": round(choice.target_on_time, 4),
+            "candidates_tried": choice.tried,
+            "validation": _rounded(choice.validation),
+        }
+    as_of = max(d.ordered_on for d in history) + timedelta(days=1)
+    model = fit(history, params, as_of=as_of)
+    info = ModelInfo(
+        id=0,
+        confidence=params.confidence,
+        prior_weight=params.prior_weight,
+        half_life_days=params.half_life_days,
+        deliveries=len(history),
+        history_from=min(at for _, at in stored),
+        history_to=max(at for _, at in stored),
+        fitted_at=now,
+        chosen_on_validation=chosen,
+        lanes=len(model.by_lane),
+    )
+    return replace(info, id=repo.save_model(model, info))
+
+
+def promise_order(repo: PromiseRepo, order_id: int, *, service: str = "") -> PromiseAnswer:
+    """Before routing: from the fastest location that can ship the whole order. After
+    routing: the date by which every shipment of the chosen plan has arrived."""
+    found = repo.latest_model()
+    if found is None:
+        raise NoPromiseModel("no delivery-promise model yet: import a history and fit one")
+    model, info = found
+    order = repo.order_to_promise(order_id)
+    if order is None:
+        raise NotFound(f"no order {order_id}")
+    if order.status == "cancelled":
+        raise Conflict(f"order {order_id} is cancelled", field="order_id")
+    try:
+        destination = region(order.country_code, order.province_code)
+    except InvalidInput as exc:
+        raise InvalidInput(
+            f"order {order_id} has no shipping country to promise to", field="shipping_address"
+        ) from exc
+    placed = order.placed_at.astimezone(UTC).date()
+    regions = repo.location_regions()
+    notes: list[str] = []
+    if order.shipments:
+        shipments = [(loc, regions.get(loc, "")) for loc in order.shipments]
+        promise = promise_after_routing(model, placed, shipments, destination, service)
+        if order.backordered_units:
+            notes.append(
+                f"{order.backordered_units} backordered unit(s) are not covered by this date"
+            )
+    else:
+        able = repo.locations_that_can_ship(order.lines) if order.lines else []
+        if not able:
+            raise NoLocationCanShip(f"no active location holds the stock to ship order {order_id}")
+        promise = promise_before_routing(
+            model,
+            placed,
+            [(loc, regions[loc]) for loc in able if loc in regions],
+            destination,
+            service,
+        )
+    return PromiseAnswer(order_id, promise, info, order.backordered_units, tuple(notes))
