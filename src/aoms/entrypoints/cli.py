@@ -462,6 +462,86 @@ def promise_olist(
         )
 
 
+@promise_app.command("import")
+def promise_import(
+    file: Annotated[Path, typer.Argument(help="CSV with a header, or JSON lines (.jsonl).")],
+    database_url: Annotated[str | None, typer.Option(envvar="AOMS_DATABASE_URL")] = None,
+) -> None:
+    """Store a delivery history (all rows or none; a known external_id is skipped)."""
+    from aoms.adapters.db.promises import SqlPromiseRepo
+    from aoms.adapters.importers.history import read_history
+    from aoms.bootstrap import build
+    from aoms.entrypoints.api.promises import DeliveryIn
+    from aoms.services.promises import import_history
+
+    records = []
+    for n, row in enumerate(read_history(file), start=1):
+        try:
+            records.append(DeliveryIn.model_validate(row).to_record())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            console.print(f"[red]invalid_input[/]: row {n}: {where}: {first['msg']}")
+            raise typer.Exit(2) from exc
+    runtime = build(_settings(database_url=database_url))
+    runtime.migrate()
+    with runtime.store.transaction() as tx:
+        result = import_history(SqlPromiseRepo(tx.conn), records, now=runtime.clock())
+    print(json.dumps(result))
+
+
+@promise_app.command("fit")
+def promise_fit(
+    confidence: Annotated[float, typer.Option(min=0.01, max=0.99)] = 0.9,
+    prior_weight: Annotated[float, typer.Option(min=0)] = 10.0,
+    half_life_days: Annotated[float | None, typer.Option(min=1)] = None,
+    tune: Annotated[
+        bool, typer.Option(help="Choose the three above on the history's last months.")
+    ] = False,
+    validation_months: Annotated[int, typer.Option(min=1, max=24)] = 1,
+    target_on_time: Annotated[float | None, typer.Option(min=0.01, max=1.0)] = None,
+    database_url: Annotated[str | None, typer.Option(envvar="AOMS_DATABASE_URL")] = None,
+) -> None:
+    """Fit lane quantiles on the stored history and store the model (the newest promises)."""
+    from aoms.adapters.db.promises import SqlPromiseRepo
+    from aoms.bootstrap import build
+    from aoms.entrypoints.api.promises import model_info
+    from aoms.services.promises import Params, fit_and_store
+
+    runtime = build(_settings(database_url=database_url))
+    runtime.migrate()
+    with runtime.store.transaction() as tx:
+        info = fit_and_store(
+            SqlPromiseRepo(tx.conn),
+            now=runtime.clock(),
+            params=Params(confidence, prior_weight, half_life_days),
+            tune_on_validation=tune,
+            validation_months=validation_months,
+            target_on_time=target_on_time,
+        )
+    print(json.dumps(model_info(info), default=str, indent=2))
+
+
+@promise_app.command("export-olist")
+def promise_export_olist(
+    directory: Annotated[Path, typer.Argument(help="Folder with the Olist CSV files.")],
+    out: Annotated[Path, typer.Argument(help="The neutral CSV to write.")],
+) -> None:
+    """Write the Olist delivered orders as a neutral delivery history (for `aoms promise
+    import`): origin = the first item's seller state, destination = the customer's state."""
+    import csv
+
+    from aoms.adapters.importers.history import COLUMNS
+    from aoms.adapters.importers.olist import delivery_history
+
+    rows = delivery_history(directory)
+    with out.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    console.print(f"{len(rows)} deliveries written to {out}")
+
+
 def replace_name(scenario: Any, name: str) -> Any:
     from dataclasses import replace
 

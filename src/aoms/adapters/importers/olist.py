@@ -18,7 +18,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -284,4 +284,46 @@ def deliveries(directory: Path) -> list[DeliveredOrder]:
             )
         )
     out.sort(key=lambda d: (d.ordered_on, d.order_id))
+    return out
+
+
+def delivery_history(directory: Path) -> list[dict[str, str]]:
+    """The delivered orders in the neutral delivery-history layout (times in UTC): origin =
+    the first item's seller state, destination = the customer's state, the carrier hand-off
+    as shipped_at and Olist's estimated date as promised_at."""
+    seller_state = {r["seller_id"]: r["seller_state"] for r in _rows(directory, "sellers")}
+    customer_state = {r["customer_id"]: r["customer_state"] for r in _rows(directory, "customers")}
+    origin: dict[str, str] = {}
+    for r in _rows(directory, "items"):
+        if r["order_item_id"] == "1" and r["seller_id"] in seller_state:
+            origin[r["order_id"]] = seller_state[r["seller_id"]]
+
+    def utc(value: str) -> str:
+        return _local(value).astimezone(UTC).isoformat() if value else ""
+
+    out = []
+    for r in _rows(directory, "orders"):
+        delivered = r["order_delivered_customer_date"]
+        dest = customer_state.get(r["customer_id"])
+        if r["order_status"] != "delivered" or not delivered or dest is None:
+            continue
+        if r["order_id"] not in origin:
+            continue
+        shipped = r["order_delivered_carrier_date"]
+        if shipped and not (r["order_purchase_timestamp"] <= shipped <= delivered):
+            shipped = ""  # a hand-off recorded outside the order's life is not kept
+        out.append(
+            {
+                "external_id": f"olist:{r['order_id']}",
+                "origin_country": "BR",
+                "origin_region": origin[r["order_id"]],
+                "destination_country": "BR",
+                "destination_region": dest,
+                "ordered_at": utc(r["order_purchase_timestamp"]),
+                "shipped_at": utc(shipped),
+                "delivered_at": utc(delivered),
+                "promised_at": utc(r["order_estimated_delivery_date"]),
+            }
+        )
+    out.sort(key=lambda x: (x["ordered_at"], x["external_id"]))
     return out
