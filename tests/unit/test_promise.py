@@ -158,3 +158,48 @@ def test_the_tuned_evaluation_never_looks_at_the_test_months() -> None:
     assert a["on_time"] == 0.8 and b["on_time"] == 1.0  # only the outcome differs
     # The hindsight bound is fitted on April itself: 1 day covers every fast April order.
     assert b["hindsight_bound"]["mean_promised_days"] == 1.0  # type: ignore[index]
+
+
+def test_the_evaluation_does_not_learn_from_a_parcel_that_arrived_in_the_test_months() -> None:
+    # Nine February orders took 4 days; one ordered on 25 February took 30 (it arrived on
+    # 27 March, inside the test month). Had it been learned from, the 95% quantile of the ten
+    # would be 30 (cumulative 9.5 of 10 is reached only there); on 1 March it was unknown, so
+    # the model promises 4.
+    def order(day: date, took: int) -> Delivered:
+        return Delivered(day, day + timedelta(days=took), day + timedelta(days=10), "A", "X")
+
+    history = [order(date(2026, 2, 1 + i), 4) for i in range(9)]
+    history += [order(date(2026, 2, 25), 30), order(date(2026, 3, 2), 3)]
+    report = evaluate(history, test_months=1, confidence=0.95, prior_weight=0, half_life_days=None)
+    assert report["mean_promised_days"] == 4.0
+    assert report["train"] == {
+        "orders": 10,
+        "delivered_before_test": 9,
+        "from": "2026-02-01",
+        "to": "2026-02-25",
+    }
+
+
+def test_the_hindsight_bound_knowing_the_hand_over_adds_the_lane_transit() -> None:
+    # Test month: ten orders, each handed over after 1 or 5 days (alternately) and then in
+    # transit 2 days. Knowing each hand-over day, the promise is hand-over + 2: on time every
+    # time, mean (1 + 2 + 5 + 2) / 2 = 5 days. Without it, the whole-journey lane must cover
+    # 7 days to reach the history's 100%: 7 days.
+    def order(day: date, handling: int, transit: int) -> Delivered:
+        shipped = day + timedelta(days=handling)
+        return Delivered(
+            day, shipped + timedelta(days=transit), day + timedelta(days=20), "A", "X",
+            shipped_on=shipped,
+        )  # fmt: skip
+
+    train = [order(date(2026, 1, 1 + i), 1, 2) for i in range(10)]
+    test = [order(date(2026, 2, 1 + i), 1 if i % 2 else 5, 2) for i in range(10)]
+    report = evaluate(train + test, test_months=1, prior_weight=0, half_life_days=None)
+    bound = report["hindsight_bound"]
+    assert bound["mean_promised_days"] == 7.0  # type: ignore[index]
+    assert bound["knowing_the_hand_over"] == {  # type: ignore[index]
+        "orders": 10,
+        "confidence": 0.5,
+        "mean_promised_days": 5.0,
+        "on_time": 1.0,
+    }

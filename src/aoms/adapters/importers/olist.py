@@ -254,6 +254,16 @@ class DeliveredOrder:
     estimated_on: date  # Olist's own promise
     origin: str  # the first item's seller state
     destination: str  # the customer's state
+    shipped_on: date | None = None  # handed to the carrier (when recorded and plausible)
+
+
+def _handed_over(r: dict[str, str]) -> date | None:
+    shipped = r["order_delivered_carrier_date"]
+    if not shipped or not (
+        r["order_purchase_timestamp"] <= shipped <= r["order_delivered_customer_date"]
+    ):
+        return None  # not recorded, or recorded outside the order's life
+    return _local(shipped).date()
 
 
 def deliveries(directory: Path) -> list[DeliveredOrder]:
@@ -281,6 +291,7 @@ def deliveries(directory: Path) -> list[DeliveredOrder]:
                 _local(r["order_estimated_delivery_date"]).date(),
                 origin[r["order_id"]],
                 dest,
+                _handed_over(r),
             )
         )
     out.sort(key=lambda d: (d.ordered_on, d.order_id))
@@ -309,9 +320,7 @@ def delivery_history(directory: Path) -> list[dict[str, str]]:
             continue
         if r["order_id"] not in origin:
             continue
-        shipped = r["order_delivered_carrier_date"]
-        if shipped and not (r["order_purchase_timestamp"] <= shipped <= delivered):
-            shipped = ""  # a hand-off recorded outside the order's life is not kept
+        shipped = r["order_delivered_carrier_date"] if _handed_over(r) else ""
         out.append(
             {
                 "external_id": f"olist:{r['order_id']}",
