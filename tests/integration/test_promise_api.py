@@ -82,6 +82,17 @@ def test_an_order_is_promised_from_the_fastest_able_location_then_from_its_plan(
     model = client.get("/v1/promise-model").json()
     assert [(x["origin"], x["days"]) for x in model["lanes"]] == [("US-NJ", 6.0), ("US-NY", 3.0)]
     assert model["destinations"] == [{"destination": "US-CA", "samples": 10, "days": 3.0}]
+    with runtime.store.read() as conn:
+        events = conn.execute(
+            select(t.outbox.c.name, t.outbox.c.aggregate, t.outbox.c.data)
+            .where(t.outbox.c.name.in_(["delivery_history.imported", "promise_model.fitted"]))
+            .order_by(t.outbox.c.id)
+        ).all()
+    assert [(e.name, e.aggregate) for e in events] == [
+        ("delivery_history.imported", "delivery_history"),
+        ("promise_model.fitted", f"promise_model:{fitted.json()['id']}"),
+    ]
+    assert events[0].data == {"imported": 10, "duplicates": 0}
 
     # An order in EUR has no rate card: it is not routed. Two units: a (5) and c (5) can ship
     # it whole, b (1) cannot. a's lane says 6 days; c has no lane, so CA's 3 days: c wins.

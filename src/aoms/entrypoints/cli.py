@@ -481,7 +481,7 @@ def promise_import(
     database_url: Annotated[str | None, typer.Option(envvar="AOMS_DATABASE_URL")] = None,
 ) -> None:
     """Store a delivery history (all rows or none; a known external_id is skipped)."""
-    from aoms.adapters.db.promises import SqlPromiseRepo
+    from aoms.adapters.db.promises import SqlPromiseStore
     from aoms.adapters.importers.history import read_history
     from aoms.bootstrap import build
     from aoms.entrypoints.api.promises import DeliveryIn
@@ -498,8 +498,7 @@ def promise_import(
             raise typer.Exit(2) from exc
     runtime = build(_settings(database_url=database_url))
     runtime.migrate()
-    with runtime.store.transaction() as tx:
-        result = import_history(SqlPromiseRepo(tx.conn), records, now=runtime.clock())
+    result = import_history(SqlPromiseStore(runtime.store), records, now=runtime.clock())
     print(json.dumps(result))
 
 
@@ -516,22 +515,21 @@ def promise_fit(
     database_url: Annotated[str | None, typer.Option(envvar="AOMS_DATABASE_URL")] = None,
 ) -> None:
     """Fit lane quantiles on the stored history and store the model (the newest promises)."""
-    from aoms.adapters.db.promises import SqlPromiseRepo
+    from aoms.adapters.db.promises import SqlPromiseStore
     from aoms.bootstrap import build
     from aoms.entrypoints.api.promises import model_info
     from aoms.services.promises import Params, fit_and_store
 
     runtime = build(_settings(database_url=database_url))
     runtime.migrate()
-    with runtime.store.transaction() as tx:
-        info = fit_and_store(
-            SqlPromiseRepo(tx.conn),
-            now=runtime.clock(),
-            params=Params(confidence, prior_weight, half_life_days),
-            tune_on_validation=tune,
-            validation_months=validation_months,
-            target_on_time=target_on_time,
-        )
+    info = fit_and_store(
+        SqlPromiseStore(runtime.store),
+        now=runtime.clock(),
+        params=Params(confidence, prior_weight, half_life_days),
+        tune_on_validation=tune,
+        validation_months=validation_months,
+        target_on_time=target_on_time,
+    )
     print(json.dumps(model_info(info), default=str, indent=2))
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ from aoms.domain.errors import (
     NotFound,
     UnknownLocation,
 )
+from aoms.domain.events import DELIVERY_HISTORY_IMPORTED, PROMISE_MODEL_FITTED, Event
 from aoms.domain.promise import (
     OrderPromise,
     PromiseModel,
@@ -359,6 +361,14 @@ class PromiseRepo(Protocol):
     def latest_model(self) -> tuple[PromiseModel, ModelInfo] | None: ...
     def order_to_promise(self, order_id: int) -> OrderToPromise | None: ...
     def locations_that_can_ship(self, lines: Sequence[tuple[str, int]]) -> list[str]: ...
+    def emit(self, events: Iterable[Event], now: datetime) -> None: ...
+
+
+class PromiseStore(Protocol):
+    """Short reads, and writes that commit with their events (the outbox)."""
+
+    def reading(self) -> AbstractContextManager[PromiseRepo]: ...
+    def writing(self) -> AbstractContextManager[PromiseRepo]: ...
 
 
 def _aware(value: datetime | None, name: str, row: int) -> datetime | None:
@@ -373,12 +383,17 @@ def _aware(value: datetime | None, name: str, row: int) -> datetime | None:
 
 
 def import_history(
-    repo: PromiseRepo, records: Sequence[HistoryRecord], *, now: datetime
+    store: PromiseStore, records: Sequence[HistoryRecord], *, now: datetime
 ) -> dict[str, int]:
     """Check every record, then store them all (or none). A record whose external_id is
     already stored — or repeated in this batch — is skipped as a duplicate."""
     if not records:
         raise InvalidInput("no deliveries to import", field="deliveries")
+    with store.writing() as repo:
+        return _import(repo, records, now)
+
+
+def _import(repo: PromiseRepo, records: Sequence[HistoryRecord], now: datetime) -> dict[str, int]:
     regions = repo.location_regions()
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -441,13 +456,15 @@ def import_history(
         )
     known = repo.known_external_ids(sorted(seen))
     fresh = [row for row in rows if row["external_id"] is None or row["external_id"] not in known]
+    result = {"imported": len(fresh), "duplicates": len(rows) - len(fresh) + batch_duplicates}
     if fresh:
         repo.add_history(fresh, now)
-    return {"imported": len(fresh), "duplicates": len(rows) - len(fresh) + batch_duplicates}
+        repo.emit([Event(DELIVERY_HISTORY_IMPORTED, "delivery_history", dict(result))], now)
+    return result
 
 
 def fit_and_store(
-    repo: PromiseRepo,
+    store: PromiseStore,
     *,
     now: datetime,
     params: Params = Params(0.9, 10.0, None),
@@ -459,8 +476,9 @@ def fit_and_store(
 
     With `tune_on_validation`, the parameters are chosen by `tune` on the history's last
     `validation_months` (the given ones are ignored); then the model is fitted on everything
-    with them."""
-    stored = repo.history()
+    with them. The history is read, and the model fitted, outside the write transaction."""
+    with store.reading() as reader:
+        stored = reader.history()
     if not stored:
         raise InvalidInput("no delivery history: import some first", field="history")
     history = [d for d, _ in stored]
@@ -488,12 +506,29 @@ def fit_and_store(
         chosen_on_validation=chosen,
         lanes=len(model.by_lane),
     )
-    return replace(info, id=repo.save_model(model, info))
+    with store.writing() as repo:
+        model_id = repo.save_model(model, info)
+        data = {"confidence": info.confidence, "lanes": info.lanes, "deliveries": len(history)}
+        repo.emit([Event(PROMISE_MODEL_FITTED, f"promise_model:{model_id}", data)], now)
+    return replace(info, id=model_id)
 
 
-def promise_order(repo: PromiseRepo, order_id: int, *, service: str = "") -> PromiseAnswer:
+def promise_order(store: PromiseStore, order_id: int, *, service: str = "") -> PromiseAnswer:
     """Before routing: from the fastest location that can ship the whole order. After
     routing: the date by which every shipment of the chosen plan has arrived."""
+    with store.reading() as repo:
+        return _promise(repo, order_id, service)
+
+
+def latest_model(store: PromiseStore) -> tuple[PromiseModel, ModelInfo]:
+    with store.reading() as repo:
+        found = repo.latest_model()
+    if found is None:
+        raise NoPromiseModel("no delivery-promise model yet: import a history and fit one")
+    return found
+
+
+def _promise(repo: PromiseRepo, order_id: int, service: str) -> PromiseAnswer:
     found = repo.latest_model()
     if found is None:
         raise NoPromiseModel("no delivery-promise model yet: import a history and fit one")

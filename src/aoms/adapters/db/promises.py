@@ -4,13 +4,16 @@ and what an order's promise is made from."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
 from aoms.adapters.db import schema as t
+from aoms.adapters.db.store import SqlStore, SqlTx
+from aoms.domain.events import Event
 from aoms.domain.promise import PromiseModel, region
 from aoms.services.promises import Delivered, ModelInfo, OrderToPromise
 
@@ -26,9 +29,30 @@ MODEL_COLUMNS = (
 )
 
 
+class SqlPromiseStore:
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+
+    @contextmanager
+    def reading(self) -> Iterator[SqlPromiseRepo]:
+        with self.store.read() as conn:
+            yield SqlPromiseRepo(conn)
+
+    @contextmanager
+    def writing(self) -> Iterator[SqlPromiseRepo]:
+        with self.store.transaction() as tx:
+            yield SqlPromiseRepo(tx.conn, tx)
+
+
 class SqlPromiseRepo:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, tx: SqlTx | None = None) -> None:
         self.conn = conn
+        self.tx = tx
+
+    def emit(self, events: Iterable[Event], now: datetime) -> None:
+        if self.tx is None:
+            raise RuntimeError("events are written only in a write transaction")
+        self.tx.emit(events, now)
 
     def location_regions(self) -> dict[str, str]:
         c = t.locations.c

@@ -7,9 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AwareDatetime, Field
 
-from aoms.adapters.db.promises import SqlPromiseRepo
+from aoms.adapters.db.promises import SqlPromiseStore
 from aoms.bootstrap import Runtime
-from aoms.domain.errors import NoPromiseModel
 from aoms.entrypoints.api.schemas import _Strict
 from aoms.services import promises as svc
 
@@ -81,35 +80,28 @@ def model_info(info: svc.ModelInfo) -> dict[str, Any]:
 @router.post("/v1/delivery-history", status_code=200)
 def import_history(body: HistoryIn, r: Rt) -> dict[str, int]:
     """Store past deliveries (all or none) to learn transit times from."""
-    with r.store.transaction() as tx:
-        return svc.import_history(
-            SqlPromiseRepo(tx.conn), [d.to_record() for d in body.deliveries], now=r.clock()
-        )
+    records = [d.to_record() for d in body.deliveries]
+    return svc.import_history(SqlPromiseStore(r.store), records, now=r.clock())
 
 
 @router.post("/v1/promise-model/fit", status_code=201)
 def fit_model(body: FitIn, r: Rt) -> dict[str, Any]:
     """Fit lane quantiles on the stored history and store them; the newest model promises."""
-    with r.store.transaction() as tx:
-        info = svc.fit_and_store(
-            SqlPromiseRepo(tx.conn),
-            now=r.clock(),
-            params=svc.Params(body.confidence, body.prior_weight, body.half_life_days),
-            tune_on_validation=body.tune,
-            validation_months=body.validation_months,
-            target_on_time=body.target_on_time,
-        )
+    info = svc.fit_and_store(
+        SqlPromiseStore(r.store),
+        now=r.clock(),
+        params=svc.Params(body.confidence, body.prior_weight, body.half_life_days),
+        tune_on_validation=body.tune,
+        validation_months=body.validation_months,
+        target_on_time=body.target_on_time,
+    )
     return model_info(info)
 
 
 @router.get("/v1/promise-model")
 def get_model(r: Rt) -> dict[str, Any]:
     """The model that promises now, with its lanes."""
-    with r.store.read() as conn:
-        found = SqlPromiseRepo(conn).latest_model()
-    if found is None:
-        raise NoPromiseModel("no delivery-promise model yet: import a history and fit one")
-    model, info = found
+    model, info = svc.latest_model(SqlPromiseStore(r.store))
     return {
         **model_info(info),
         "overall_days": model.overall,
@@ -132,8 +124,7 @@ def order_promise(
 ) -> dict[str, Any]:
     """Before routing, the date from the fastest location that can ship the whole order;
     after routing, the date by which every shipment of the chosen plan has arrived."""
-    with r.store.read() as conn:
-        answer = svc.promise_order(SqlPromiseRepo(conn), order_id, service=service)
+    answer = svc.promise_order(SqlPromiseStore(r.store), order_id, service=service)
     p = answer.promise
     return {
         "order_id": answer.order_id,
