@@ -73,3 +73,15 @@ class Unavailable(AomsError):
 
     code = "unavailable"
     status = 503
+
+
+class NoPromiseModel(Conflict):
+    """No delivery-promise model has been fitted yet (import a history, then fit)."""
+
+    code = "no_promise_model"
+
+
+class NoLocationCanShip(Conflict):
+    """No active location holds the stock to ship the whole order."""
+
+    code = "no_location_can_ship"

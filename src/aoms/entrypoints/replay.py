@@ -50,7 +50,7 @@ def replay(
                 "rate_card": data.rate_card.as_dict(),
                 "locations": [
                     {"id": loc.id, "name": loc.name, "lat": loc.point.lat, "lng": loc.point.lng,
-                     "country_code": "BR", "handling_cost": handling}
+                     "country_code": "BR", "region": loc.id.upper(), "handling_cost": handling}
                     for loc in data.locations
                 ],
                 "stock": [{"sku": sku, "location_id": loc_id, "on_hand": n}

@@ -249,6 +249,7 @@ def list_locations(conn: Connection) -> list[dict[str, Any]]:
             "lat": r.lat,
             "lng": r.lng,
             "country_code": r.country_code,
+            "region": r.region,
             "handling_cost": _money(r.handling_minor, r.currency),
             "currency": r.currency,
             "active": r.active,

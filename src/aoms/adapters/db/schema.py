@@ -101,6 +101,7 @@ locations = Table(
     Column("lat", Float, nullable=False),
     Column("lng", Float, nullable=False),
     Column("country_code", String(2), nullable=False),
+    Column("region", String(16)),  # province/state code, for delivery-promise lanes
     Column("handling_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("active", Boolean, nullable=False),
@@ -279,4 +280,50 @@ webhook_inbox = Table(
     UniqueConstraint("shop", "webhook_id", name="uq_webhook_inbox_delivery"),
     UniqueConstraint("shop", "topic", "event_id", name="uq_webhook_inbox_event"),
     Index("ix_webhook_inbox_status_id", "status", "id"),
+)
+
+# -- delivery promises ----------------------------------------------------------------------
+
+delivery_history = Table(
+    "delivery_history",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("external_id", String(255), unique=True),  # a re-imported row is kept once
+    Column("origin_location_id", String(64)),
+    Column("origin_region", String(16), nullable=False),
+    Column("destination_region", String(16), nullable=False),
+    Column("service", String(64), nullable=False),  # "" when the carrier service is unknown
+    Column("ordered_at", UTCDateTime, nullable=False),
+    Column("shipped_at", UTCDateTime),
+    Column("delivered_at", UTCDateTime, nullable=False),
+    Column("promised_at", UTCDateTime),  # the promise made at the time, if known
+    Column("imported_at", UTCDateTime, nullable=False),
+    Index("ix_delivery_history_ordered_at", "ordered_at"),
+)
+
+promise_models = Table(
+    "promise_models",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("confidence", Float, nullable=False),
+    Column("prior_weight", Float, nullable=False),
+    Column("half_life_days", Float),
+    Column("overall_days", Float, nullable=False),
+    Column("deliveries", Integer, nullable=False),
+    Column("history_from", UTCDateTime, nullable=False),
+    Column("history_to", UTCDateTime, nullable=False),
+    Column("chosen_on_validation", JSON),  # how the parameters were chosen, when tuned
+    Column("fitted_at", UTCDateTime, nullable=False),
+)
+
+promise_lanes = Table(
+    "promise_lanes",
+    metadata,
+    Column("model_id", Id, ForeignKey("promise_models.id"), primary_key=True),
+    Column("level", String(16), primary_key=True),  # lane | route | destination
+    Column("origin", String(16), primary_key=True),  # "" for a destination
+    Column("destination", String(16), primary_key=True),
+    Column("service", String(64), primary_key=True),  # "" for a route or a destination
+    Column("samples", Integer, nullable=False),
+    Column("days", Float, nullable=False),
 )

@@ -52,6 +52,7 @@ def upsert_location(
     country_code: str,
     handling: Money,
     active: bool = True,
+    region: str | None = None,
     now: datetime,
 ) -> None:
     _upsert(
@@ -63,6 +64,7 @@ def upsert_location(
             "lat": lat,
             "lng": lng,
             "country_code": country_code.upper(),
+            "region": region.upper() if region else None,
             "handling_minor": to_minor(handling),
             "currency": handling.currency,
             "active": active,
@@ -93,6 +95,7 @@ def load_store(
             lng=loc["lng"],
             country_code=loc["country_code"],
             handling=Money.of(loc["handling_cost"], currency),
+            region=loc.get("region"),
             now=now,
         )
     for p in data.get("products", []):  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -254,6 +254,16 @@ class DeliveredOrder:
     estimated_on: date  # Olist's own promise
     origin: str  # the first item's seller state
     destination: str  # the customer's state
+    shipped_on: date | None = None  # handed to the carrier (when recorded and plausible)
+
+
+def _handed_over(r: dict[str, str]) -> date | None:
+    shipped = r["order_delivered_carrier_date"]
+    if not shipped or not (
+        r["order_purchase_timestamp"] <= shipped <= r["order_delivered_customer_date"]
+    ):
+        return None  # not recorded, or recorded outside the order's life
+    return _local(shipped).date()
 
 
 def deliveries(directory: Path) -> list[DeliveredOrder]:
@@ -281,7 +291,48 @@ def deliveries(directory: Path) -> list[DeliveredOrder]:
                 _local(r["order_estimated_delivery_date"]).date(),
                 origin[r["order_id"]],
                 dest,
+                _handed_over(r),
             )
         )
     out.sort(key=lambda d: (d.ordered_on, d.order_id))
+    return out
+
+
+def delivery_history(directory: Path) -> list[dict[str, str]]:
+    """The delivered orders in the neutral delivery-history layout (times in UTC): origin =
+    the first item's seller state, destination = the customer's state, the carrier hand-off
+    as shipped_at and Olist's estimated date as promised_at."""
+    seller_state = {r["seller_id"]: r["seller_state"] for r in _rows(directory, "sellers")}
+    customer_state = {r["customer_id"]: r["customer_state"] for r in _rows(directory, "customers")}
+    origin: dict[str, str] = {}
+    for r in _rows(directory, "items"):
+        if r["order_item_id"] == "1" and r["seller_id"] in seller_state:
+            origin[r["order_id"]] = seller_state[r["seller_id"]]
+
+    def utc(value: str) -> str:
+        return _local(value).astimezone(UTC).isoformat() if value else ""
+
+    out = []
+    for r in _rows(directory, "orders"):
+        delivered = r["order_delivered_customer_date"]
+        dest = customer_state.get(r["customer_id"])
+        if r["order_status"] != "delivered" or not delivered or dest is None:
+            continue
+        if r["order_id"] not in origin:
+            continue
+        shipped = r["order_delivered_carrier_date"] if _handed_over(r) else ""
+        out.append(
+            {
+                "external_id": f"olist:{r['order_id']}",
+                "origin_country": "BR",
+                "origin_region": origin[r["order_id"]],
+                "destination_country": "BR",
+                "destination_region": dest,
+                "ordered_at": utc(r["order_purchase_timestamp"]),
+                "shipped_at": utc(shipped),
+                "delivered_at": utc(delivered),
+                "promised_at": utc(r["order_estimated_delivery_date"]),
+            }
+        )
+    out.sort(key=lambda x: (x["ordered_at"], x["external_id"]))
     return out

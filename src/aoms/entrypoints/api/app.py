@@ -26,6 +26,7 @@ from aoms.domain.errors import AomsError, InvalidInput, NotFound
 from aoms.domain.money import Money
 from aoms.domain.orders import OrderStatus
 from aoms.domain.routing import RateCard
+from aoms.entrypoints.api import promises
 from aoms.entrypoints.api.schemas import AdjustmentIn, LocationIn, OrderIn, RateCardIn, ShopIn
 from aoms.services import inventory, orders
 
@@ -122,6 +123,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
         return problem(exc.status_code, code, str(exc.detail))
 
     app.state.runtime = runtime
+    app.include_router(promises.router)
 
     # -- operations -----------------------------------------------------------------------
     @app.get("/health", tags=["operations"])
@@ -299,6 +301,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
                 country_code=body.country_code,
                 handling=Money.of(body.handling_cost, body.currency),
                 active=body.active,
+                region=body.region,
                 now=r.clock(),
             )
         with r.store.read() as conn:

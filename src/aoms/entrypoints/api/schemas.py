@@ -173,6 +173,11 @@ class LocationIn(_Strict):
     lat: float = Field(ge=-90, le=90)
     lng: float = Field(ge=-180, le=180)
     country_code: str = Field(min_length=2, max_length=2)
+    region: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9]{1,8}$",
+        description="province or state code (e.g. SP, NJ), for delivery-promise lanes",
+    )
     handling_cost: Amount = "0"
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     active: bool = True

@@ -1,0 +1,186 @@
+"""Delivery promises over the API on SQLite and PostgreSQL: import a history, fit, promise an
+order before and after routing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from aoms.adapters.db import schema as t
+from aoms.bootstrap import Runtime
+from aoms.entrypoints.api.app import create_app
+from tests.builders import east, network
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(runtime, migrate_on_start=False)) as c:
+        yield c
+
+
+REGIONS = {"a": "NJ", "b": "NY", "c": "PA"}
+KM = {"a": 50, "b": 80, "c": 700}
+
+
+def _setup(client: TestClient, runtime: Runtime, stock: dict[tuple[str, str], int]) -> None:
+    network(runtime.engine, stock, locations=KM)
+    for loc, km in KM.items():  # the same locations, now with their state
+        p = east(km)
+        body = {"name": loc.upper(), "lat": p.lat, "lng": p.lng, "country_code": "US",
+                "region": REGIONS[loc], "handling_cost": "1.50", "currency": "USD"}  # fmt: skip
+        assert client.put(f"/v1/locations/{loc}", json=body).json()["region"] == REGIONS[loc]
+
+
+def _delivery(i: int, origin: str, took: int, **extra: Any) -> dict[str, Any]:
+    ordered = date(2026, 10, 1) + timedelta(days=i)
+    return {
+        "external_id": f"{origin}-{i}",
+        "origin_location_id": origin,
+        "destination_country": "US",
+        "destination_region": "CA",
+        "ordered_at": f"{ordered}T10:00:00Z",
+        "delivered_at": f"{ordered + timedelta(days=took)}T15:00:00Z",
+        **extra,
+    }
+
+
+# Lane NJ→CA (location a): 5 deliveries of 6 days; NY→CA (b): 5 of 3 days; none from PA (c).
+HISTORY = [_delivery(i, "a", 6) for i in range(5)] + [_delivery(i, "b", 3) for i in range(5)]
+
+
+def _order(client: TestClient, external_id: str, quantity: int, currency: str = "USD") -> int:
+    body = {
+        "shop": "b2b.example", "channel": "b2b", "external_id": external_id,
+        "currency": currency, "placed_at": "2026-11-02T12:00:00Z",
+        "shipping_address": {"country_code": "US", "province_code": "CA",
+                             "latitude": 0.0, "longitude": 10.0},
+        "lines": [{"sku": "X", "quantity": quantity, "unit_price": "10.00", "grams": 500}],
+    }  # fmt: skip
+    response = client.post("/v1/orders", json=body)
+    assert response.status_code == 201, response.text
+    return int(response.json()["order"]["id"])
+
+
+def test_an_order_is_promised_from_the_fastest_able_location_then_from_its_plan(
+    client: TestClient, runtime: Runtime
+) -> None:
+    _setup(client, runtime, {("X", "a"): 5, ("X", "b"): 1, ("X", "c"): 5})
+    assert client.post("/v1/delivery-history", json={"deliveries": HISTORY}).json() == {
+        "imported": 10,
+        "duplicates": 0,
+    }
+    # No prior: each lane is its own median. NJ→CA 6 days, NY→CA 3; destination CA over all
+    # ten: the least value whose cumulative share reaches 0.5 is 3 (five 3s of ten).
+    fitted = client.post("/v1/promise-model/fit", json={"confidence": 0.5, "prior_weight": 0})
+    assert fitted.status_code == 201, fitted.text
+    assert (fitted.json()["deliveries"], fitted.json()["lanes"]) == (10, 2)
+    model = client.get("/v1/promise-model").json()
+    assert [(x["origin"], x["days"]) for x in model["lanes"]] == [("US-NJ", 6.0), ("US-NY", 3.0)]
+    assert model["destinations"] == [{"destination": "US-CA", "samples": 10, "days": 3.0}]
+    with runtime.store.read() as conn:
+        events = conn.execute(
+            select(t.outbox.c.name, t.outbox.c.aggregate, t.outbox.c.data)
+            .where(t.outbox.c.name.in_(["delivery_history.imported", "promise_model.fitted"]))
+            .order_by(t.outbox.c.id)
+        ).all()
+    assert [(e.name, e.aggregate) for e in events] == [
+        ("delivery_history.imported", "delivery_history"),
+        ("promise_model.fitted", f"promise_model:{fitted.json()['id']}"),
+    ]
+    assert events[0].data == {"imported": 10, "duplicates": 0}
+
+    # An order in EUR has no rate card: it is not routed. Two units: a (5) and c (5) can ship
+    # it whole, b (1) cannot. a's lane says 6 days; c has no lane, so CA's 3 days: c wins.
+    waiting = _order(client, "PO-EUR", 2, currency="EUR")
+    before = client.get(f"/v1/orders/{waiting}/promise").json()
+    assert before["stage"] == "before_routing"
+    assert before["arrives_by"] == "2026-11-05"  # placed 2026-11-02 + 3 days
+    assert before["statement"] == "arrives by 2026-11-05 with 50% confidence"
+    assert [(s["location_id"], s["basis"], s["days"]) for s in before["shipments"]] == [
+        ("c", "destination", 3)
+    ]
+
+    # Six units in USD: routing splits them over a (5) and b (1), the two nearest. The
+    # promise is the later of a's 6 days and b's 3 days.
+    routed = _order(client, "PO-USD", 6)
+    plan = client.get(f"/v1/orders/{routed}").json()["fulfilment_orders"]
+    assert sorted(f["location_id"] for f in plan) == ["a", "b"]
+    after = client.get(f"/v1/orders/{routed}/promise").json()
+    assert after["stage"] == "after_routing"
+    assert after["arrives_by"] == "2026-11-08"
+    assert sorted((s["location_id"], s["arrives_by"]) for s in after["shipments"]) == [
+        ("a", "2026-11-08"),
+        ("b", "2026-11-05"),
+    ]
+    assert {s["lane"]["origin"] for s in after["shipments"]} == {"US-NJ", "US-NY"}
+
+
+def test_a_repeated_history_is_stored_once_and_a_bad_row_stores_nothing(
+    client: TestClient, runtime: Runtime
+) -> None:
+    _setup(client, runtime, {("X", "a"): 5})
+    assert client.post("/v1/delivery-history", json={"deliveries": HISTORY[:3]}).json() == {
+        "imported": 3,
+        "duplicates": 0,
+    }
+    again = client.post("/v1/delivery-history", json={"deliveries": HISTORY[:4]})
+    assert again.json() == {"imported": 1, "duplicates": 3}
+    bad = [*HISTORY[5:], _delivery(9, "a", -2)]  # delivered before it was ordered
+    refused = client.post("/v1/delivery-history", json={"deliveries": bad})
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "invalid_input"
+    assert refused.json()["field"] == "deliveries[5].delivered_at"
+    unknown = client.post("/v1/delivery-history", json={"deliveries": [_delivery(0, "zz", 2)]})
+    assert (unknown.status_code, unknown.json()["code"]) == (422, "unknown_location")
+    naive = {**_delivery(20, "a", 2), "ordered_at": "2026-10-01T10:00:00"}
+    assert client.post("/v1/delivery-history", json={"deliveries": [naive]}).status_code == 422
+    with runtime.store.read() as conn:
+        stored = conn.execute(select(func.count()).select_from(t.delivery_history)).scalar_one()
+    assert stored == 4  # only the two good imports
+
+
+def test_without_a_model_or_stock_a_promise_is_a_clear_problem(
+    client: TestClient, runtime: Runtime
+) -> None:
+    _setup(client, runtime, {("X", "a"): 1})
+    order = _order(client, "PO-EUR", 2, currency="EUR")
+    none = client.get(f"/v1/orders/{order}/promise")
+    assert (none.status_code, none.json()["code"]) == (409, "no_promise_model")
+    assert client.post("/v1/promise-model/fit", json={}).json()["code"] == "invalid_input"
+    client.post("/v1/delivery-history", json={"deliveries": HISTORY})
+    assert client.post("/v1/promise-model/fit", json={}).status_code == 201
+    short = client.get(f"/v1/orders/{order}/promise")  # one unit in stock, two ordered
+    assert (short.status_code, short.json()["code"]) == (409, "no_location_can_ship")
+    assert client.get("/v1/orders/999/promise").status_code == 404
+
+
+def test_a_fit_can_choose_its_confidence_on_the_last_month_of_the_history(
+    client: TestClient, runtime: Runtime
+) -> None:
+    _setup(client, runtime, {("X", "a"): 5})
+    # September and October on lane a: 2, 4, 6, 8, 10 days in turn; each promised in 9 days,
+    # so the history was on time 4 times in 5. The least confidence tried (0.80) already
+    # gives 8 days, on time 4 in 5 in October: chosen.
+    rows = []
+    for month in (9, 10):
+        for i in range(10):
+            ordered = date(2026, month, 1 + i)
+            took = 2 + 2 * (i % 5)
+            rows.append(
+                _delivery(0, "a", took, external_id=f"{month}-{i}",
+                          ordered_at=f"{ordered}T10:00:00Z",
+                          delivered_at=f"{ordered + timedelta(days=took)}T10:00:00Z",
+                          promised_at=f"{ordered + timedelta(days=9)}T10:00:00Z")
+            )  # fmt: skip
+    client.post("/v1/delivery-history", json={"deliveries": rows})
+    fitted = client.post("/v1/promise-model/fit", json={"tune": True, "validation_months": 1})
+    assert fitted.status_code == 201, fitted.text
+    chosen = fitted.json()
+    assert chosen["confidence"] == 0.8
+    assert chosen["chosen_on_validation"]["target_on_time"] == 0.8
+    assert chosen["chosen_on_validation"]["validation"]["mean_promised_days"] == 8.0
