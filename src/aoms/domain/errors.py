@@ -73,3 +73,26 @@ class Unavailable(AomsError):
 
     code = "unavailable"
     status = 503
+
+
+class UnknownShop(NotFound):
+    code = "unknown_shop"
+
+
+class UnknownPolicy(InvalidInput):
+    """A routing policy name that no built-in or installed plug-in answers to."""
+
+    code = "unknown_routing_policy"
+
+
+class InvalidPolicyDocument(InvalidInput):
+    """A routing policy document whose values cannot be used (the field says which)."""
+
+    code = "invalid_policy_document"
+
+
+class PlanBroken(AomsError):
+    """A routing policy (a plug-in) returned a plan that breaks its contract."""
+
+    code = "routing_plan_invalid"
+    status = 500

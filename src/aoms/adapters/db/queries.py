@@ -190,6 +190,7 @@ def order_detail(conn: Connection, order_id: int) -> dict[str, Any]:
         "routing": [
             {
                 "policy": d.policy,
+                "policy_version": d.policy_version,
                 "cost": _money(d.cost_minor, d.currency),
                 "currency": d.currency,
                 "explanation": d.explanation,
@@ -238,6 +239,37 @@ def stock_levels(
 def stock_level(conn: Connection, sku: str, location_id: str) -> dict[str, Any] | None:
     rows = stock_levels(conn, sku=sku, location_id=location_id, limit=1)
     return rows[0] if rows else None
+
+
+def _policy_version(r: Any) -> dict[str, Any]:
+    return {
+        "shop": r.shop,
+        "version": r.version,
+        "status": r.status,
+        "note": r.note,
+        "document": r.document,
+        "created_at": r.created_at,
+        "activated_at": r.activated_at,
+    }
+
+
+def routing_policies(conn: Connection, shop: str) -> list[dict[str, Any]]:
+    """The shop's routing policy versions, newest first."""
+    rp = t.routing_policies.c
+    rows = conn.execute(
+        select(t.routing_policies).where(rp.shop == shop).order_by(rp.version.desc())
+    ).all()
+    return [_policy_version(r) for r in rows]
+
+
+def routing_policy(conn: Connection, shop: str, version: int) -> dict[str, Any]:
+    rp = t.routing_policies.c
+    row = conn.execute(
+        select(t.routing_policies).where(rp.shop == shop, rp.version == version)
+    ).first()
+    if row is None:
+        raise NotFound(f"{shop} has no routing policy version {version}", field="version")
+    return _policy_version(row)
 
 
 def list_locations(conn: Connection) -> list[dict[str, Any]]:

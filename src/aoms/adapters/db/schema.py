@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -113,6 +114,7 @@ products = Table(
     Column("sku", String(255), primary_key=True),
     Column("title", String(255), nullable=False),
     Column("grams", Integer, nullable=False),
+    Column("tags", JSON),  # product tags (a list), for routing policies' eligibility rules
 )
 
 stock_levels = Table(
@@ -243,7 +245,29 @@ routing_decisions = Table(
     Column("explanation", Text, nullable=False),
     Column("detail", JSON, nullable=False),
     Column("decided_at", UTCDateTime, nullable=False),
+    Column("policy_version", Integer),  # the shop's routing policy version used, if any
     Index("ix_routing_decisions_order", "order_id"),
+)
+
+routing_policies = Table(
+    "routing_policies",
+    metadata,
+    Column("shop", String(255), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("status", String(16), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("activated_at", UTCDateTime),
+    CheckConstraint("status IN ('draft', 'active', 'retired')", name="known_status"),
+    # One active version per shop, kept by the database as well as by the use case.
+    Index(
+        "uq_routing_policies_one_active",
+        "shop",
+        unique=True,
+        sqlite_where=text("status = 'active'"),
+        postgresql_where=text("status = 'active'"),
+    ),
 )
 
 outbox = Table(

@@ -3,7 +3,7 @@ dialect, which is most of the cost of a small transaction)."""
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from aoms.adapters.db import schema as t
 
@@ -55,6 +55,26 @@ class _Statements:
         self.policy = select(t.shops.c.routing_policy).where(t.shops.c.domain == bindparam("shop"))
         self.rate_card = select(t.rate_cards.c.card, t.rate_cards.c.updated_at).where(
             t.rate_cards.c.currency == bindparam("currency")
+        )
+        rp = t.routing_policies.c
+        self.active_policy = select(t.routing_policies).where(
+            rp.shop == bindparam("shop"), rp.status == "active"
+        )
+        self.lock_locations = (
+            select(loc.id)
+            .where(loc.id.in_(bindparam("ids", expanding=True)))
+            .order_by(loc.id)
+            .with_for_update()
+        )
+        self.shipped_since = (
+            select(f.location_id, func.count().label("n"))
+            .where(
+                f.location_id.in_(bindparam("ids", expanding=True)),
+                f.created_at >= bindparam("since"),
+                f.created_at < bindparam("until"),
+                f.status != "cancelled",
+            )
+            .group_by(f.location_id)
         )
         levels = (
             select(s.sku, s.location_id, s.on_hand, s.reserved, s.safety_stock)
