@@ -14,7 +14,18 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from aoms.domain.errors import PlanBroken, UnknownPolicy
-from aoms.domain.routing import Candidate, Demand, Policy, RoutingConfig, RoutingPlan, plan
+from aoms.domain.geo import haversine_km
+from aoms.domain.money import Money
+from aoms.domain.routing import (
+    Candidate,
+    Demand,
+    Option,
+    Policy,
+    RoutingConfig,
+    RoutingPlan,
+    Shipment,
+    plan,
+)
 
 ENTRY_POINT_GROUP = "aoms.routing_policies"
 
@@ -60,11 +71,19 @@ class Registered:
     source: str  # "builtin", or the entry point's "module:attr" and distribution
 
 
+@dataclass(frozen=True, slots=True)
+class Failed:
+    name: str
+    source: str
+    error: str
+
+
 class PolicyRegistry:
     """Policies by name: the built-ins first; a plug-in may not take a built-in's name."""
 
     def __init__(self, policies: Iterable[RoutingPolicy] = ()) -> None:
         self._by_name: dict[str, Registered] = {}
+        self.failures: list[Failed] = []  # plug-ins that could not be loaded, and why
         for builtin in Policy:
             self._by_name[builtin.value] = Registered(BuiltinPolicy(builtin), "builtin")
         for policy in policies:
@@ -97,7 +116,53 @@ class PolicyRegistry:
         return sorted(self._by_name)
 
     def listing(self) -> list[dict[str, str]]:
-        return [{"name": n, "source": self._by_name[n].source} for n in self.names()]
+        ok = [{"name": n, "source": self._by_name[n].source} for n in self.names()]
+        failed = [{"name": f.name, "source": f.source, "error": f.error} for f in self.failures]
+        return ok + failed
+
+
+def plan_from(
+    name: str,
+    demand: Demand,
+    candidates: Sequence[Candidate],
+    config: RoutingConfig,
+    taken: Mapping[str, Mapping[str, int]],
+    explanation: str,
+) -> RoutingPlan:
+    """A plan from a policy's choice of units per location, priced as the built-ins price it
+    (the rate card at each parcel's distance and weight, plus the location's handling); what
+    is not taken is backordered. For plug-in policies, which then only decide quantities."""
+    by_id = {c.location_id: c for c in candidates}
+    shipments = []
+    shipped: dict[str, int] = {}
+    for loc, asked in taken.items():
+        items = {k: q for k, q in asked.items() if q > 0}
+        if not items:
+            continue
+        cand = by_id.get(loc)
+        if cand is None:
+            raise PlanBroken(f"policy {name} ships from {loc!r}, which is not a candidate here")
+        km = haversine_km(cand.point, demand.destination)
+        grams = sum(demand.unit_grams.get(k, 0) * q for k, q in items.items())
+        shipments.append(
+            Shipment(
+                location_id=loc,
+                location_name=cand.name,
+                items=items,
+                distance_km=round(km, 1),
+                weight_g=grams,
+                shipping=config.rate_card.price(km, grams),
+                handling=cand.handling,
+            )
+        )
+        for k, q in items.items():
+            shipped[k] = shipped.get(k, 0) + q
+    short = {k: q - shipped.get(k, 0) for k, q in demand.units.items() if q > shipped.get(k, 0)}
+    cost = Money.zero(demand.currency)
+    for s in shipments:
+        cost = cost + s.cost
+    option = Option(tuple(shipments), short, sum(shipped.values()), cost)
+    return RoutingPlan(name, option, (), 1, explanation)
 
 
 def check_plan(
