@@ -127,6 +127,10 @@ def route_and_reserve(
         return OrderStatus.ROUTED
     inputs = tx.routing_inputs(order.shop, order.currency)
     version = inputs.active
+    trial: tuple[int, str] | None = None  # (experiment id, arm) when an A/B test routes it
+    if inputs.experiment is not None:
+        arm, version = inputs.experiment.arm_for(order.external_id)
+        trial = (inputs.experiment.id, arm)
     name = version.document.policy if version else inputs.policy
     card = inputs.card
     if dest is None or card is None:
@@ -135,7 +139,7 @@ def route_and_reserve(
             if dest is None
             else f"Not routed: there is no rate card in {order.currency} to price shipments."
         )
-        return _unroutable(tx, order_id, order, name, reason, version, now=now)
+        return _unroutable(tx, order_id, order, name, reason, version, trial, now=now)
 
     levels = tx.lock_stock(demand)
     candidates = tx.candidates(levels)
@@ -148,20 +152,20 @@ def route_and_reserve(
         routing = tx.routing_policy(name).plan(wanted, candidates, config, None)
         check_plan(routing, wanted, candidates, config)
     except (UnknownPolicy, PlanBroken) as exc:
-        return _unroutable(
-            tx, order_id, order, name, f"Not routed: {exc.message}", version, now=now
-        )
+        reason = f"Not routed: {exc.message}"
+        return _unroutable(tx, order_id, order, name, reason, version, trial, now=now)
     if version is not None:
         words = " ".join(notes) if notes else "No rule of it removed a candidate."
+        arm = f" (arm {trial[1]} of experiment {trial[0]})" if trial else ""
         routing = replace(
             routing,
-            explanation=f"{routing.explanation} Routing policy v{version.version} "
+            explanation=f"{routing.explanation} Routing policy v{version.version}{arm} "
             f"of {order.shop} ({name}): {words}",
         )
     allocations, line_short = allocate_to_lines(order.lines, routing.shipments)
     tx.reserve(order_id, allocations, now)
     tx.replace_fulfilment_orders(order_id, routing, now)
-    tx.add_decision(order_id, routing, now, policy_version=version.version if version else None)
+    _decide(tx, order_id, routing, version, trial, now)
     status = OrderStatus.BACKORDERED if line_short else OrderStatus.ROUTED
     reserved = {ln.line_no: 0 for ln in order.lines}
     for alloc in allocations:
@@ -180,6 +184,7 @@ def route_and_reserve(
             routing,
             allocations_count=len(allocations),
             policy_version=version.version if version else None,
+            arm=trial[1] if trial else None,
         ),
         now,
     )
@@ -210,6 +215,24 @@ def _apply_version(
     return kept, doc.config(card, order.currency), notes
 
 
+def _decide(
+    tx: Tx,
+    order_id: int,
+    routing: RoutingPlan,
+    version: PolicyVersion | None,
+    trial: tuple[int, str] | None,
+    now: datetime,
+) -> None:
+    tx.add_decision(
+        order_id,
+        routing,
+        now,
+        policy_version=version.version if version else None,
+        experiment_id=trial[0] if trial else None,
+        arm=trial[1] if trial else None,
+    )
+
+
 def _unroutable(
     tx: Tx,
     order_id: int,
@@ -217,6 +240,7 @@ def _unroutable(
     policy: str,
     reason: str,
     version: PolicyVersion | None,
+    trial: tuple[int, str] | None,
     *,
     now: datetime,
 ) -> OrderStatus:
@@ -225,12 +249,7 @@ def _unroutable(
         ln.line_no: ln.quantity for ln in order.lines if ln.requires_shipping and ln.quantity
     }
     nothing = Option((), order.demand(), 0, Money.zero(order.currency))
-    tx.add_decision(
-        order_id,
-        RoutingPlan(policy, nothing, (), 0, reason),
-        now,
-        policy_version=version.version if version else None,
-    )
+    _decide(tx, order_id, RoutingPlan(policy, nothing, (), 0, reason), version, trial, now)
     tx.set_order_outcome(
         order_id,
         status=OrderStatus.UNROUTABLE,
@@ -244,7 +263,12 @@ def _unroutable(
 
 
 def _routing_events(
-    order_id: int, routing: RoutingPlan, *, allocations_count: int, policy_version: int | None
+    order_id: int,
+    routing: RoutingPlan,
+    *,
+    allocations_count: int,
+    policy_version: int | None,
+    arm: str | None,
 ) -> list[Event]:
     agg = f"order:{order_id}"
     shipments = [
@@ -258,6 +282,7 @@ def _routing_events(
             {
                 "policy": str(routing.policy),
                 "policy_version": policy_version,
+                "arm": arm,
                 "shipments": shipments,
                 "cost": str(routing.chosen.cost.amount),
                 "currency": routing.chosen.cost.currency,

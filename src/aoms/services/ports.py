@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from aoms.domain.events import Event
+from aoms.domain.experiments import Experiment
 from aoms.domain.geo import Point
 from aoms.domain.inventory import StockLevel
 from aoms.domain.orders import Address, AmountCheck, LineAllocation, Order, OrderStatus
@@ -35,6 +36,7 @@ class RoutingInputs:
     policy: str
     card: RateCard | None
     active: PolicyVersion | None = None
+    experiment: Experiment | None = None  # a running A/B test overrides `active`
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +129,14 @@ class Tx(Protocol):
         self, order_id: int, plan: RoutingPlan | None, now: datetime
     ) -> None: ...
     def add_decision(
-        self, order_id: int, plan: RoutingPlan, now: datetime, *, policy_version: int | None = None
+        self,
+        order_id: int,
+        plan: RoutingPlan,
+        now: datetime,
+        *,
+        policy_version: int | None = None,
+        experiment_id: int | None = None,
+        arm: str | None = None,
     ) -> None: ...
 
     def lock_shop(self, shop: str) -> bool: ...
@@ -137,6 +146,11 @@ class Tx(Protocol):
     def insert_policy_version(
         self, shop: str, document: PolicyDocument, note: str, now: datetime
     ) -> int: ...
+    def running_experiment(self, shop: str) -> int | None: ...
+    def insert_experiment(
+        self, shop: str, arm_a: int, arm_b: int, share_b: float, note: str, now: datetime
+    ) -> int: ...
+    def stop_experiment(self, shop: str, experiment_id: int, now: datetime) -> bool: ...
     def set_policy_status(
         self, shop: str, version: int, status: str, now: datetime | None = None
     ) -> None: ...

@@ -246,6 +246,9 @@ routing_decisions = Table(
     Column("detail", JSON, nullable=False),
     Column("decided_at", UTCDateTime, nullable=False),
     Column("policy_version", Integer),  # the shop's routing policy version used, if any
+    Column("experiment_id", Id),  # the A/B experiment that chose the version, if any
+    Column("arm", String(1)),  # "A" or "B"
+    Index("ix_routing_decisions_experiment", "experiment_id", "order_id"),
     Index("ix_routing_decisions_order", "order_id"),
 )
 
@@ -267,6 +270,29 @@ routing_policies = Table(
         unique=True,
         sqlite_where=text("status = 'active'"),
         postgresql_where=text("status = 'active'"),
+    ),
+)
+
+routing_experiments = Table(
+    "routing_experiments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("shop", String(255), nullable=False),
+    Column("arm_a", Integer, nullable=False),  # policy versions of the shop
+    Column("arm_b", Integer, nullable=False),
+    Column("share_b", Float, nullable=False),  # the share of orders routed with arm B
+    Column("status", String(16), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("stopped_at", UTCDateTime),
+    CheckConstraint("status IN ('running', 'stopped')", name="known_status"),
+    CheckConstraint("share_b > 0 AND share_b < 1", name="share_between_0_and_1"),
+    Index(
+        "uq_routing_experiments_one_running",
+        "shop",
+        unique=True,
+        sqlite_where=text("status = 'running'"),
+        postgresql_where=text("status = 'running'"),
     ),
 )
 

@@ -60,6 +60,15 @@ class _Statements:
         self.active_policy = select(t.routing_policies).where(
             rp.shop == bindparam("shop"), rp.status == "active"
         )
+        self.running_experiment = select(
+            t.routing_experiments.c.id,
+            t.routing_experiments.c.arm_a,
+            t.routing_experiments.c.arm_b,
+            t.routing_experiments.c.share_b,
+        ).where(
+            t.routing_experiments.c.shop == bindparam("shop"),
+            t.routing_experiments.c.status == "running",
+        )
         self.lock_locations = (
             select(loc.id)
             .where(loc.id.in_(bindparam("ids", expanding=True)))

@@ -31,6 +31,7 @@ from aoms.adapters.db.schema import from_minor, to_minor
 from aoms.adapters.db.statements import SQL
 from aoms.domain.errors import Conflict, Unavailable, UnknownLocation, ValueOutOfRange
 from aoms.domain.events import Event
+from aoms.domain.experiments import Experiment
 from aoms.domain.geo import Point
 from aoms.domain.inventory import StockLevel
 from aoms.domain.orders import Address, AmountCheck, LineAllocation, Order, OrderLine, OrderStatus
@@ -362,7 +363,23 @@ class SqlTx:
             policy=str(Policy(policy) if policy else self.default_policy),
             card=_parsed_card(row.card) if row else None,
             active=_version(active) if active else None,
+            experiment=self._experiment(shop),
         )
+
+    def _experiment(self, shop: str) -> Experiment | None:
+        found = self.conn.execute(SQL.running_experiment, {"shop": shop}).first()
+        if found is None:
+            return None
+        rp = t.routing_policies.c
+        arms = {
+            r.version: _version(r)
+            for r in self.conn.execute(
+                select(t.routing_policies).where(
+                    rp.shop == shop, rp.version.in_([found.arm_a, found.arm_b])
+                )
+            )
+        }
+        return Experiment(found.id, arms[found.arm_a], arms[found.arm_b], found.share_b)
 
     def routing_policy(self, name: str) -> RoutingPolicy:
         return self.policies.get(name)
@@ -436,6 +453,34 @@ class SqlTx:
             )
         )
         return version
+
+    def running_experiment(self, shop: str) -> int | None:
+        found = self.conn.execute(SQL.running_experiment, {"shop": shop}).first()
+        return int(found.id) if found else None
+
+    def insert_experiment(
+        self, shop: str, arm_a: int, arm_b: int, share_b: float, note: str, now: datetime
+    ) -> int:
+        e = t.routing_experiments
+        new_id = self.conn.execute(
+            e.insert()
+            .values(
+                shop=shop, arm_a=arm_a, arm_b=arm_b, share_b=share_b, status="running",
+                note=note, started_at=now,
+            )
+            .returning(e.c.id)
+        ).scalar_one()  # fmt: skip
+        return int(new_id)
+
+    def stop_experiment(self, shop: str, experiment_id: int, now: datetime) -> bool:
+        """Stop it if it is running; False if it was not."""
+        e = t.routing_experiments.c
+        done = self.conn.execute(
+            update(t.routing_experiments)
+            .where(e.id == experiment_id, e.shop == shop, e.status == "running")
+            .values(status="stopped", stopped_at=now)
+        )
+        return bool(done.rowcount)
 
     def set_policy_status(
         self, shop: str, version: int, status: str, now: datetime | None = None
@@ -616,7 +661,14 @@ class SqlTx:
         )
 
     def add_decision(
-        self, order_id: int, plan: RoutingPlan, now: datetime, *, policy_version: int | None = None
+        self,
+        order_id: int,
+        plan: RoutingPlan,
+        now: datetime,
+        *,
+        policy_version: int | None = None,
+        experiment_id: int | None = None,
+        arm: str | None = None,
     ) -> None:
         def option(o: Any) -> dict[str, Any]:
             return {
@@ -643,6 +695,8 @@ class SqlTx:
                 "order_id": order_id,
                 "policy": str(plan.policy),
                 "policy_version": policy_version,
+                "experiment_id": experiment_id,
+                "arm": arm,
                 "cost_minor": to_minor(plan.chosen.cost),
                 "currency": plan.chosen.cost.currency,
                 "explanation": plan.explanation,

@@ -291,3 +291,12 @@ class PolicyDocumentIn(_Strict):
 class PolicyDraftIn(_Strict):
     document: PolicyDocumentIn
     note: str = Field(min_length=1, max_length=2000, description="What changed and why.")
+
+
+class ExperimentIn(_Strict):
+    arm_a: int = Field(ge=1, le=2**31 - 1, description="A policy version of the shop (control).")
+    arm_b: int = Field(ge=1, le=2**31 - 1, description="The version to try.")
+    share_b: float = Field(
+        default=0.5, gt=0, lt=1, allow_inf_nan=False, description="Share of orders routed by B."
+    )
+    note: str = Field(default="", max_length=2000)
