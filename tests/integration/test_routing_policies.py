@@ -8,6 +8,7 @@ the same (both below 100 km), from C 8.00 + 1.50 = 9.50.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -15,9 +16,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from aoms.adapters.db import schema as t
+from aoms.adapters.geocode import geocode
 from aoms.bootstrap import Runtime
+from aoms.domain.routing_policy import PolicyDocument
 from aoms.entrypoints.api.app import create_app
-from tests.builders import T0, later, network
+from aoms.services import orders, routing_policies
+from tests.builders import T0, later, network, order
+from tests.integration.test_race import _together
 
 SHOP = "shop.myshopify.com"
 POLICIES = f"/v1/shops/{SHOP}/routing-policies"
@@ -241,3 +246,39 @@ def test_a_split_penalty_in_the_active_version_ships_the_order_whole(
     whole = place(client, "2", ("X", 2))
     assert shipped_from(whole) == {"c": {"X": 2}}
     assert whole["routing"][-1]["policy_version"] == 2
+
+
+def test_two_orders_racing_for_a_locations_last_shipment_of_the_day_get_one_each(
+    runtime: Runtime,
+) -> None:
+    # Different SKUs, so no stock row is shared: only the lock on A's row keeps the second
+    # order from counting A's shipments before the first commits.
+    rounds = 40 if runtime.engine.dialect.name == "postgresql" else 15
+    stock = {(f"{s}-{n}", loc): 1 for n in range(rounds) for s in "XY" for loc in "ac"}
+    network(runtime.engine, stock)
+    document = PolicyDocument.from_dict(
+        {"policy": "optimal", "currency": "USD", "locations": {"a": {"daily_capacity": 1}}}
+    )
+    with runtime.store.transaction() as tx:
+        registry = runtime.store.policies
+        version = routing_policies.create_draft(
+            tx, SHOP, document, "cap", registry=registry, now=T0
+        )
+        routing_policies.activate(tx, SHOP, version, registry=registry, now=T0)
+    for n in range(rounds):
+        day = later(24 * 60 * (n + 1))  # a fresh day each round
+
+        def place_one(sku: str, n: int = n, day: datetime = day) -> None:
+            with runtime.store.transaction() as tx:
+                orders.receive_order(
+                    tx, order((sku, 1), external_id=f"{sku}", shop=SHOP), geocode=geocode, now=day
+                )
+
+        _together(lambda n=n: place_one(f"X-{n}"), lambda n=n: place_one(f"Y-{n}"))
+        with runtime.store.read() as conn:
+            at = conn.execute(
+                select(t.fulfilment_orders.c.location_id).where(
+                    t.fulfilment_orders.c.created_at == day
+                )
+            ).scalars()
+            assert sorted(at) == ["a", "c"], n
