@@ -52,11 +52,23 @@ class _Statements:
                 reserved_qty=bindparam("reserved_qty"), backordered_qty=bindparam("backordered_qty")
             )
         )
-        self.policy = select(t.shops.c.routing_policy).where(t.shops.c.domain == bindparam("shop"))
+        rp, ex = t.routing_policies.c, t.routing_experiments.c
+        # The shop's policy name, and whether it has an active version or a running experiment,
+        # in one round trip (most shops have neither, and then nothing more is read).
+        self.policy = select(
+            t.shops.c.routing_policy,
+            select(rp.version)
+            .where(rp.shop == t.shops.c.domain, rp.status == "active")
+            .scalar_subquery()
+            .label("active_version"),
+            select(ex.id)
+            .where(ex.shop == t.shops.c.domain, ex.status == "running")
+            .scalar_subquery()
+            .label("experiment_id"),
+        ).where(t.shops.c.domain == bindparam("shop"))
         self.rate_card = select(t.rate_cards.c.card, t.rate_cards.c.updated_at).where(
             t.rate_cards.c.currency == bindparam("currency")
         )
-        rp = t.routing_policies.c
         self.active_policy = select(t.routing_policies).where(
             rp.shop == bindparam("shop"), rp.status == "active"
         )

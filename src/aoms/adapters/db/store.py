@@ -356,14 +356,18 @@ class SqlTx:
 
     # -- routing inputs -------------------------------------------------------------------
     def routing_inputs(self, shop: str, currency: str) -> RoutingInputs:
-        policy = self.conn.execute(SQL.policy, {"shop": shop}).scalar()
+        found = self.conn.execute(SQL.policy, {"shop": shop}).first()
         row = self.conn.execute(SQL.rate_card, {"currency": currency}).first()
-        active = self.conn.execute(SQL.active_policy, {"shop": shop}).first()
+        active = None
+        if found is not None and found.active_version is not None:
+            active = self.conn.execute(SQL.active_policy, {"shop": shop}).first()
         return RoutingInputs(
-            policy=str(Policy(policy) if policy else self.default_policy),
+            policy=str(Policy(found.routing_policy) if found else self.default_policy),
             card=_parsed_card(row.card) if row else None,
             active=_version(active) if active else None,
-            experiment=self._experiment(shop),
+            experiment=self._experiment(shop)
+            if found is not None and found.experiment_id is not None
+            else None,
         )
 
     def _experiment(self, shop: str) -> Experiment | None:
