@@ -184,3 +184,20 @@ def test_the_loader_finds_nothing_in_a_group_nobody_offers() -> None:
     assert registry.names() == ["landed_cost", "nearest", "optimal", "shopify_default"]
     with pytest.raises(UnknownPolicy):
         registry.get("farthest")
+
+
+def test_an_order_waits_unroutable_when_its_shops_plug_in_is_no_longer_installed(
+    client: TestClient, plugged: Runtime, db_url: str
+) -> None:
+    network(plugged.engine, {("X", "a"): 5})
+    use(client, "farthest")
+    without = build(Settings(database_url=db_url, shopify_webhook_secret=SECRET, run_workers=False))
+    without.store.policies = PolicyRegistry()  # as after the plug-in was uninstalled
+    try:
+        with TestClient(create_app(without, migrate_on_start=False)) as plain:
+            order = place(plain, "1")
+    finally:
+        without.close()
+    assert order["status"] == "unroutable"
+    assert order["reservations"] == []
+    assert "no routing policy named 'farthest'" in order["routing"][-1]["explanation"]
