@@ -17,9 +17,11 @@ from aoms.adapters.db.engine import make_engine
 from aoms.adapters.db.outbox import relay_once
 from aoms.adapters.db.store import SqlStore
 from aoms.adapters.geocode import geocode
+from aoms.adapters.plugins import load_routing_policies
 from aoms.adapters.shopify.webhooks import parse_delivery
 from aoms.config import Settings
 from aoms.domain.events import Event
+from aoms.domain.policies import PolicyRegistry
 from aoms.services.inbox import BatchResult, process_pending
 from aoms.services.ports import Geocoder, OrderParser
 
@@ -83,7 +85,9 @@ class Runtime:
 def build(settings: Settings | None = None) -> Runtime:
     settings = settings or Settings()
     engine = make_engine(settings.database_url)
-    store = SqlStore(engine, default_policy=settings.default_routing_policy)
+    policies = PolicyRegistry()  # the built-ins, then the installed plug-ins
+    load_routing_policies(policies)
+    store = SqlStore(engine, default_policy=settings.default_routing_policy, policies=policies)
     return Runtime(settings=settings, engine=engine, store=store)
 
 

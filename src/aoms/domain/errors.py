@@ -85,3 +85,26 @@ class NoLocationCanShip(Conflict):
     """No active location holds the stock to ship the whole order."""
 
     code = "no_location_can_ship"
+
+
+class UnknownShop(NotFound):
+    code = "unknown_shop"
+
+
+class UnknownPolicy(InvalidInput):
+    """A routing policy name that no built-in or installed plug-in answers to."""
+
+    code = "unknown_routing_policy"
+
+
+class InvalidPolicyDocument(InvalidInput):
+    """A routing policy document whose values cannot be used (the field says which)."""
+
+    code = "invalid_policy_document"
+
+
+class PlanBroken(AomsError):
+    """A routing policy (a plug-in) returned a plan that breaks its contract."""
+
+    code = "routing_plan_invalid"
+    status = 500

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -174,7 +174,7 @@ class Option:
 
 @dataclass(frozen=True, slots=True)
 class RoutingPlan:
-    policy: Policy
+    policy: str  # a Policy, or the name of a plug-in policy
     chosen: Option
     runners_up: tuple[Option, ...]
     options_considered: int
@@ -198,6 +198,21 @@ class RoutingConfig:
     # a wider search is routing v2's exact optimiser.
     split_search_width: int = 12
     split_penalty: Decimal = Decimal(0)  # optimal policy: added per shipment beyond the first
+    # The optimal policy's objective: multipliers on shipping and handling, and the value of
+    # speed as money per km of each shipment.
+    shipping_weight: float = 1.0
+    handling_weight: float = 1.0
+    speed_per_km: Decimal = Decimal(0)
+    # SKUs that must ship from one location when the order has more than one of them
+    # (optimal exactly; landed_cost and shopify_default drop options that break a group).
+    ship_together: tuple[frozenset[str], ...] = ()
+
+    def groups_for(self, skus: Iterable[str]) -> tuple[frozenset[str], ...]:
+        """The ship-together groups that bind an order with these SKUs (two or more of a
+        group's SKUs in it), cut down to those SKUs."""
+        wanted = set(skus)
+        cut = (group & wanted for group in self.ship_together)
+        return tuple(frozenset(g) for g in cut if len(g) > 1)
 
 
 @dataclass(slots=True)
@@ -277,11 +292,14 @@ def plan(
     locs, other_currency = _locations(demand, candidates, config)
     scale = 10 ** minor_units(demand.currency)
     wanted = {sku: n for sku, n in demand.units.items() if n > 0}
+    groups = config.groups_for(wanted)
 
     def build(subset: Sequence[_Loc]) -> tuple[Option, int] | None:
         taken, short, covered = _assign(subset, wanted)
         if len(subset) > 1 and any(not t for t in taken):
             return None  # a location that ships nothing: the smaller subset covers this
+        if len(subset) > 1 and any(sum(1 for t in taken if g & t.keys()) > 1 for g in groups):
+            return None  # a ship-together group would leave from two places
         return make(subset, taken, short, covered)
 
     def make(
@@ -388,6 +406,7 @@ _TERM_WORDS = {
     "handling": "handling",
     "split": "the split penalty",
     "backorder": "units it cannot ship",
+    "speed": "distance (the value of speed)",
 }
 
 
@@ -417,16 +436,29 @@ def _problem(
             )
         )
     split = int(config.split_penalty * scale)
+    per_km = float(config.speed_per_km * scale)
     heaviest_plan = config.max_shipments * (
-        max(max(row) for row in card.minor_rows()) + max((loc.handling for loc in locs), default=0)
+        config.shipping_weight * max(max(row) for row in card.minor_rows())
+        + config.handling_weight * max((loc.handling for loc in locs), default=0)
+        + per_km * max((loc.distance for loc in locs), default=0.0)
     )
     most_scarcity = max(opportunity.values(), default=0.0) * sum(wanted.values())
     weights = Weights(
+        shipping=config.shipping_weight,
+        handling=config.handling_weight,
         split_penalty=split,
+        per_km=per_km,
         # above any plan's cost, so that shipping more units always wins (as in landed_cost)
         backorder_penalty=int(heaviest_plan + split * config.max_shipments + most_scarcity) + 1,
     )
-    return Problem(dict(wanted), dict(demand.unit_grams), sites, weights, config.max_shipments)
+    return Problem(
+        dict(wanted),
+        dict(demand.unit_grams),
+        sites,
+        weights,
+        config.max_shipments,
+        config.groups_for(wanted),
+    )
 
 
 def problem_for(
@@ -490,6 +522,7 @@ def _optimal(
                 [s for s in sites if s.key != main],
                 weights,
                 config.max_shipments,
+                problem.ship_together,
             )
         )
         if without.taken:
@@ -507,7 +540,14 @@ def _optimal(
                 f"the chosen plan wins on {_TERM_WORDS.get(term, term)} ({amount} less)."
             )
     words = _explain(Policy.OPTIMAL, chosen, (), 1, wanted).rsplit(" 1 option", 1)[0]
-    scored = " scores (landed cost + scarcity)" if any(s.opportunity for s in sites) else " costs"
+    weighted = (weights.shipping, weights.handling, weights.per_km) != (1.0, 1.0, 0.0)
+    scored = (
+        " scores (landed cost + scarcity)"
+        if any(s.opportunity for s in sites)
+        else " scores (the policy's weighted cost)"
+        if weighted
+        else " costs"
+    )
     proof_words = (
         f" Proven optimal: no plan{scored} less than "
         f"{Money(Decimal(round(best.bound)) / scale, demand.currency)} ({best.method})."
@@ -525,7 +565,7 @@ def _optimal(
 
 
 def _explain(
-    policy: Policy,
+    policy: str,
     chosen: Option,
     runners: Sequence[Option],
     considered: int,
@@ -562,5 +602,5 @@ def _explain(
         else:
             why = "it is equal on cost; ties go to fewer shipments, then the shorter distance"
         parts.append(f"Runner-up: {runner.describe()}; not chosen because {why}.")
-    parts.append(f"{considered} option(s) considered under policy {policy.value}.")
+    parts.append(f"{considered} option(s) considered under policy {policy}.")
     return " ".join(parts)

@@ -5,17 +5,26 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, time
 from enum import StrEnum
 
 from aoms.domain import events as ev
-from aoms.domain.errors import AomsError, Conflict, InvalidInput, NotFound
+from aoms.domain.errors import (
+    AomsError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PlanBroken,
+    UnknownPolicy,
+)
 from aoms.domain.events import Event
 from aoms.domain.geo import Point
 from aoms.domain.money import Money
 from aoms.domain.orders import Order, OrderStatus, allocate_to_lines
-from aoms.domain.routing import Demand, Option, RoutingConfig, RoutingPlan, plan
+from aoms.domain.policies import check_plan
+from aoms.domain.routing import Candidate, Demand, Option, RateCard, RoutingConfig, RoutingPlan
+from aoms.domain.routing_policy import PolicyVersion
 from aoms.services.ports import Clock, Geocoder, Store, StoredOrder, Tx
 
 
@@ -116,40 +125,47 @@ def route_and_reserve(
         )
         tx.emit([Event(ev.ORDER_ROUTED, f"order:{order_id}", {"shipments": []})], now)
         return OrderStatus.ROUTED
-    policy, card = tx.routing_inputs(order.shop, order.currency)
+    inputs = tx.routing_inputs(order.shop, order.currency)
+    version = inputs.active
+    trial: tuple[int, str] | None = None  # (experiment id, arm) when an A/B test routes it
+    if inputs.experiment is not None:
+        arm, version = inputs.experiment.arm_for(order.external_id)
+        trial = (inputs.experiment.id, arm)
+    name = version.document.policy if version else inputs.policy
+    card = inputs.card
     if dest is None or card is None:
         reason = (
             "Not routed: the shipping address could not be located."
             if dest is None
             else f"Not routed: there is no rate card in {order.currency} to price shipments."
         )
-        line_short = {
-            ln.line_no: ln.quantity for ln in order.lines if ln.requires_shipping and ln.quantity
-        }
-        nothing = Option((), demand, 0, Money.zero(order.currency))
-        tx.add_decision(order_id, RoutingPlan(policy, nothing, (), 0, reason), now)
-        tx.set_order_outcome(
-            order_id,
-            status=OrderStatus.UNROUTABLE,
-            backordered_units=sum(line_short.values()),
-            shipments=0,
-            line_reserved={},
-            line_backordered=line_short,
-        )
-        tx.emit([Event(ev.ORDER_UNROUTABLE, f"order:{order_id}", {"reason": reason})], now)
-        return OrderStatus.UNROUTABLE
+        return _unroutable(tx, order_id, order, name, reason, version, trial, now=now)
 
     levels = tx.lock_stock(demand)
-    routing = plan(
-        Demand(demand, order.unit_grams(), dest, order.currency),
-        tx.candidates(levels),
-        policy,
-        RoutingConfig(rate_card=card),
-    )
+    candidates = tx.candidates(levels)
+    config = RoutingConfig(rate_card=card)
+    notes: list[str] = []
+    if version is not None:
+        candidates, config, notes = _apply_version(tx, version, order, candidates, card, now)
+    wanted = Demand(demand, order.unit_grams(), dest, order.currency)
+    try:
+        routing = tx.routing_policy(name).plan(wanted, candidates, config, None)
+        check_plan(routing, wanted, candidates, config)
+    except (UnknownPolicy, PlanBroken) as exc:
+        reason = f"Not routed: {exc.message}"
+        return _unroutable(tx, order_id, order, name, reason, version, trial, now=now)
+    if version is not None:
+        words = " ".join(notes) if notes else "No rule of it removed a candidate."
+        arm = f" (arm {trial[1]} of experiment {trial[0]})" if trial else ""
+        routing = replace(
+            routing,
+            explanation=f"{routing.explanation} Routing policy v{version.version}{arm} "
+            f"of {order.shop} ({name}): {words}",
+        )
     allocations, line_short = allocate_to_lines(order.lines, routing.shipments)
     tx.reserve(order_id, allocations, now)
     tx.replace_fulfilment_orders(order_id, routing, now)
-    tx.add_decision(order_id, routing, now)
+    _decide(tx, order_id, routing, version, trial, now)
     status = OrderStatus.BACKORDERED if line_short else OrderStatus.ROUTED
     reserved = {ln.line_no: 0 for ln in order.lines}
     for alloc in allocations:
@@ -162,11 +178,98 @@ def route_and_reserve(
         line_reserved=reserved,
         line_backordered=line_short,
     )
-    tx.emit(_routing_events(order_id, routing, allocations_count=len(allocations)), now)
+    tx.emit(
+        _routing_events(
+            order_id,
+            routing,
+            allocations_count=len(allocations),
+            policy_version=version.version if version else None,
+            arm=trial[1] if trial else None,
+        ),
+        now,
+    )
     return status
 
 
-def _routing_events(order_id: int, routing: RoutingPlan, *, allocations_count: int) -> list[Event]:
+def _apply_version(
+    tx: Tx,
+    version: PolicyVersion,
+    order: Order,
+    candidates: list[Candidate],
+    card: RateCard,
+    now: datetime,
+) -> tuple[list[Candidate], RoutingConfig, list[str]]:
+    """The shop's policy version narrows the candidates and sets the planner's weights."""
+    doc = version.document
+    capped = doc.capped()
+    day_start = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
+    shipped = tx.shipped_today(capped, day_start) if capped else {}
+    tagged = any(rule.tags for rule in doc.only_from)
+    kept, notes = doc.restrict(
+        candidates,
+        currency=order.currency,
+        country=order.shipping_address.country_code,
+        sku_tags=tx.sku_tags(order.demand()) if tagged else {},
+        shipped_today=shipped,
+    )
+    return kept, doc.config(card, order.currency), notes
+
+
+def _decide(
+    tx: Tx,
+    order_id: int,
+    routing: RoutingPlan,
+    version: PolicyVersion | None,
+    trial: tuple[int, str] | None,
+    now: datetime,
+) -> None:
+    tx.add_decision(
+        order_id,
+        routing,
+        now,
+        policy_version=version.version if version else None,
+        experiment_id=trial[0] if trial else None,
+        arm=trial[1] if trial else None,
+    )
+
+
+def _unroutable(
+    tx: Tx,
+    order_id: int,
+    order: Order,
+    policy: str,
+    reason: str,
+    version: PolicyVersion | None,
+    trial: tuple[int, str] | None,
+    *,
+    now: datetime,
+) -> OrderStatus:
+    """Record why the order cannot be routed now; it holds nothing and waits."""
+    line_short = {
+        ln.line_no: ln.quantity for ln in order.lines if ln.requires_shipping and ln.quantity
+    }
+    nothing = Option((), order.demand(), 0, Money.zero(order.currency))
+    _decide(tx, order_id, RoutingPlan(policy, nothing, (), 0, reason), version, trial, now)
+    tx.set_order_outcome(
+        order_id,
+        status=OrderStatus.UNROUTABLE,
+        backordered_units=sum(line_short.values()),
+        shipments=0,
+        line_reserved={},
+        line_backordered=line_short,
+    )
+    tx.emit([Event(ev.ORDER_UNROUTABLE, f"order:{order_id}", {"reason": reason})], now)
+    return OrderStatus.UNROUTABLE
+
+
+def _routing_events(
+    order_id: int,
+    routing: RoutingPlan,
+    *,
+    allocations_count: int,
+    policy_version: int | None,
+    arm: str | None,
+) -> list[Event]:
     agg = f"order:{order_id}"
     shipments = [
         {"location_id": s.location_id, "items": dict(s.items), "cost": str(s.cost.amount)}
@@ -177,7 +280,9 @@ def _routing_events(order_id: int, routing: RoutingPlan, *, allocations_count: i
             ev.ORDER_ROUTED,
             agg,
             {
-                "policy": routing.policy.value,
+                "policy": str(routing.policy),
+                "policy_version": policy_version,
+                "arm": arm,
                 "shipments": shipments,
                 "cost": str(routing.chosen.cost.amount),
                 "currency": routing.chosen.cost.currency,

@@ -9,10 +9,13 @@ from datetime import datetime
 from typing import Protocol
 
 from aoms.domain.events import Event
+from aoms.domain.experiments import Experiment
 from aoms.domain.geo import Point
 from aoms.domain.inventory import StockLevel
 from aoms.domain.orders import Address, AmountCheck, LineAllocation, Order, OrderStatus
-from aoms.domain.routing import Candidate, Policy, RateCard, RoutingPlan
+from aoms.domain.policies import RoutingPolicy
+from aoms.domain.routing import Candidate, RateCard, RoutingPlan
+from aoms.domain.routing_policy import PolicyDocument, PolicyVersion
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +26,17 @@ class StoredOrder:
     routing_key: str
     currency: str
     dest: Point | None
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingInputs:
+    """What a shop's order is routed with: the shop's policy name (or the default), the rate
+    card of the order's currency, and the shop's active policy version, if it has one."""
+
+    policy: str
+    card: RateCard | None
+    active: PolicyVersion | None = None
+    experiment: Experiment | None = None  # a running A/B test overrides `active`
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +99,10 @@ class Tx(Protocol):
     def set_cancelled(self, order_id: int, at: datetime) -> None: ...
     def load_order(self, order_id: int) -> Order: ...
 
-    def routing_inputs(self, shop: str, currency: str) -> tuple[Policy, RateCard | None]: ...
+    def routing_inputs(self, shop: str, currency: str) -> RoutingInputs: ...
+    def routing_policy(self, name: str) -> RoutingPolicy: ...
+    def shipped_today(self, location_ids: Sequence[str], day_start: datetime) -> dict[str, int]: ...
+    def sku_tags(self, skus: Iterable[str]) -> dict[str, list[str]]: ...
     def lock_stock(self, skus: Iterable[str]) -> list[StockLevel]: ...
     def reserved_skus(self, order_id: int) -> list[str]: ...
     def candidates(self, levels: Sequence[StockLevel]) -> list[Candidate]: ...
@@ -111,7 +128,32 @@ class Tx(Protocol):
     def replace_fulfilment_orders(
         self, order_id: int, plan: RoutingPlan | None, now: datetime
     ) -> None: ...
-    def add_decision(self, order_id: int, plan: RoutingPlan, now: datetime) -> None: ...
+    def add_decision(
+        self,
+        order_id: int,
+        plan: RoutingPlan,
+        now: datetime,
+        *,
+        policy_version: int | None = None,
+        experiment_id: int | None = None,
+        arm: str | None = None,
+    ) -> None: ...
+
+    def lock_shop(self, shop: str) -> bool: ...
+    def shop_currency(self, shop: str) -> str | None: ...
+    def known_locations(self, ids: Iterable[str]) -> set[str]: ...
+    def policy_versions(self, shop: str) -> list[PolicyVersion]: ...
+    def insert_policy_version(
+        self, shop: str, document: PolicyDocument, note: str, now: datetime
+    ) -> int: ...
+    def running_experiment(self, shop: str) -> int | None: ...
+    def insert_experiment(
+        self, shop: str, arm_a: int, arm_b: int, share_b: float, note: str, now: datetime
+    ) -> int: ...
+    def stop_experiment(self, shop: str, experiment_id: int, now: datetime) -> bool: ...
+    def set_policy_status(
+        self, shop: str, version: int, status: str, now: datetime | None = None
+    ) -> None: ...
 
     def emit(self, events: Iterable[Event], now: datetime) -> None: ...
 

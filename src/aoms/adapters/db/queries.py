@@ -10,6 +10,7 @@ from sqlalchemy import Connection, and_, case, func, or_, select
 from aoms.adapters.db import schema as t
 from aoms.adapters.db.schema import from_minor
 from aoms.domain.errors import NotFound
+from aoms.domain.experiments import ArmOutcome
 from aoms.domain.inventory import StockLevel
 
 
@@ -190,6 +191,9 @@ def order_detail(conn: Connection, order_id: int) -> dict[str, Any]:
         "routing": [
             {
                 "policy": d.policy,
+                "policy_version": d.policy_version,
+                "experiment_id": d.experiment_id,
+                "arm": d.arm,
                 "cost": _money(d.cost_minor, d.currency),
                 "currency": d.currency,
                 "explanation": d.explanation,
@@ -238,6 +242,104 @@ def stock_levels(
 def stock_level(conn: Connection, sku: str, location_id: str) -> dict[str, Any] | None:
     rows = stock_levels(conn, sku=sku, location_id=location_id, limit=1)
     return rows[0] if rows else None
+
+
+def _policy_version(r: Any) -> dict[str, Any]:
+    return {
+        "shop": r.shop,
+        "version": r.version,
+        "status": r.status,
+        "note": r.note,
+        "document": r.document,
+        "created_at": r.created_at,
+        "activated_at": r.activated_at,
+    }
+
+
+def routing_policies(conn: Connection, shop: str) -> list[dict[str, Any]]:
+    """The shop's routing policy versions, newest first."""
+    rp = t.routing_policies.c
+    rows = conn.execute(
+        select(t.routing_policies).where(rp.shop == shop).order_by(rp.version.desc())
+    ).all()
+    return [_policy_version(r) for r in rows]
+
+
+def routing_policy(conn: Connection, shop: str, version: int) -> dict[str, Any]:
+    rp = t.routing_policies.c
+    row = conn.execute(
+        select(t.routing_policies).where(rp.shop == shop, rp.version == version)
+    ).first()
+    if row is None:
+        raise NotFound(f"{shop} has no routing policy version {version}", field="version")
+    return _policy_version(row)
+
+
+def _experiment(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "shop": r.shop,
+        "arm_a": r.arm_a,
+        "arm_b": r.arm_b,
+        "share_b": r.share_b,
+        "status": r.status,
+        "note": r.note,
+        "started_at": r.started_at,
+        "stopped_at": r.stopped_at,
+    }
+
+
+def experiments(conn: Connection, shop: str) -> list[dict[str, Any]]:
+    e = t.routing_experiments.c
+    rows = conn.execute(
+        select(t.routing_experiments).where(e.shop == shop).order_by(e.id.desc())
+    ).all()
+    return [_experiment(r) for r in rows]
+
+
+def experiment(conn: Connection, shop: str, experiment_id: int) -> dict[str, Any]:
+    e = t.routing_experiments.c
+    row = conn.execute(
+        select(t.routing_experiments).where(e.shop == shop, e.id == experiment_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"{shop} has no experiment {experiment_id}", field="experiment_id")
+    out = _experiment(row)
+    rp = t.routing_policies.c
+    out["currency"] = conn.execute(
+        select(rp.document).where(rp.shop == shop, rp.version == row.arm_a)
+    ).scalar_one()["currency"]
+    return out
+
+
+def experiment_outcomes(
+    conn: Connection, experiment_id: int, currency: str
+) -> tuple[dict[str, list[ArmOutcome]], int]:
+    """Each order's latest decision in the experiment, by arm (orders since cancelled are
+    left out), and how many were left out for being in another currency."""
+    d, o = t.routing_decisions.c, t.orders.c
+    rows = conn.execute(
+        select(d.order_id, d.arm, d.cost_minor, d.currency, d.detail)
+        .join(t.orders, o.id == d.order_id)
+        .where(d.experiment_id == experiment_id, o.status != "cancelled")
+        .order_by(d.id)
+    ).all()
+    latest = {r.order_id: r for r in rows}
+    arms: dict[str, list[ArmOutcome]] = {"A": [], "B": []}
+    other = 0
+    for r in latest.values():
+        if r.currency != currency:
+            other += 1
+            continue
+        chosen = r.detail.get("chosen", {})
+        arms[r.arm].append(
+            ArmOutcome(
+                cost_minor=int(r.cost_minor),
+                shipments=len(chosen.get("shipments", [])),
+                backordered_units=sum(int(q) for q in chosen.get("backordered", {}).values()),
+            )
+        )
+    return arms, other
 
 
 def list_locations(conn: Connection) -> list[dict[str, Any]]:

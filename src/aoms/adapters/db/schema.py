@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -114,6 +115,7 @@ products = Table(
     Column("sku", String(255), primary_key=True),
     Column("title", String(255), nullable=False),
     Column("grams", Integer, nullable=False),
+    Column("tags", JSON),  # product tags (a list), for routing policies' eligibility rules
 )
 
 stock_levels = Table(
@@ -244,7 +246,55 @@ routing_decisions = Table(
     Column("explanation", Text, nullable=False),
     Column("detail", JSON, nullable=False),
     Column("decided_at", UTCDateTime, nullable=False),
+    Column("policy_version", Integer),  # the shop's routing policy version used, if any
+    Column("experiment_id", Id),  # the A/B experiment that chose the version, if any
+    Column("arm", String(1)),  # "A" or "B"
+    Index("ix_routing_decisions_experiment", "experiment_id", "order_id"),
     Index("ix_routing_decisions_order", "order_id"),
+)
+
+routing_policies = Table(
+    "routing_policies",
+    metadata,
+    Column("shop", String(255), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("status", String(16), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("activated_at", UTCDateTime),
+    CheckConstraint("status IN ('draft', 'active', 'retired')", name="known_status"),
+    # One active version per shop, kept by the database as well as by the use case.
+    Index(
+        "uq_routing_policies_one_active",
+        "shop",
+        unique=True,
+        sqlite_where=text("status = 'active'"),
+        postgresql_where=text("status = 'active'"),
+    ),
+)
+
+routing_experiments = Table(
+    "routing_experiments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("shop", String(255), nullable=False),
+    Column("arm_a", Integer, nullable=False),  # policy versions of the shop
+    Column("arm_b", Integer, nullable=False),
+    Column("share_b", Float, nullable=False),  # the share of orders routed with arm B
+    Column("status", String(16), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("stopped_at", UTCDateTime),
+    CheckConstraint("status IN ('running', 'stopped')", name="known_status"),
+    CheckConstraint("share_b > 0 AND share_b < 1", name="share_between_0_and_1"),
+    Index(
+        "uq_routing_experiments_one_running",
+        "shop",
+        unique=True,
+        sqlite_where=text("status = 'running'"),
+        postgresql_where=text("status = 'running'"),
+    ),
 )
 
 outbox = Table(

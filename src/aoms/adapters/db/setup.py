@@ -74,8 +74,13 @@ def upsert_location(
     )
 
 
-def upsert_product(conn: Connection, sku: str, title: str, grams: int) -> None:
-    _upsert(conn, t.products, {"sku": sku, "title": title, "grams": grams}, ["sku"])
+def upsert_product(
+    conn: Connection, sku: str, title: str, grams: int, *, tags: list[str] | None = None
+) -> None:
+    values: dict[str, object] = {"sku": sku, "title": title, "grams": grams}
+    if tags is not None:
+        values["tags"] = sorted(set(tags))
+    _upsert(conn, t.products, values, ["sku"])
 
 
 def load_store(
@@ -99,7 +104,7 @@ def load_store(
             now=now,
         )
     for p in data.get("products", []):  # type: ignore[attr-defined]
-        upsert_product(conn, p["sku"], p["title"], p["grams"])
+        upsert_product(conn, p["sku"], p["title"], p["grams"], tags=p.get("tags"))
     tx = SqlTx(conn, conn.dialect.name)
     for s in data["stock"]:  # type: ignore[attr-defined]
         tx.change_stock(

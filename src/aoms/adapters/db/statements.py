@@ -3,7 +3,7 @@ dialect, which is most of the cost of a small transaction)."""
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from aoms.adapters.db import schema as t
 
@@ -52,9 +52,50 @@ class _Statements:
                 reserved_qty=bindparam("reserved_qty"), backordered_qty=bindparam("backordered_qty")
             )
         )
-        self.policy = select(t.shops.c.routing_policy).where(t.shops.c.domain == bindparam("shop"))
+        rp, ex = t.routing_policies.c, t.routing_experiments.c
+        # The shop's policy name, and whether it has an active version or a running experiment,
+        # in one round trip (most shops have neither, and then nothing more is read).
+        self.policy = select(
+            t.shops.c.routing_policy,
+            select(rp.version)
+            .where(rp.shop == t.shops.c.domain, rp.status == "active")
+            .scalar_subquery()
+            .label("active_version"),
+            select(ex.id)
+            .where(ex.shop == t.shops.c.domain, ex.status == "running")
+            .scalar_subquery()
+            .label("experiment_id"),
+        ).where(t.shops.c.domain == bindparam("shop"))
         self.rate_card = select(t.rate_cards.c.card, t.rate_cards.c.updated_at).where(
             t.rate_cards.c.currency == bindparam("currency")
+        )
+        self.active_policy = select(t.routing_policies).where(
+            rp.shop == bindparam("shop"), rp.status == "active"
+        )
+        self.running_experiment = select(
+            t.routing_experiments.c.id,
+            t.routing_experiments.c.arm_a,
+            t.routing_experiments.c.arm_b,
+            t.routing_experiments.c.share_b,
+        ).where(
+            t.routing_experiments.c.shop == bindparam("shop"),
+            t.routing_experiments.c.status == "running",
+        )
+        self.lock_locations = (
+            select(loc.id)
+            .where(loc.id.in_(bindparam("ids", expanding=True)))
+            .order_by(loc.id)
+            .with_for_update()
+        )
+        self.shipped_since = (
+            select(f.location_id, func.count().label("n"))
+            .where(
+                f.location_id.in_(bindparam("ids", expanding=True)),
+                f.created_at >= bindparam("since"),
+                f.created_at < bindparam("until"),
+                f.status != "cancelled",
+            )
+            .group_by(f.location_id)
         )
         levels = (
             select(s.sku, s.location_id, s.on_hand, s.reserved, s.safety_stock)

@@ -26,8 +26,15 @@ from aoms.domain.errors import AomsError, InvalidInput, NotFound
 from aoms.domain.money import Money
 from aoms.domain.orders import OrderStatus
 from aoms.domain.routing import RateCard
-from aoms.entrypoints.api import promises
-from aoms.entrypoints.api.schemas import AdjustmentIn, LocationIn, OrderIn, RateCardIn, ShopIn
+from aoms.entrypoints.api import promises, routing_policies
+from aoms.entrypoints.api.schemas import (
+    AdjustmentIn,
+    LocationIn,
+    OrderIn,
+    ProductIn,
+    RateCardIn,
+    ShopIn,
+)
 from aoms.services import inventory, orders
 
 log = logging.getLogger("aoms.api")
@@ -124,6 +131,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
 
     app.state.runtime = runtime
     app.include_router(promises.router)
+    app.include_router(routing_policies.router)
 
     # -- operations -----------------------------------------------------------------------
     @app.get("/health", tags=["operations"])
@@ -309,6 +317,15 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
         if not found:
             raise NotFound(f"no location {location_id}")
         return found[0]
+
+    @app.put("/v1/products/{sku}", tags=["setup"])
+    def put_product(
+        sku: Annotated[str, Path(min_length=1, max_length=255)], body: ProductIn, r: Rt
+    ) -> dict[str, Any]:
+        """A product's title, unit weight and tags (routing policies' rules can name tags)."""
+        with r.store.writer() as conn:
+            setup.upsert_product(conn, sku, body.title, body.grams, tags=body.tags)
+        return {"sku": sku, **body.model_dump(mode="json")}
 
     # -- shops and rate cards ---------------------------------------------------------------
     @app.put("/v1/shops/{domain}", tags=["setup"])

@@ -205,3 +205,103 @@ class RateCardIn(_Strict):
     )
     weight_g: list[Annotated[int, Field(gt=0, le=10_000_000)]] = Field(min_length=1, max_length=50)
     prices: list[list[Amount]] = Field(min_length=1, max_length=50)
+
+
+class ProductIn(_Strict):
+    title: str = Field(min_length=1, max_length=255)
+    grams: int = Field(default=0, ge=0, le=10_000_000)
+    tags: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
+        default_factory=list, max_length=250
+    )
+
+
+# -- routing policy documents ---------------------------------------------------------------
+Multiplier = Annotated[
+    str,
+    Field(
+        pattern=r"^\d{1,4}(\.\d{1,6})?$",
+        examples=["1.0"],
+        description="A non-negative decimal multiplier as a string (at most 1000).",
+    ),
+]
+Rate = Annotated[
+    str,
+    Field(
+        pattern=r"^\d{1,6}(\.\d{1,6})?$",
+        examples=["0.002"],
+        description="Money per km, as a string (up to six decimals).",
+    ),
+]
+Sku = Annotated[str, Field(min_length=1, max_length=255)]
+LocationId = Annotated[str, Field(min_length=1, max_length=64)]
+Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", examples=["CA"])]
+
+
+class WeightsIn(_Strict):
+    shipping: Multiplier = "1"
+    handling: Multiplier = "1"
+    split_penalty: Amount = Field(default="0", description="Money per shipment beyond the first.")
+    speed_per_km: Rate = Field(default="0", description="Money per km of each shipment.")
+
+
+class LocationOverrideIn(_Strict):
+    handling: Amount | None = Field(default=None, description="Handling per shipment instead.")
+    daily_capacity: int | None = Field(
+        default=None, ge=0, le=10**9, description="Shipments per UTC day."
+    )
+
+
+class OnlyFromIn(_Strict):
+    skus: list[Sku] = Field(default_factory=list, max_length=10_000)
+    tags: list[Sku] = Field(default_factory=list, max_length=250)
+    locations: list[LocationId] = Field(min_length=1, max_length=1000)
+
+
+class EligibilityIn(_Strict):
+    only_from: list[OnlyFromIn] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="These SKUs, and SKUs of products with these tags, ship only from these "
+        "locations.",
+    )
+    no_ship_to: dict[LocationId, list[Country]] = Field(
+        default_factory=dict, description="Countries each location may not ship to."
+    )
+    ship_together: list[list[Sku]] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Groups of SKUs that must leave from one location.",
+    )
+
+
+class PolicyDocumentIn(_Strict):
+    policy: str = Field(
+        min_length=1,
+        max_length=32,
+        examples=["optimal"],
+        description="A registered policy: optimal, landed_cost, shopify_default, nearest, or "
+        "an installed plug-in's name (GET /v1/routing-policies lists them).",
+    )
+    currency: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]{3}$",
+        description="The currency of the document's amounts; the shop's currency if omitted.",
+    )
+    weights: WeightsIn = Field(default_factory=WeightsIn)
+    locations: dict[LocationId, LocationOverrideIn] = Field(default_factory=dict)
+    eligibility: EligibilityIn = Field(default_factory=EligibilityIn)
+    max_shipments: int = Field(default=3, ge=1, le=10)
+
+
+class PolicyDraftIn(_Strict):
+    document: PolicyDocumentIn
+    note: str = Field(min_length=1, max_length=2000, description="What changed and why.")
+
+
+class ExperimentIn(_Strict):
+    arm_a: int = Field(ge=1, le=2**31 - 1, description="A policy version of the shop (control).")
+    arm_b: int = Field(ge=1, le=2**31 - 1, description="The version to try.")
+    share_b: float = Field(
+        default=0.5, gt=0, lt=1, allow_inf_nan=False, description="Share of orders routed by B."
+    )
+    note: str = Field(default="", max_length=2000)

@@ -1,7 +1,7 @@
 """delivery promises
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-03 23:49:39
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import aoms.adapters.db.schema
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
