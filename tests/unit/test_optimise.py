@@ -8,7 +8,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aoms.domain.optimise import Problem, Site, Weights, _milp, solve
+from aoms.domain.optimise import Problem, Site, Weights, _milp, objective, solve
 from aoms.domain.routing import Policy, RoutingConfig, plan
 from tests.builders import CARD, candidate
 from tests.unit.test_routing import chosen, demand
@@ -154,3 +154,18 @@ def test_the_milp_agrees_with_the_search(p: Problem) -> None:
     exact = _milp(p, units, sites)
     assert math.isclose(exact.objective, brute_force(p), abs_tol=1e-6)
     assert exact.bound <= exact.objective + 1e-6
+
+
+@settings(max_examples=150, deadline=None)
+@given(problems(), st.integers(1, 6))
+def test_a_search_cut_short_still_gives_a_true_plan_and_a_valid_bound(
+    p: Problem, nodes: int
+) -> None:
+    best = brute_force(p)
+    cut = solve(p, node_limit=nodes)
+    # The plan it returns is a real plan, costed honestly; its bound is below every plan.
+    assert math.isclose(cut.objective, objective(p, cut.taken), abs_tol=1e-6)
+    assert cut.objective >= best - 1e-6
+    assert cut.bound <= best + 1e-6
+    if cut.method == "search":  # finished within the budget: then it is the optimum
+        assert math.isclose(cut.objective, best, abs_tol=1e-6)

@@ -181,3 +181,21 @@ def test_simulate_orders_names_the_first_bad_order(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["simulate", "orders", str(path)])
     assert result.exit_code == 2
     assert "order 2: lines.0.quantity" in " ".join(result.output.split())
+
+
+def test_persistence_is_how_far_older_demand_predicts_newer_demand() -> None:
+    # Older half of the window: X 2, Y 1; newer half: X 1, Z 3. The slope through the origin of
+    # newer on older units per SKU: (2·1 + 1·0) / (2² + 1²) = 2 / 5 = 0.4 (Z was never seen
+    # before, so it predicts nothing; Y did not recur).
+    window = [
+        order(1, T0, 0, X=2),
+        order(2, T0 + timedelta(hours=1), 0, Y=1),
+        order(3, T0 + timedelta(hours=2), 0, X=1),
+        order(4, T0 + timedelta(hours=3), 0, Z=3),
+    ]
+    forecast = _Forecast(two_sites({}, window), min_evidence=4)
+    for o in window:
+        forecast.observe(o)
+    assert forecast.persistence() == pytest.approx(0.4)
+    # With less than the evidence asked for, past demand is taken at face value.
+    assert _Forecast(two_sites({}, window), min_evidence=5).persistence() == 1.0

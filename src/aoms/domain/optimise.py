@@ -126,12 +126,14 @@ def _shipment_floor(problem: Problem, site: Site) -> float:
     return w.shipping * price + w.handling * site.handling + w.per_km * site.km
 
 
-def solve(problem: Problem, *, exact_limit: int = 12) -> Solution:
+def solve(problem: Problem, *, exact_limit: int = 12, node_limit: int | None = None) -> Solution:
     """The cheapest plan and the proof: `bound` equals `objective` when the search was exhaustive.
 
     Orders with at most `exact_limit` distinct SKUs are solved by a depth-first branch and bound
     written for this problem (fast on small orders, exhaustive, so its answer is the optimum);
-    larger ones by HiGHS's MILP with a zero gap.
+    larger ones by HiGHS's MILP with a zero gap. With `node_limit`, the search stops after that
+    many nodes with the best plan found and the root's lower bound (method "search-limited"):
+    for heuristic uses such as forecast prices, never for a decision that claims a proof.
     """
     units = {s: q for s, q in problem.units.items() if q > 0}
     sites = [s for s in problem.sites if any(s.available.get(k, 0) > 0 for k in units)]
@@ -168,8 +170,12 @@ def solve(problem: Problem, *, exact_limit: int = 12) -> Solution:
         if cost <= min(split_floor, penalty):  # every other kind of plan costs at least this
             return Solution({best.key: dict(units)}, {}, cost, cost, "dominance")
     if len(units) <= exact_limit:
-        return _search(problem, units, sites, incumbent)
+        return _search(problem, units, sites, incumbent, node_limit)
     return _milp(problem, units, sites)
+
+
+class _OutOfNodes(Exception):
+    pass
 
 
 def _search(
@@ -177,6 +183,7 @@ def _search(
     units: Mapping[str, int],
     sites: Sequence[Site],
     incumbent: tuple[float, dict[str, dict[str, int]]] | None,
+    node_limit: int | None = None,
 ) -> Solution:
     """Exhaustive depth-first branch and bound over each SKU's split across locations."""
     w = problem.weights
@@ -277,9 +284,15 @@ def _search(
         if cost < best_cost - 1e-9:
             best_cost, best_plan = cost, taken
 
+    nodes = 0
+    budget = node_limit if node_limit is not None else math.inf
+
     def place(depth: int, k: str, left: int, start: int) -> None:
         """Spread the `left` units of SKU `order[depth]` over sites from index `start` on."""
-        nonlocal used, scar, short
+        nonlocal used, scar, short, nodes
+        nodes += 1
+        if nodes > budget:
+            raise _OutOfNodes
         if lower_bound(depth + 1) + per_unit[depth] * left >= best_cost - 1e-9:
             return
         if left == 0:
@@ -324,11 +337,20 @@ def _search(
         k = order[depth]
         place(depth, k, units[k], 0)
 
-    descend(0)
+    root = lower_bound(0)
+    limited = False
+    try:
+        descend(0)
+    except _OutOfNodes:
+        limited = True
+        if best_plan is None:  # nothing found yet: everything backordered is always a plan
+            best_plan = {}
+            best_cost = objective(problem, best_plan)
+    bound, method = (min(root, best_cost), "search-limited") if limited else (best_cost, "search")
     assert best_plan is not None
     shipped = {k: sum(t.get(k, 0) for t in best_plan.values()) for k in units}
     backordered = {k: q - shipped[k] for k, q in units.items() if q > shipped[k]}
-    return Solution(best_plan, backordered, best_cost, best_cost, "search")
+    return Solution(best_plan, backordered, best_cost, bound, method)
 
 
 _local = threading.local()
@@ -565,8 +587,10 @@ class _Master:
         stock: Mapping[tuple[str, str], int],  # (sku, site) -> units
         counts: Sequence[float],
         columns: Sequence[Sequence[Column]] | None = None,
+        node_limit: int | None = None,
     ) -> None:
         self.problems = problems
+        self.node_limit = node_limit
         self.stock = stock
         self.counts = counts
         self.columns: list[list[Column]] = []
@@ -575,7 +599,7 @@ class _Master:
             pool = list(columns[i]) if columns is not None else []
             if not pool:
                 everything_short = float(p.weights.backorder_penalty * sum(p.units.values()))
-                first = solve(p)
+                first = solve(p, node_limit=node_limit)
                 pool = [(everything_short, {}), (first.objective, _use(first.taken))]
             self.columns.append(pool)
 
@@ -638,7 +662,7 @@ class _Master:
                     added += 1
             best = max(best, lagrangian)
             if not added:
-                converged = True
+                converged = self.node_limit is None
                 break
         return JointBound(
             best, value, rounds, converged, time.perf_counter() - started, prices, short,
@@ -654,7 +678,7 @@ class _Master:
         hit = self.cache.get(o)
         if hit is not None and hit[0] == seen:
             return hit[1]
-        solution = solve(_priced(p, prices))
+        solution = solve(_priced(p, prices), node_limit=self.node_limit)
         self.cache[o] = (seen, solution)
         return solution
 
@@ -677,6 +701,7 @@ def joint_bound(
     counts: Sequence[float] | None = None,
     max_rounds: int = 40,
     columns: Sequence[Sequence[Column]] | None = None,
+    node_limit: int | None = None,
 ) -> JointBound:
     """The clairvoyant's bound: every order at once, with the shared stock, by column generation.
 
@@ -685,7 +710,9 @@ def joint_bound(
     sites must offer the full starting stock; `stock[(sku, site)]` caps the sum; every unit not
     shipped costs `backorder_penalty`. `counts[i]` says how many orders like problem i there are
     (1 each by default; expected counts when the problems are a forecast). `columns` (per
-    problem, from an earlier result's `.columns`) warm-starts the master.
+    problem, from an earlier result's `.columns`) warm-starts the master. `node_limit` caps each
+    pricing search (faster, for prices only): the bound stays valid but weaker, and the column
+    generation is not reported as converged.
     """
     weighted = [
         (_uniform(p, backorder_penalty), 1.0 if counts is None else counts[i], i)
@@ -693,7 +720,9 @@ def joint_bound(
     ]
     weighted = [(p, n, i) for p, n, i in weighted if p.units and n > 0]
     seeds = None if columns is None else [columns[i] for _, _, i in weighted]
-    master = _Master([p for p, _, _ in weighted], stock, [n for _, n, _ in weighted], seeds)
+    master = _Master(
+        [p for p, _, _ in weighted], stock, [n for _, n, _ in weighted], seeds, node_limit
+    )
     return master.run(max_rounds)
 
 

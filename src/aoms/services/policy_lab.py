@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 import statistics
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -328,10 +328,18 @@ class _Forecast:
     """
 
     def __init__(
-        self, scenario: Scenario, window: int = 1000, max_shipments: int = 3, rounds: int = 10
+        self,
+        scenario: Scenario,
+        window: int = 1000,
+        max_shipments: int = 3,
+        rounds: int = 10,
+        node_limit: int | None = 2000,
+        min_evidence: int = 100,
     ) -> None:
         self.scenario = scenario
+        self.min_evidence = min_evidence
         self.rounds = rounds
+        self.node_limit = node_limit
         self.max_shipments = max_shipments
         first = [*scenario.history[:1], *scenario.orders[:1]]
         self.start = first[0].placed_at if first else None
@@ -348,6 +356,29 @@ class _Forecast:
         self.recent.append(order)
         self.orders_seen += 1
 
+    def persistence(self) -> float:
+        """How far a SKU's past demand predicts its future demand, from the window itself: the
+        least-squares slope of each SKU's units in the newer half of the window on its units in
+        the older half (through the origin, clipped to 0..1). Near 1 for steady sellers; near 0
+        where most products sell once and are gone (as on a marketplace), so that a sale seen
+        once is not taken for demand still to come. Below `min_evidence` orders in the window
+        there is too little to tell, and past demand is taken at face value (1)."""
+        orders = list(self.recent)
+        if len(orders) < self.min_evidence:
+            return 1.0
+        half = len(orders) // 2
+        older: Counter[str] = Counter()
+        newer: Counter[str] = Counter()
+        for o in orders[:half]:
+            older.update(o.demand.units)
+        for o in orders[half:]:
+            newer.update(o.demand.units)
+        denominator = sum(n * n for n in older.values())
+        if denominator == 0:
+            return 0.0
+        slope = sum(n * newer.get(k, 0) for k, n in older.items()) / denominator
+        return max(0.0, min(1.0, slope))
+
     def opportunity(
         self, stock: Mapping[str, Mapping[str, int]], now: datetime
     ) -> dict[tuple[str, str], float]:
@@ -358,7 +389,9 @@ class _Forecast:
         left = (self.end - now).total_seconds()
         if elapsed <= 0 or left <= 0:
             return {}
-        each = self.orders_seen * left / elapsed / len(self.recent)
+        each = self.persistence() * self.orders_seen * left / elapsed / len(self.recent)
+        if each <= 0:
+            return {}
         config = RoutingConfig(rate_card=self.scenario.card, max_shipments=self.max_shipments)
         problems = [
             problem_for(o.demand, _candidates(self.scenario, stock, o.demand.units), config)
@@ -372,6 +405,7 @@ class _Forecast:
             counts=[each] * len(problems),
             max_rounds=self.rounds,
             columns=[self.columns.get(o.id, []) for o in self.recent],
+            node_limit=self.node_limit,
         )
         kept = [o for o, p in zip(self.recent, problems, strict=True) if p.units]
         self.columns = dict(zip((o.id for o in kept), result.columns, strict=True))
