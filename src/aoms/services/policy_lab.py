@@ -213,7 +213,7 @@ def run_policy(
     """Route every order of the scenario with one policy, against stock that runs down.
 
     `refresh`: the scarcity prices are recomputed every `refresh` orders (by default about
-    every 1% of the history, at least every 50 orders). `wave_minutes`: the batch policy
+    every 1% of the history, at least every 100 orders). `wave_minutes`: the batch policy
     releases work in waves of this length and re-plans each wave's orders together first.
     """
     if policy not in POLICIES:
@@ -226,7 +226,7 @@ def run_policy(
     result = PolicyResult(policy)
     priced = policy in (SCARCITY, BATCH)
     exact = priced or policy == Policy.OPTIMAL.value
-    every = refresh or max(50, len(scenario.orders) // 100)
+    every = refresh or max(100, len(scenario.orders) // 100)
     forecast = _Forecast(scenario, max_shipments=max_shipments) if priced else None
     opportunity: dict[tuple[str, str], float] = {}
     wave: list[tuple[LabOrder, list[_Shipped]]] = []
