@@ -266,14 +266,20 @@ def _handed_over(r: dict[str, str]) -> date | None:
     return _local(shipped).date()
 
 
-def deliveries(directory: Path) -> list[DeliveredOrder]:
-    """Orders with status delivered and both dates, in purchase order."""
+def _states(directory: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(order id -> its first item's seller state, customer id -> the customer's state)."""
     seller_state = {r["seller_id"]: r["seller_state"] for r in _rows(directory, "sellers")}
     customer_state = {r["customer_id"]: r["customer_state"] for r in _rows(directory, "customers")}
     origin: dict[str, str] = {}
     for r in _rows(directory, "items"):
         if r["order_item_id"] == "1" and r["seller_id"] in seller_state:
             origin[r["order_id"]] = seller_state[r["seller_id"]]
+    return origin, customer_state
+
+
+def deliveries(directory: Path) -> list[DeliveredOrder]:
+    """Orders with status delivered and both dates, in purchase order."""
+    origin, customer_state = _states(directory)
     out = []
     for r in _rows(directory, "orders"):
         if r["order_status"] != "delivered" or not r["order_delivered_customer_date"]:
@@ -302,12 +308,7 @@ def delivery_history(directory: Path) -> list[dict[str, str]]:
     """The delivered orders in the neutral delivery-history layout (times in UTC): origin =
     the first item's seller state, destination = the customer's state, the carrier hand-off
     as shipped_at and Olist's estimated date as promised_at."""
-    seller_state = {r["seller_id"]: r["seller_state"] for r in _rows(directory, "sellers")}
-    customer_state = {r["customer_id"]: r["customer_state"] for r in _rows(directory, "customers")}
-    origin: dict[str, str] = {}
-    for r in _rows(directory, "items"):
-        if r["order_item_id"] == "1" and r["seller_id"] in seller_state:
-            origin[r["order_id"]] = seller_state[r["seller_id"]]
+    origin, customer_state = _states(directory)
 
     def utc(value: str) -> str:
         return _local(value).astimezone(UTC).isoformat() if value else ""
