@@ -36,7 +36,7 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Per-shop signing secrets, e.g. {"acme.myshopify.com": "…"} (as JSON).',
     )
-    default_routing_policy: Policy = Policy.LANDED_COST
+    default_routing_policy: Policy = Policy.OPTIMAL
     worker_poll_seconds: float = Field(default=0.5, gt=0, le=60)
     run_workers: bool = Field(default=True, description="Run the inbox and outbox workers.")
     inbox_threads: int = Field(
