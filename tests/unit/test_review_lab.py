@@ -110,3 +110,15 @@ def test_simulate_orders_refuses_a_product_of_negative_weight(tmp_path: Path) ->
     result = _simulate(tmp_path, store, "--policies", "optimal")
     assert result.exit_code == 2
     assert "invalid_input" in result.output
+
+
+def test_simulate_orders_reads_a_json_file_saved_with_a_byte_order_mark(tmp_path: Path) -> None:
+    # Spreadsheet and Windows tools often save UTF-8 with a BOM; `aoms promise import` reads
+    # CSV with utf-8-sig, but the orders file is refused ("Unexpected UTF-8 BOM").
+    orders = tmp_path / "orders.json"
+    text = json.dumps([_neutral_order(1, "2026-12-01T09:00:00Z")])
+    orders.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    result = CliRunner().invoke(
+        app, ["simulate", "orders", str(orders), "--policies", "optimal", "--no-bound", "--json"]
+    )
+    assert result.exit_code == 0, result.output
