@@ -122,3 +122,29 @@ def test_simulate_orders_reads_a_json_file_saved_with_a_byte_order_mark(tmp_path
         app, ["simulate", "orders", str(orders), "--policies", "optimal", "--no-bound", "--json"]
     )
     assert result.exit_code == 0, result.output
+
+
+def test_simulate_orders_refuses_a_store_file_that_lists_a_location_twice(tmp_path: Path) -> None:
+    # The store lists Newark (nwk) twice, the second time with Miami's coordinates; nwk holds
+    # 3 × SKU-001 and nothing else is in stock. Both entries become candidates offering the
+    # same 3 units, so `nearest` ships 3 + 3 of them for a 5-unit order and the lab stops with
+    # "AssertionError: nearest oversold SKU-001 at nwk" (a traceback). A duplicated id should
+    # be refused as bad input.
+    store = demo_store()
+    twin = dict(store["locations"][0], lat=25.76, lng=-80.19)
+    store["locations"].append(twin)
+    store["stock"] = [{"sku": "SKU-001", "location_id": twin["id"], "on_hand": 3}]
+    orders = tmp_path / "orders.json"
+    order = _neutral_order(1, "2026-12-01T09:00:00Z")
+    order["lines"] = [{"sku": "SKU-001", "quantity": 5, "unit_price": "10.00"}]
+    orders.write_text(json.dumps([order]))
+    store_file = tmp_path / "store.json"
+    store_file.write_text(json.dumps(store))
+    result = CliRunner().invoke(
+        app, ["simulate", "orders", str(orders), "--store", str(store_file), "--json"]
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert result.exit_code == 2
+    assert "invalid_input" in result.output
