@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from aoms.adapters.db.promises import SqlPromiseStore
 from aoms.bootstrap import Runtime
-from aoms.entrypoints.api.schemas import _Strict
+from aoms.entrypoints.api.schemas import Time, _Strict
 from aoms.services import promises as svc
 
 router = APIRouter(tags=["promises"])
@@ -34,10 +34,10 @@ class DeliveryIn(_Strict):
     destination_country: Code
     destination_region: Code | None = Field(None, description="province / state code")
     service: str = Field("", max_length=64, description="carrier service, if known")
-    ordered_at: AwareDatetime
-    shipped_at: AwareDatetime | None = None
-    delivered_at: AwareDatetime
-    promised_at: AwareDatetime | None = Field(None, description="the promise made at the time")
+    ordered_at: Time
+    shipped_at: Time | None = None
+    delivered_at: Time
+    promised_at: Time | None = Field(None, description="the promise made at the time")
 
     def to_record(self) -> svc.HistoryRecord:
         return svc.HistoryRecord(**self.model_dump())
