@@ -94,7 +94,7 @@ def test_a_location_at_its_daily_capacity_is_no_candidate() -> None:
     assert where(below) == {"a": {"X": 1}}
     full, notes = route(capped, demand(X=1), cands, shipped_today={"a": 2})
     assert where(full) == {"c": {"X": 1}}
-    assert notes == ["A is at its daily capacity (2 of 2 shipments today)."]
+    assert notes == ["A is at its daily capacity (2 shipments today; its capacity is 2)."]
 
 
 def test_a_split_penalty_flips_a_split_plan_to_one_shipment() -> None:

@@ -131,9 +131,10 @@ def solve(problem: Problem, *, exact_limit: int = 12, node_limit: int | None = N
 
     Orders with at most `exact_limit` distinct SKUs are solved by a depth-first branch and bound
     written for this problem (fast on small orders, exhaustive, so its answer is the optimum);
-    larger ones by HiGHS's MILP with a zero gap. With `node_limit`, the search stops after that
-    many nodes with the best plan found and the root's lower bound (method "search-limited"):
-    for heuristic uses such as forecast prices, never for a decision that claims a proof.
+    larger ones by HiGHS's MILP with a zero gap, and so are orders whose search would need more
+    than `SEARCH_NODES` nodes (many units over many holders). With `node_limit`, the search
+    stops after that many nodes with the best plan found and the root's lower bound (method
+    "search-limited"): for heuristic uses such as forecast prices, never for a proof.
     """
     units = {s: q for s, q in problem.units.items() if q > 0}
     sites = [s for s in problem.sites if any(s.available.get(k, 0) > 0 for k in units)]
@@ -170,8 +171,17 @@ def solve(problem: Problem, *, exact_limit: int = 12, node_limit: int | None = N
         if cost <= min(split_floor, penalty):  # every other kind of plan costs at least this
             return Solution({best.key: dict(units)}, {}, cost, cost, "dominance")
     if len(units) <= exact_limit:
-        return _search(problem, units, sites, incumbent, node_limit)
+        found = _search(problem, units, sites, incumbent, node_limit or SEARCH_NODES)
+        if node_limit is not None or found.method == "search":
+            return found
+        # Too many ways to split (wholesale quantities, many holders): HiGHS proves it faster.
     return _milp(problem, units, sites)
+
+
+# The depth-first search's budget before HiGHS takes over: typical orders need a few hundred
+# nodes; an order of thousands of units, or of a dozen units of many SKUs over many holders,
+# would need millions.
+SEARCH_NODES = 20_000
 
 
 class _OutOfNodes(Exception):

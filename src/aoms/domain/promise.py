@@ -114,7 +114,13 @@ class PromiseModel:
         over every service, its destination region, or every delivery."""
         found = self.by_lane.get((origin, destination, service))
         basis = "lane"
-        if found is None and service:
+        if not service:
+            # No service asked for: the route over every service is the lane. (The lane of
+            # deliveries recorded without a service is only part of it, or none of it.)
+            route = self.by_route.get((origin, destination))
+            if route is not None and (found is None or route[0] != found[0]):
+                found, basis = route, "route"
+        elif found is None:
             found, basis = self.by_route.get((origin, destination)), "route"
         if found is None:
             found, basis = self.by_destination.get(destination), "destination"

@@ -535,16 +535,22 @@ def _optimal(
             proof["runner_up_minor"] = round(without.objective)
             proof["decided_by"] = term
             amount = Money(Decimal(round(diff[term])) / scale, demand.currency)
+            short = sum(without.backordered.values())
+            why = (
+                f"it ships {short} unit(s) more"
+                if term == "backorder" and short
+                else f"it wins on {_TERM_WORDS.get(term, term)} ({amount} less)"
+            )
             runner_words = (
                 f" Without {by_id[main].cand.name}, the best plan is {runners[0].describe()}; "
-                f"the chosen plan wins on {_TERM_WORDS.get(term, term)} ({amount} less)."
+                f"the chosen plan is better: {why}."
             )
     words = _explain(Policy.OPTIMAL, chosen, (), 1, wanted).rsplit(" 1 option", 1)[0]
     weighted = (weights.shipping, weights.handling, weights.per_km) != (1.0, 1.0, 0.0)
     scored = (
         " scores (landed cost + scarcity)"
         if any(s.opportunity for s in sites)
-        else " scores (the policy's weighted cost)"
+        else " scores (the policy's weighted cost, which counts distance and weights as set)"
         if weighted
         else " costs"
     )

@@ -287,7 +287,7 @@ class PolicyDocument:
             if cap is not None and shipped_today.get(loc, 0) >= cap:
                 notes.append(
                     f"{cand.name} is at its daily capacity "
-                    f"({shipped_today.get(loc, 0)} of {cap} shipments today)."
+                    f"({shipped_today.get(loc, 0)} shipments today; its capacity is {cap})."
                 )
                 continue
             if dest is not None and dest in self.no_ship_to.get(loc, frozenset()):

@@ -251,7 +251,9 @@ def replay_olist(
 
 PoliciesOpt = Annotated[
     str,
-    typer.Option(help="Comma-separated: nearest, shopify_default, landed_cost, optimal, scarcity."),
+    typer.Option(
+        help="Comma-separated: nearest, shopify_default, landed_cost, optimal, scarcity, batch."
+    ),
 ]
 BoundOpt = Annotated[
     bool,
@@ -309,7 +311,7 @@ def _run_lab(
     for c in cols:
         table.add_column(c.replace("_", " "), justify="left" if c == "policy" else "right")
     for r in report["policies"]:
-        table.add_row(*(str(r.get(c, "")) for c in cols))
+        table.add_row(*("" if r.get(c) is None else str(r[c]) for c in cols))
     if "clairvoyant" in report:
         cv = report["clairvoyant"]
         blanks = [""] * (len(cols) - 3)
@@ -381,7 +383,7 @@ def simulate_orders(
         console.print(f"[red]{exc.code}[/]: {exc.message}")
         raise typer.Exit(2) from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        console.print(f"[red]invalid_input[/]: cannot read the store file: {exc}")
+        console.print(f"[red]invalid_input[/]: cannot read the store file {store}: {exc!r}")
         raise typer.Exit(2) from exc
     if not scenario.orders:
         console.print("[red]invalid_input[/]: no orders to simulate")

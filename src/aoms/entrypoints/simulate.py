@@ -72,7 +72,10 @@ def olist_scenario(
 def read_orders(path: Path) -> list[Order]:
     """Orders in the neutral JSON format (the body of `POST /v1/orders`): a JSON array, or one
     order per line (JSON Lines). Every order is validated; the first bad one is named."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the orders file: {exc}", field="orders") from exc
     try:
         stripped = text.lstrip()
         if stripped.startswith("["):
@@ -103,19 +106,38 @@ def neutral_scenario(
     An order whose address cannot be placed, or in another currency, is refused."""
     currency = str(store["currency"])
     grams = {str(p["sku"]): int(p.get("grams", 0)) for p in store.get("products", [])}
-    locations = [
-        LabLocation(
-            str(loc["id"]),
-            str(loc.get("name", loc["id"])),
-            Point(float(loc["lat"]), float(loc["lng"])),
-            Money.of(str(loc.get("handling_cost", "0")), currency),
-            str(loc.get("country_code", "")),
+    if any(g < 0 for g in grams.values()):
+        raise InvalidInput("a product in the store file weighs less than 0 g", field="products")
+    locations = []
+    for loc in store["locations"]:
+        lat, lng = float(loc["lat"]), float(loc["lng"])
+        if not (-90 <= lat <= 90 and -180 <= lng <= 180):  # also refuses NaN
+            raise InvalidInput(
+                f"location {loc['id']}: ({lat}, {lng}) is not a place on the map", field="locations"
+            )
+        locations.append(
+            LabLocation(
+                str(loc["id"]),
+                str(loc.get("name", loc["id"])),
+                Point(lat, lng),
+                Money.of(str(loc.get("handling_cost", "0")), currency),
+                str(loc.get("country_code", "")),
+            )
         )
-        for loc in store["locations"]
-    ]
-    stock = {
-        (str(r["sku"]), str(r["location_id"])): int(r["on_hand"]) for r in store.get("stock", [])
-    }
+    ids = [loc.id for loc in locations]
+    if len(set(ids)) != len(ids):
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        raise InvalidInput(f"the store file lists location(s) {twice} twice", field="locations")
+    stock: dict[tuple[str, str], int] = {}
+    for r in store.get("stock", []):
+        key = (str(r["sku"]), str(r["location_id"]))
+        if key[1] not in ids:
+            raise InvalidInput(f"stock of {key[0]} at unknown location {key[1]}", field="stock")
+        if int(r["on_hand"]) < 0 or key in stock:
+            raise InvalidInput(
+                f"stock of {key[0]} at {key[1]} is negative or listed twice", field="stock"
+            )
+        stock[key] = int(r["on_hand"])
     lab: list[LabOrder] = []
     for o in sorted(orders, key=lambda o: (o.placed_at, o.external_id)):
         if o.currency != currency:
@@ -194,13 +216,18 @@ def simulate(
         lower = Decimal(str(cv["total_cost"]))
         by = {r["policy"]: Decimal(str(r["total_cost"])) for r in rows}
         for r in rows:
-            r["gap_to_bound"] = str((by[r["policy"]] / lower - 1).quantize(Decimal("0.0001")))
+            r["gap_to_bound"] = (
+                str((by[r["policy"]] / lower - 1).quantize(Decimal("0.0001")))
+                if lower > 0
+                else None
+            )
         ours = {k: v for k, v in by.items() if k in AOMS_POLICIES}
         if "optimal" in ours:
             myopic = ours["optimal"]
             best = min(ours.values())
             span = myopic - lower
-            report["best_policy"] = min(ours, key=lambda k: (ours[k], k))
+            # Ties go to the simplest policy that reached the cost.
+            report["best_policy"] = min(ours, key=lambda k: (ours[k], AOMS_POLICIES.index(k)))
             report["gap_captured_by_best"] = (
                 str(((myopic - best) / span).quantize(Decimal("0.0001"))) if span > 0 else None
             )

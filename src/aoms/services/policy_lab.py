@@ -54,7 +54,7 @@ POLICIES = (
     SCARCITY,
     BATCH,
 )
-AOMS_POLICIES = (Policy.LANDED_COST.value, Policy.OPTIMAL.value, SCARCITY, BATCH)
+AOMS_POLICIES = (Policy.OPTIMAL.value, Policy.LANDED_COST.value, SCARCITY, BATCH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,9 +272,13 @@ def run_policy(
             current = [{s.location_id: dict(s.items) for s in ships} for _, ships in wave]
             on_hand = {(k, loc): n for loc, items in stock.items() for k, n in items.items() if n}
             better = joint_plans(problems, on_hand, current)
-            for i, (p, taken) in enumerate(zip(problems, better, strict=True)):
-                wave[i] = (wave[i][0], _shipments(p, taken))
-                take(wave[i][1], 1)
+            moved = [_shipments(p, taken) for p, taken in zip(problems, better, strict=True)]
+            # Move reservations only when it pays now: never fewer units, never more landed
+            # cost (the scarcity prices already had their say when each order arrived).
+            if _landed(moved) <= _landed([ships for _, ships in wave]):
+                wave[:] = [(o, ships) for (o, _), ships in zip(wave, moved, strict=True)]
+            for _, shipments in wave:
+                take(shipments, 1)
         for o, shipments in wave:
             account(o, shipments)
         wave.clear()
@@ -312,6 +316,12 @@ def run_policy(
         progress(len(scenario.orders) % 1000)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _landed(plans: Sequence[Sequence[_Shipped]]) -> tuple[int, int]:
+    """(− units shipped, landed cost): smaller is better."""
+    units = sum(sum(s.items.values()) for ships in plans for s in ships)
+    return -units, sum(s.cost_minor for ships in plans for s in ships)
 
 
 def _minor(money: Money, currency: str) -> int:

@@ -14,6 +14,8 @@ from aoms.services import promises as svc
 
 router = APIRouter(tags=["promises"])
 Code = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,8}$")]
+# ISO 3166 country codes: with a region code, "CC-REGION" fits the stored 16 characters.
+Country = Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}$")]
 
 
 def _runtime(request: Request) -> Runtime:
@@ -29,9 +31,9 @@ class DeliveryIn(_Strict):
 
     external_id: str | None = Field(None, max_length=255, description="skip it if seen before")
     origin_location_id: str | None = Field(None, min_length=1, max_length=64)
-    origin_country: Code | None = None
+    origin_country: Country | None = None
     origin_region: Code | None = None
-    destination_country: Code
+    destination_country: Country
     destination_region: Code | None = Field(None, description="province / state code")
     service: str = Field("", max_length=64, description="carrier service, if known")
     ordered_at: Time
