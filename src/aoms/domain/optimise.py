@@ -253,13 +253,13 @@ def _search(
     holders = [[(i, sites[i].available[k]) for i in where[k]] for k in order]
     short_cost = [w.backorder_penalty - per_unit[d] for d in range(len(order))]
 
+    opened: list[int] = []  # the sites in use, in the order they were opened
+
     def lower_bound(depth: int) -> float:
         total = scar + w.backorder_penalty * short + tail[depth]
-        k_used = 0
-        for i in range(n):
-            if count[i]:
-                total += fixed[i] + least(i, weight[i])
-                k_used += 1
+        for i in opened:
+            total += fixed[i] + least(i, weight[i])
+        k_used = len(opened)
         if k_used > 1:
             total += w.split_penalty * (k_used - 1)
         # A later SKU that the sites in use cannot cover needs one more site or a backorder;
@@ -322,6 +322,8 @@ def _search(
                 weight[i] += grams_of[depth] * q
                 count[i] += 1
                 used += new_site
+                if new_site:
+                    opened.append(i)
                 scar += lam[k][i] * q
                 had_group = group is not None and group in group_site
                 if group is not None:
@@ -331,6 +333,8 @@ def _search(
                     del group_site[group]
                 scar -= lam[k][i] * q
                 used -= new_site
+                if new_site:
+                    opened.pop()
                 count[i] -= 1
                 weight[i] -= grams_of[depth] * q
                 plan[depth][i] = 0
