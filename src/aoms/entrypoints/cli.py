@@ -316,7 +316,8 @@ def _run_lab(
         cv = report["clairvoyant"]
         blanks = [""] * (len(cols) - 3)
         table.add_row("clairvoyant bound", str(cv["total_cost"]), *blanks, str(cv["seconds"]))
-    Console().print(table)
+    # Wide enough for every column when the output is a file or a pipe (not a terminal).
+    Console(width=None if sys.stdout.isatty() else 220).print(table)
     if report.get("gap_captured_by_best") is not None:
         Console().print(
             f"best: {report['best_policy']}, closing {float(report['gap_captured_by_best']):.1%} "
