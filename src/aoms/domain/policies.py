@@ -188,6 +188,8 @@ def check_plan(
         if cand is None or s.location_id in seen:
             raise PlanBroken(f"{who} ships from {s.location_id!r}, which is not a candidate here")
         seen.add(s.location_id)
+        if not s.items:
+            raise PlanBroken(f"{who} plans a shipment of nothing from {s.location_id}")
         for sku, q in s.items.items():
             if q <= 0 or q > cand.available.get(sku, 0):
                 raise PlanBroken(
