@@ -125,7 +125,7 @@ class OrderIn(_Strict):
     def to_domain(self) -> Order:
         cur = self.currency
         return Order(
-            shop=self.shop,
+            shop=self.shop.strip().lower().rstrip("."),  # domains are case-insensitive
             channel=self.channel,
             external_id=self.external_id,
             name=self.name or self.external_id,
