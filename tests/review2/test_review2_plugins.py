@@ -89,6 +89,15 @@ class CrashesOnBad:
         return routing.plan(demand, candidates, routing.Policy.LANDED_COST, config)
 
 
+class HalfUnits:
+    """Ships 1.5 units of the order's 2 from A (a quantity no parcel can hold)."""
+
+    name = "half_units"
+
+    def plan(self, demand, candidates, config, opportunity=None):  # type: ignore[no-untyped-def]
+        return plan_from(self.name, demand, candidates, config, {"a": {"X": 1.5}}, "Half.")
+
+
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
     runtime.clock = lambda: T0
@@ -99,6 +108,7 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
         EmptyShipment(),
         FreeLunch(),
         CrashesOnBad(),
+        HalfUnits(),
     ):
         runtime.store.policies.register(policy, source="code")
     with TestClient(
@@ -200,3 +210,16 @@ def test_stock_arriving_reaches_the_orders_behind_one_a_plug_in_cannot_route(
     assert answer.status_code == 200, answer.text
     assert answer.json()["rerouted"] == {"failed": 1, "routed": 1}
     assert client.get(f"/v1/orders/{second['id']}").json()["status"] == "routed"
+
+
+def test_a_plug_in_that_ships_half_a_unit_reserves_nothing(
+    client: TestClient, runtime: Runtime
+) -> None:
+    # Units are whole: a plan shipping 1.5 × X must be refused (unroutable, nothing held),
+    # not rounded into a reservation.
+    network(runtime.engine, {("X", "a"): 2})
+    use(client, {"policy": "half_units"})
+    answer = post_order(client, "1", ("X", 2))
+    assert answer.status_code == 201, answer.text
+    order = answer.json()["order"]
+    assert (order["status"], order["reservations"]) == ("unroutable", [])
