@@ -191,7 +191,7 @@ def check_plan(
         if not s.items:
             raise PlanBroken(f"{who} plans a shipment of nothing from {s.location_id}")
         for sku, q in s.items.items():
-            if q <= 0 or q > cand.available.get(sku, 0):
+            if type(q) is not int or q <= 0 or q > cand.available.get(sku, 0):  # whole units
                 raise PlanBroken(
                     f"{who} ships {q} × {sku} from {s.location_id}, which has "
                     f"{cand.available.get(sku, 0)} available"
