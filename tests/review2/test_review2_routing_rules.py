@@ -101,3 +101,32 @@ def test_two_versions_activated_at_once_leave_exactly_one_active(runtime: Runtim
                 select(rp.version).where(rp.shop == SHOP, rp.status == "active")
             ).all()
         assert len(active) == 1, (rounds, active)
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"document": {"policy": "optimal", "max_shipments": True}, "note": "x"}, "max_shipments"),
+        (
+            {"document": {"policy": "optimal", "locations": {"a": {"daily_capacity": True}}}},
+            "daily_capacity",
+        ),
+        (
+            {"document": {"policy": "optimal", "locations": {"a": {"daily_capacity": "5"}}}},
+            "daily_capacity",
+        ),
+        ({"document": {"policy": "optimal"}, "note": "   "}, "note"),
+    ],
+)
+def test_a_document_with_a_boolean_or_a_string_for_a_count_or_a_blank_note_is_refused(
+    client: TestClient, runtime: Runtime, body: dict[str, Any], field: str
+) -> None:
+    # true is not a number of shipments, "5" is not a JSON integer, and a note of spaces is
+    # not the required change note: each is invalid_input, and nothing is stored.
+    network(runtime.engine, {("X", "a"): 5})
+    body = {"note": "x", **body}
+    answer = client.post(POLICIES, json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "invalid_input"
+    assert field in answer.json()["field"]
+    assert client.get(POLICIES).json()["items"] == []
