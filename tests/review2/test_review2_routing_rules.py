@@ -130,3 +130,23 @@ def test_a_document_with_a_boolean_or_a_string_for_a_count_or_a_blank_note_is_re
     assert answer.json()["code"] == "invalid_input"
     assert field in answer.json()["field"]
     assert client.get(POLICIES).json()["items"] == []
+
+
+def test_a_shop_cannot_activate_or_experiment_with_another_shops_draft(
+    client: TestClient, runtime: Runtime
+) -> None:
+    other = "other.myshopify.com"
+    network(runtime.engine, {("X", "a"): 5})
+    network(runtime.engine, {("X", "a"): 5}, shop=other)
+    for _ in range(2):
+        made = client.post(
+            f"/v1/shops/{other}/routing-policies",
+            json={"document": {"policy": "optimal"}, "note": "theirs"},
+        )
+        assert made.status_code == 201
+    answer = client.post(f"{POLICIES}/1/activate")
+    assert (answer.status_code, answer.json()["code"]) == (404, "not_found")
+    trial = client.post(f"/v1/shops/{SHOP}/experiments", json={"arm_a": 1, "arm_b": 2})
+    assert (trial.status_code, trial.json()["code"]) == (404, "not_found")
+    theirs = client.get(f"/v1/shops/{other}/routing-policies").json()["items"]
+    assert [v["status"] for v in theirs] == ["draft", "draft"]
