@@ -188,8 +188,10 @@ def check_plan(
         if cand is None or s.location_id in seen:
             raise PlanBroken(f"{who} ships from {s.location_id!r}, which is not a candidate here")
         seen.add(s.location_id)
+        if not s.items:
+            raise PlanBroken(f"{who} plans a shipment of nothing from {s.location_id}")
         for sku, q in s.items.items():
-            if q <= 0 or q > cand.available.get(sku, 0):
+            if type(q) is not int or q <= 0 or q > cand.available.get(sku, 0):  # whole units
                 raise PlanBroken(
                     f"{who} ships {q} × {sku} from {s.location_id}, which has "
                     f"{cand.available.get(sku, 0)} available"

@@ -125,7 +125,7 @@ class OrderIn(_Strict):
     def to_domain(self) -> Order:
         cur = self.currency
         return Order(
-            shop=self.shop,
+            shop=self.shop.strip().lower().rstrip("."),  # domains are case-insensitive
             channel=self.channel,
             external_id=self.external_id,
             name=self.name or self.external_id,
@@ -247,7 +247,7 @@ class WeightsIn(_Strict):
 class LocationOverrideIn(_Strict):
     handling: Amount | None = Field(default=None, description="Handling per shipment instead.")
     daily_capacity: int | None = Field(
-        default=None, ge=0, le=10**9, description="Shipments per UTC day."
+        default=None, ge=0, le=10**9, strict=True, description="Shipments per UTC day."
     )
 
 
@@ -290,12 +290,12 @@ class PolicyDocumentIn(_Strict):
     weights: WeightsIn = Field(default_factory=WeightsIn)
     locations: dict[LocationId, LocationOverrideIn] = Field(default_factory=dict)
     eligibility: EligibilityIn = Field(default_factory=EligibilityIn)
-    max_shipments: int = Field(default=3, ge=1, le=10)
+    max_shipments: int = Field(default=3, ge=1, le=10, strict=True)
 
 
 class PolicyDraftIn(_Strict):
     document: PolicyDocumentIn
-    note: str = Field(min_length=1, max_length=2000, description="What changed and why.")
+    note: str = Field(pattern=r"\S", max_length=2000, description="What changed and why.")
 
 
 class ExperimentIn(_Strict):
