@@ -197,7 +197,7 @@ def test_stock_arriving_reaches_the_orders_behind_one_a_plug_in_cannot_route(
     # Two orders wait for X (none in stock): #1 (X and BAD, older) and #2 (X). Then the shop's
     # plug-in starts failing on BAD, and 5 X arrive at A. The adjustment is committed, and
     # "an order that fails is counted and skipped, never blocking the ones behind it": #2
-    # gets its X, and the answer is 200 with #1 counted as failed.
+    # gets its X, and the answer is 200; #1, which the plug-in cannot route, waits unroutable.
     network(runtime.engine, {("X", "a"): 0, ("BAD", "a"): 0})
     first = post_order(client, "1", ("X", 1), ("BAD", 1)).json()["order"]
     second = post_order(client, "2", ("X", 1)).json()["order"]
@@ -208,7 +208,7 @@ def test_stock_arriving_reaches_the_orders_behind_one_a_plug_in_cannot_route(
         json={"sku": "X", "location_id": "a", "reason": "received", "delta": 5},
     )
     assert answer.status_code == 200, answer.text
-    assert answer.json()["rerouted"] == {"failed": 1, "routed": 1}
+    assert answer.json()["rerouted"] == {"unroutable": 1, "routed": 1}
     assert client.get(f"/v1/orders/{second['id']}").json()["status"] == "routed"
 
 

@@ -200,3 +200,39 @@ def check_plan(
     for sku, q in shipped.items():
         if q > demand.units.get(sku, 0):
             raise PlanBroken(f"{who} ships {q} × {sku}; the order has {demand.units.get(sku, 0)}")
+    origin = {sku: s.location_id for s in shipments for sku in s.items}
+    for group in config.ship_together:
+        places = {origin[sku] for sku in group if sku in origin}
+        if len(places) > 1:
+            raise PlanBroken(
+                f"{who} ships the ship-together group {sorted(group)} from {sorted(places)}"
+            )
+
+
+def accept_plan(
+    policy: RoutingPolicy,
+    demand: Demand,
+    candidates: Sequence[Candidate],
+    config: RoutingConfig,
+) -> RoutingPlan:
+    """The plan `policy` makes for the order, checked (`check_plan`); a plug-in's plan is also
+    priced again as the built-ins price it and named by the name it was registered under, so
+    that what it claims a plan costs (or which policy it says it is) cannot skew a decision's
+    record or an A/B test. A plug-in that fails in any way is a `PlanBroken`: the order waits
+    unroutable instead of being lost."""
+    builtin = isinstance(policy, BuiltinPolicy)
+    try:
+        routing = policy.plan(demand, candidates, config, None)
+        if not isinstance(routing, RoutingPlan):
+            raise PlanBroken(f"policy {policy.name} returned {type(routing).__name__}, not a plan")
+        check_plan(routing, demand, candidates, config)
+    except (PlanBroken, UnknownPolicy):
+        raise
+    except Exception as exc:
+        if builtin:  # a bug of aoms's own: let it show
+            raise
+        raise PlanBroken(f"policy {policy.name} failed: {type(exc).__name__}: {exc}") from exc
+    if builtin:
+        return routing
+    taken = {s.location_id: dict(s.items) for s in routing.chosen.shipments}
+    return plan_from(policy.name, demand, candidates, config, taken, routing.explanation)

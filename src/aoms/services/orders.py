@@ -22,7 +22,7 @@ from aoms.domain.events import Event
 from aoms.domain.geo import Point
 from aoms.domain.money import Money
 from aoms.domain.orders import Order, OrderStatus, allocate_to_lines
-from aoms.domain.policies import check_plan
+from aoms.domain.policies import accept_plan
 from aoms.domain.routing import Candidate, Demand, Option, RateCard, RoutingConfig, RoutingPlan
 from aoms.domain.routing_policy import PolicyVersion
 from aoms.services.ports import Clock, Geocoder, Store, StoredOrder, Tx
@@ -149,8 +149,7 @@ def route_and_reserve(
         candidates, config, notes = _apply_version(tx, version, order, candidates, card, now)
     wanted = Demand(demand, order.unit_grams(), dest, order.currency)
     try:
-        routing = tx.routing_policy(name).plan(wanted, candidates, config, None)
-        check_plan(routing, wanted, candidates, config)
+        routing = accept_plan(tx.routing_policy(name), wanted, candidates, config)
     except (UnknownPolicy, PlanBroken) as exc:
         reason = f"Not routed: {exc.message}"
         return _unroutable(tx, order_id, order, name, reason, version, trial, now=now)
