@@ -125,3 +125,10 @@ def test_the_verdict_in_words() -> None:
     unsure = verdict(Interval(0.05, -0.2, 0.3), 40, 41, "USD")
     assert unsure.startswith("No significant difference yet: B−A is 0.05 USD per order")
     assert verdict(None, 1, 0, "USD").startswith("Not enough orders yet")
+
+
+def test_costs_that_never_vary_give_no_interval_rather_than_a_certain_one() -> None:
+    # Two orders per arm at 9.50 (A) and 5.50 (B): no spread in either arm, so there is no
+    # standard error to build an interval from; two orders are not proof of anything.
+    assert welch([9.5, 9.5], [5.5, 5.5]) is None
+    assert verdict(None, 2, 2, "USD").startswith("Not enough orders yet")

@@ -124,14 +124,15 @@ def t_quantile(p: float, df: float) -> float:
 
 
 def welch(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> Interval | None:
-    """mean(b) − mean(a) with Welch's interval; None with fewer than two values in an arm."""
+    """mean(b) − mean(a) with Welch's interval; None with fewer than two values in an arm, or
+    when neither arm's values vary (no spread to estimate an interval from)."""
     if len(a) < 2 or len(b) < 2:
         return None
     diff = statistics.fmean(b) - statistics.fmean(a)
     va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
     se = math.sqrt(va + vb)
     if se == 0:
-        return Interval(diff, diff, diff)
+        return None
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     half = t_quantile(0.5 + confidence / 2, df) * se
     return Interval(diff, diff - half, diff + half)
@@ -158,7 +159,10 @@ def verdict(cost: Interval | None, n_a: int, n_b: int, currency: str) -> str:
     """The cost comparison in one plain sentence."""
     sizes = f"n={n_a} (A) and {n_b} (B)"
     if cost is None:
-        return f"Not enough orders yet: each arm needs two shipped orders ({sizes})."
+        return (
+            "Not enough orders yet: each arm needs two shipped orders, and costs that vary "
+            f"({sizes})."
+        )
     if not cost.significant:
         return (
             f"No significant difference yet: B−A is {_round(cost.estimate, currency)} "
