@@ -169,3 +169,25 @@ def shopify_payload(
 
 def later(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
+
+
+def post_order(client: Any, shop: str, external_id: str, *lines: tuple[str, int]) -> Any:
+    """POST a neutral order of 500 g units at 10.00 to the customer at (0°, 10°E); the answer."""
+    body = {
+        "shop": shop,
+        "external_id": external_id,
+        "currency": "USD",
+        "placed_at": T0.isoformat(),
+        "shipping_address": {"country_code": "US", "latitude": 0.0, "longitude": 10.0},
+        "lines": [
+            {"sku": sku, "quantity": q, "unit_price": "10.00", "grams": 500} for sku, q in lines
+        ],
+    }
+    return client.post("/v1/orders", json=body)
+
+
+def place_order(client: Any, shop: str, external_id: str, *lines: tuple[str, int]) -> Any:
+    """`post_order`, which must be accepted; the order as the API shows it."""
+    answer = post_order(client, shop, external_id, *lines)
+    assert answer.status_code == 201, answer.text
+    return answer.json()["order"]

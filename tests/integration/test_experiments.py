@@ -21,7 +21,7 @@ from aoms.adapters.db import schema as t
 from aoms.bootstrap import Runtime
 from aoms.domain.experiments import assign
 from aoms.entrypoints.api.app import create_app
-from tests.builders import T0, network
+from tests.builders import T0, network, place_order
 
 SHOP = "shop.myshopify.com"
 BASE = f"/v1/shops/{SHOP}"
@@ -40,17 +40,7 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
 
 
 def place(client: TestClient, external_id: str, quantity: int = 1) -> dict[str, Any]:
-    body = {
-        "shop": SHOP,
-        "external_id": external_id,
-        "currency": "USD",
-        "placed_at": T0.isoformat(),
-        "shipping_address": {"country_code": "US", "latitude": 0.0, "longitude": 10.0},
-        "lines": [{"sku": "X", "quantity": quantity, "unit_price": "10.00", "grams": 500}],
-    }
-    answer = client.post("/v1/orders", json=body)
-    assert answer.status_code == 201, answer.text
-    order: dict[str, Any] = answer.json()["order"]
+    order: dict[str, Any] = place_order(client, SHOP, external_id, ("X", quantity))
     return order
 
 

@@ -22,7 +22,7 @@ from aoms.config import Settings
 from aoms.domain.errors import UnknownPolicy
 from aoms.domain.policies import PolicyRegistry
 from aoms.entrypoints.api.app import create_app
-from tests.builders import T0, network
+from tests.builders import T0, network, place_order
 from tests.conftest import SECRET
 
 SHOP = "shop.myshopify.com"
@@ -105,17 +105,7 @@ def client(plugged: Runtime) -> Iterator[TestClient]:
 
 
 def place(client: TestClient, external_id: str) -> dict[str, Any]:
-    body = {
-        "shop": SHOP,
-        "external_id": external_id,
-        "currency": "USD",
-        "placed_at": T0.isoformat(),
-        "shipping_address": {"country_code": "US", "latitude": 0.0, "longitude": 10.0},
-        "lines": [{"sku": "X", "quantity": 1, "unit_price": "10.00", "grams": 500}],
-    }
-    answer = client.post("/v1/orders", json=body)
-    assert answer.status_code == 201, answer.text
-    order: dict[str, Any] = answer.json()["order"]
+    order: dict[str, Any] = place_order(client, SHOP, external_id, ("X", 1))
     return order
 
 

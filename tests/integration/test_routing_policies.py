@@ -21,7 +21,7 @@ from aoms.bootstrap import Runtime
 from aoms.domain.routing_policy import PolicyDocument
 from aoms.entrypoints.api.app import create_app
 from aoms.services import orders, routing_policies
-from tests.builders import T0, later, network, order
+from tests.builders import T0, later, network, order, place_order
 from tests.integration.test_race import _together
 
 SHOP = "shop.myshopify.com"
@@ -40,19 +40,7 @@ def draft(client: TestClient, note: str = "a change", **document: Any) -> Any:
 
 
 def place(client: TestClient, external_id: str, *lines: tuple[str, int]) -> dict[str, Any]:
-    body = {
-        "shop": SHOP,
-        "external_id": external_id,
-        "currency": "USD",
-        "placed_at": T0.isoformat(),
-        "shipping_address": {"country_code": "US", "latitude": 0.0, "longitude": 10.0},
-        "lines": [
-            {"sku": sku, "quantity": q, "unit_price": "10.00", "grams": 500} for sku, q in lines
-        ],
-    }
-    answer = client.post("/v1/orders", json=body)
-    assert answer.status_code == 201, answer.text
-    order: dict[str, Any] = answer.json()["order"]
+    order: dict[str, Any] = place_order(client, SHOP, external_id, *lines)
     return order
 
 

@@ -1,4 +1,4 @@
-"""Review: plug-in policies that misbehave, routed over the API on SQLite and PostgreSQL.
+"""Plug-in policies that misbehave, routed over the API on SQLite and PostgreSQL.
 
 Network of tests/builders.py: A at 50 km, B at 80 km and C at 700 km east of the customer,
 handling 1.50; one unit of 500 g costs 4.00 + 1.50 = 5.50 from A or B, 8.00 + 1.50 from C."""
@@ -16,6 +16,7 @@ from aoms.domain import routing
 from aoms.domain.policies import plan_from
 from aoms.domain.routing import Option, RoutingPlan, Shipment
 from aoms.entrypoints.api.app import create_app
+from tests import builders
 from tests.builders import T0, network
 
 SHOP = "shop.myshopify.com"
@@ -124,17 +125,7 @@ def use(client: TestClient, document: dict[str, Any]) -> None:
 
 
 def post_order(client: TestClient, external_id: str, *lines: tuple[str, int]) -> Any:
-    body = {
-        "shop": SHOP,
-        "external_id": external_id,
-        "currency": "USD",
-        "placed_at": T0.isoformat(),
-        "shipping_address": {"country_code": "US", "latitude": 0.0, "longitude": 10.0},
-        "lines": [
-            {"sku": sku, "quantity": q, "unit_price": "10.00", "grams": 500} for sku, q in lines
-        ],
-    }
-    return client.post("/v1/orders", json=body)
+    return builders.post_order(client, SHOP, external_id, *lines)
 
 
 @pytest.mark.parametrize("policy", ["crashing", "returns_nothing"])

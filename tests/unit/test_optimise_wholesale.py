@@ -1,4 +1,4 @@
-"""Review: the exact optimiser on orders of many units (the live `optimal` decision)."""
+"""The exact optimiser on orders of many units (the live `optimal` decision)."""
 
 from __future__ import annotations
 

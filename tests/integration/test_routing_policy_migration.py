@@ -1,4 +1,4 @@
-"""Review: the routing-policy migration (0002) goes down and up again on SQLite and PostgreSQL,
+"""The routing-policy migration (0002) goes down and up again on SQLite and PostgreSQL,
 with data in its tables, and leaves exactly the schema in code."""
 
 from __future__ import annotations

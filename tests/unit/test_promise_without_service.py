@@ -1,4 +1,4 @@
-"""Review: a lane asked for without a carrier service."""
+"""A lane asked for without a carrier service."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Review: delivery-history rows at the edges, on SQLite and PostgreSQL."""
+"""Delivery-history rows at the edges, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Review: the policy lab's batch policy, and `aoms simulate orders` on odd store files."""
+"""The policy lab's batch policy, and `aoms simulate orders` on odd store files."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ def _order(name: str, at: datetime, km: float, **units: int) -> LabOrder:
 
 
 def test_re_planning_a_wave_never_makes_it_cost_more_than_routing_it_on_arrival() -> None:
-    # docs/policy-lab.md: "The current plans are among the MILP's choices, so a wave never
-    # costs more than it did." Card (tests.builders): up to 1 kg, 0-100 km 4.00, 100-500 km
+    # docs/policy-lab.md: a wave's re-plan is taken only when it pays now (no fewer units, no
+    # more landed cost). Card (tests.builders): up to 1 kg, 0-100 km 4.00, 100-500 km
     # 6.00, 500-1000 km 8.00; handling 1.50. A is at the customer's side of the line (0 km),
     # B 700 km east. A holds 2 X and 2 Y, B 1 X.
     # History: one X + Y to B's door. Then, in one two-hour wave:
@@ -92,7 +92,7 @@ def test_simulate_orders_with_free_shipping_and_no_handling_reports_instead_of_c
 def test_simulate_orders_refuses_a_store_location_whose_latitude_is_not_a_number(
     tmp_path: Path,
 ) -> None:
-    # JSON allows NaN; a location at (NaN, -74.17) cannot be placed. Today haversine turns
+    # JSON allows NaN; a location at (NaN, -74.17) cannot be placed. Unchecked, haversine turns
     # it into the antipode (20,015 km from everyone) and the lab runs on; it should be refused
     # like an order whose address cannot be placed.
     store = demo_store()

@@ -1,4 +1,4 @@
-"""Review: the rules of a shop's active routing policy version on live orders, on SQLite and
+"""The rules of a shop's active routing policy version on live orders, on SQLite and
 PostgreSQL.
 
 Network of tests/builders.py: A at 50 km, B at 80 km and C at 700 km east of the customer,
@@ -20,7 +20,7 @@ from aoms.bootstrap import Runtime
 from aoms.domain.routing_policy import PolicyDocument
 from aoms.entrypoints.api.app import create_app
 from aoms.services import routing_policies
-from tests.builders import T0, network
+from tests.builders import T0, network, place_order
 from tests.integration.test_race import _together
 
 SHOP = "shop.myshopify.com"
@@ -42,20 +42,7 @@ def use(client: TestClient, document: dict[str, Any]) -> int:
     return version
 
 
-def place(client: TestClient, shop: str, external_id: str, *lines: tuple[str, int]) -> Any:
-    body = {
-        "shop": shop,
-        "external_id": external_id,
-        "currency": "USD",
-        "placed_at": T0.isoformat(),
-        "shipping_address": {"country_code": "US", "latitude": 0.0, "longitude": 10.0},
-        "lines": [
-            {"sku": sku, "quantity": q, "unit_price": "10.00", "grams": 500} for sku, q in lines
-        ],
-    }
-    answer = client.post("/v1/orders", json=body)
-    assert answer.status_code == 201, answer.text
-    return answer.json()["order"]
+place = place_order
 
 
 def test_an_order_spelling_its_shop_in_capitals_is_routed_by_that_shops_active_version(
