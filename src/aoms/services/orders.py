@@ -146,7 +146,7 @@ def route_and_reserve(
     config = RoutingConfig(rate_card=card)
     notes: list[str] = []
     if version is not None:
-        candidates, config, notes = _apply_version(tx, version, order, candidates, card, now)
+        candidates, config, notes = apply_version(tx, version, order, candidates, card, now)
     wanted = Demand(demand, order.unit_grams(), dest, order.currency)
     try:
         routing = accept_plan(tx.routing_policy(name), wanted, candidates, config)
@@ -164,7 +164,7 @@ def route_and_reserve(
     allocations, line_short = allocate_to_lines(order.lines, routing.shipments)
     tx.reserve(order_id, allocations, now)
     tx.replace_fulfilment_orders(order_id, routing, now)
-    _decide(tx, order_id, routing, version, trial, now)
+    record_decision(tx, order_id, routing, version, trial, now)
     status = OrderStatus.BACKORDERED if line_short else OrderStatus.ROUTED
     reserved = {ln.line_no: 0 for ln in order.lines}
     for alloc in allocations:
@@ -190,7 +190,7 @@ def route_and_reserve(
     return status
 
 
-def _apply_version(
+def apply_version(
     tx: Tx,
     version: PolicyVersion,
     order: Order,
@@ -214,7 +214,7 @@ def _apply_version(
     return kept, doc.config(card, order.currency), notes
 
 
-def _decide(
+def record_decision(
     tx: Tx,
     order_id: int,
     routing: RoutingPlan,
@@ -248,7 +248,7 @@ def _unroutable(
         ln.line_no: ln.quantity for ln in order.lines if ln.requires_shipping and ln.quantity
     }
     nothing = Option((), order.demand(), 0, Money.zero(order.currency))
-    _decide(tx, order_id, RoutingPlan(policy, nothing, (), 0, reason), version, trial, now)
+    record_decision(tx, order_id, RoutingPlan(policy, nothing, (), 0, reason), version, trial, now)
     tx.set_order_outcome(
         order_id,
         status=OrderStatus.UNROUTABLE,

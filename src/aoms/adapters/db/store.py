@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    exists,
     func,
     select,
     update,
@@ -510,6 +511,32 @@ class SqlTx:
             select(r.sku).where(r.order_id == order_id, r.status == "active").distinct()
         )
         return sorted(rows.scalars())
+
+    def active_reservations(self, order_id: int) -> list[ActiveReservation]:
+        r = t.reservations.c
+        rows = self.conn.execute(
+            select(r.id, r.line_no, r.sku, r.location_id, r.quantity)
+            .where(r.order_id == order_id, r.status == "active")
+            .order_by(r.id)
+        )
+        return [ActiveReservation(*row) for row in rows]
+
+    def wave_orders(self, shop: str, since: datetime) -> list[int]:
+        """The shop's fully reserved orders whose open fulfilment orders were all made at or
+        after `since` (routed in this wave, not yet handed on), in id order."""
+        o, f = t.orders.c, t.fulfilment_orders.c
+        open_fo = select(f.id).where(f.order_id == o.id, f.status == "open")
+        rows = self.conn.execute(
+            select(o.id)
+            .where(
+                o.shop == shop,
+                o.status == OrderStatus.ROUTED.value,
+                exists(open_fo.where(f.created_at >= since)),
+                ~exists(open_fo.where(f.created_at < since)),
+            )
+            .order_by(o.id)
+        )
+        return list(rows.scalars())
 
     def candidates(self, levels: Sequence[StockLevel]) -> list[Candidate]:
         by_location: dict[str, dict[str, int]] = {}

@@ -8,13 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
 from aoms.adapters.db import queries
 from aoms.bootstrap import Runtime
 from aoms.domain.errors import InvalidPolicyDocument, UnknownShop
 from aoms.domain.routing_policy import PolicyDocument
-from aoms.entrypoints.api.schemas import ExperimentIn, PolicyDraftIn
-from aoms.services import experiments, routing_policies
+from aoms.entrypoints.api.schemas import ExperimentIn, PolicyDraftIn, Time, _Strict
+from aoms.services import experiments, routing_policies, waves
 
 router = APIRouter(tags=["routing policies"])
 Domain = Annotated[str, Path(min_length=1, max_length=255)]
@@ -133,3 +134,16 @@ def stop_experiment(domain: Domain, experiment_id: ExperimentId, r: Rt) -> dict[
         stopped = experiments.stop(tx, shop, experiment_id, now=r.clock())
     with r.store.read() as conn:
         return {**queries.experiment(conn, shop, experiment_id), "changed": stopped}
+
+
+class WaveIn(_Strict):
+    since: Time = Field(description="the wave's start: orders routed since then are re-planned")
+
+
+@router.post("/v1/shops/{domain}/waves/replan", tags=["routing"])
+def replan_wave(domain: Domain, body: WaveIn, r: Rt) -> dict[str, Any]:
+    """Before releasing a wave: plan the shop's orders routed since `since` (fully reserved,
+    not yet handed on) again together, and move reservations where that lowers the wave's
+    landed cost without shipping fewer units."""
+    with r.store.transaction() as tx:
+        return waves.replan_wave(tx, _shop(domain), body.since, now=r.clock())

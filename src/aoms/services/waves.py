@@ -1,0 +1,166 @@
+"""Batch re-optimisation for merchants who release work in waves.
+
+Orders are routed one by one as they arrive. Before a wave is released to the warehouses, every
+order routed in it and still fully reserved and not yet handed on is planned again *together*,
+within the stock they hold plus the free stock (`optimise.joint_plans`: column generation from
+the current plans, then one MILP that picks one whole plan per order). Reservations move only
+when it pays: no order ships fewer units, and the wave's landed cost goes down. Everything —
+releases, new reservations, fulfilment orders, decisions and events — is one transaction, on
+rows locked in the same order as routing locks them (orders, then stock, then locations).
+
+The shop's active routing policy version applies to the re-plan as to routing: its rules
+narrow each order's candidates and its weights price the plans. A shop running an A/B test is
+left alone, so that the re-plan cannot blur the arms.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+
+from aoms.domain import events as ev
+from aoms.domain.errors import Conflict, UnknownShop
+from aoms.domain.events import Event
+from aoms.domain.money import minor_units
+from aoms.domain.optimise import Problem, joint_plans
+from aoms.domain.orders import Order, OrderStatus, allocate_to_lines
+from aoms.domain.policies import plan_from
+from aoms.domain.routing import Candidate, Demand, RoutingConfig, problem_for
+from aoms.services.orders import apply_version, record_decision
+from aoms.services.ports import Tx
+
+
+def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[str, object]:
+    """Re-plan the shop's orders routed since `since` together; returns what moved."""
+    if not tx.lock_shop(shop):  # one wave at a time per shop
+        raise UnknownShop(f"no shop {shop!r}", field="domain")
+    report: dict[str, object] = {"shop": shop, "since": since, "orders": 0, "moved": 0}
+    inputs = tx.routing_inputs(shop, tx.shop_currency(shop) or "")
+    if inputs.experiment is not None:
+        return {**report, "skipped": "an A/B experiment is running for this shop"}
+    ids = tx.wave_orders(shop, since)
+    orders: dict[int, Order] = {}
+    for order_id in ids:  # lock the order rows first, in id order, as every writer does
+        stored = tx.get_order(order_id)
+        if stored is None or stored.status is not OrderStatus.ROUTED or stored.dest is None:
+            continue
+        orders[order_id] = tx.load_order(order_id)
+    currency = inputs.card.currency if inputs.card else None
+    orders = {i: o for i, o in orders.items() if o.currency == currency}
+    report["orders"] = len(orders)
+    if len(orders) < 2 or inputs.card is None:
+        return report
+    held = {i: tx.active_reservations(i) for i in orders}
+    levels = tx.lock_stock({k for o in orders.values() for k in o.demand()})
+    mine: dict[tuple[str, str], int] = defaultdict(int)
+    for reservations in held.values():
+        for r in reservations:
+            mine[(r.sku, r.location_id)] += r.quantity
+    # What the wave may use: the free stock plus what its own orders hold.
+    pooled = [replace(lv, reserved=lv.reserved - mine[(lv.sku, lv.location_id)]) for lv in levels]
+    version = inputs.active
+    name = version.document.policy if version else inputs.policy
+    plans: dict[int, tuple[Demand, list[Candidate], RoutingConfig, Problem]] = {}
+    for order_id, order in orders.items():
+        stored = tx.get_order(order_id)
+        assert stored is not None and stored.dest is not None
+        candidates = tx.candidates(pooled)
+        config = RoutingConfig(rate_card=inputs.card)
+        if version is not None:
+            candidates, config, _ = apply_version(tx, version, order, candidates, inputs.card, now)
+        demand = Demand(order.demand(), order.unit_grams(), stored.dest, order.currency)
+        plans[order_id] = (demand, candidates, config, problem_for(demand, candidates, config))
+    current = [_taken((r.location_id, r.sku, r.quantity) for r in held[i]) for i in plans]
+    stock = {(lv.sku, lv.location_id): lv.available for lv in pooled}
+    better = joint_plans([p[3] for p in plans.values()], stock, current)
+    before = after = 0
+    priced = []
+    for (order_id, (demand, candidates, config, _)), old, new in zip(
+        plans.items(), current, better, strict=True
+    ):
+        was = plan_from(name, demand, candidates, config, old, "")
+        now_plan = plan_from(name, demand, candidates, config, new, "")
+        if now_plan.chosen.units < was.chosen.units:
+            return {**report, "moved": 0, "kept": "a re-plan would ship fewer units"}
+        before += _minor(was.chosen.cost.amount, demand.currency)
+        after += _minor(now_plan.chosen.cost.amount, demand.currency)
+        priced.append((order_id, demand, candidates, config, old, new))
+    if after >= before:
+        return {**report, "landed_cost_minor": before, "saved_minor": 0}
+    changed = [entry for entry in priced if entry[4] != entry[5]]
+    for order_id, *_ in changed:
+        tx.release(order_id, now)
+    for order_id, demand, candidates, config, _, new in changed:
+        order = orders[order_id]
+        words = (
+            f"Re-planned with the {len(plans)} orders of the wave since {since.isoformat()}: "
+            f"together they cost {_money(after, demand.currency)} instead of "
+            f"{_money(before, demand.currency)}."
+        )
+        routing = plan_from(name, demand, candidates, config, new, words)
+        allocations, short = allocate_to_lines(order.lines, routing.shipments)
+        if short:  # pragma: no cover - the joint plan ships every unit the old one did
+            raise Conflict(f"re-planning order {order_id} would leave units short")
+        tx.reserve(order_id, allocations, now)
+        tx.replace_fulfilment_orders(order_id, routing, now)
+        record_decision(tx, order_id, routing, version, None, now)
+        reserved: dict[int, int] = {ln.line_no: 0 for ln in order.lines}
+        for a in allocations:
+            reserved[a.line_no] += a.quantity
+        tx.set_order_outcome(
+            order_id,
+            status=OrderStatus.ROUTED,
+            backordered_units=0,
+            shipments=len(routing.chosen.shipments),
+            line_reserved=reserved,
+            line_backordered={},
+        )
+        shipments = [
+            {"location_id": s.location_id, "items": dict(s.items), "cost": str(s.cost.amount)}
+            for s in routing.chosen.shipments
+        ]
+        tx.emit(
+            [
+                Event(ev.ORDER_ROUTED, f"order:{order_id}", {"policy": name, "wave": True,
+                      "shipments": shipments, "cost": str(routing.chosen.cost.amount)}),
+                Event(ev.STOCK_RESERVED, f"order:{order_id}", {"shipments": shipments}),
+            ],
+            now,
+        )  # fmt: skip
+    tx.emit(
+        [
+            Event(
+                ev.WAVE_REPLANNED,
+                f"shop:{shop}",
+                {"since": since.isoformat(), "orders": len(plans), "moved": len(changed),
+                 "landed_cost_minor": after, "saved_minor": before - after},
+            )
+        ],
+        now,
+    )  # fmt: skip
+    return {
+        **report,
+        "moved": len(changed),
+        "moved_orders": [order_id for order_id, *_ in changed],
+        "landed_cost_minor": after,
+        "saved_minor": before - after,
+    }
+
+
+def _taken(rows: Iterable[tuple[str, str, int]]) -> dict[str, dict[str, int]]:
+    taken: dict[str, dict[str, int]] = {}
+    for location_id, sku, quantity in rows:
+        at = taken.setdefault(location_id, {})
+        at[sku] = at.get(sku, 0) + quantity
+    return taken
+
+
+def _minor(amount: Decimal, currency: str) -> int:
+    return int(amount * 10 ** minor_units(currency))
+
+
+def _money(minor: int, currency: str) -> str:
+    return f"{Decimal(minor) / 10 ** minor_units(currency)} {currency}"
