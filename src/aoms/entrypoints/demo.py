@@ -98,8 +98,12 @@ def run_demo(
             time.sleep(0.1)
     with runtime.store.read() as conn:
         result = queries.summary(conn)
-    _print_summary(console, result, base)
+    _print_summary(console, result)
     if stay:
+        console.print(
+            f"Look at: {base}/docs (API), {base}/v1/orders, {base}/v1/orders/1 "
+            f"(routing explained), {base}/v1/inventory, {base}/v1/summary"
+        )
         console.print(f"The API is running on {base} — press Ctrl-C to stop.")
         try:
             while thread.is_alive():
@@ -112,7 +116,7 @@ def run_demo(
     return result
 
 
-def _print_summary(console: Console, s: dict[str, Any], base: str) -> None:
+def _print_summary(console: Console, s: dict[str, Any]) -> None:
     table = Table(title="What happened")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -131,7 +135,3 @@ def _print_summary(console: Console, s: dict[str, Any], base: str) -> None:
     for name, value in rows:
         table.add_row(name, str(value))
     console.print(table)
-    console.print(
-        f"Look at: {base}/docs (API), {base}/v1/orders, {base}/v1/orders/1 "
-        f"(routing explained), {base}/v1/inventory, {base}/v1/summary"
-    )
