@@ -199,3 +199,15 @@ def test_persistence_is_how_far_older_demand_predicts_newer_demand() -> None:
     assert forecast.persistence() == pytest.approx(0.4)
     # With less than the evidence asked for, past demand is taken at face value.
     assert _Forecast(two_sites({}, window), min_evidence=5).persistence() == 1.0
+
+
+def test_simulate_orders_says_which_skus_no_location_stocks(tmp_path: Path) -> None:
+    path = tmp_path / "orders.json"
+    lines = [neutral(1, "2026-12-01T09:00:00Z", 40.7357, -74.1724, **{"SKU-001": 1, "NOPE-9": 2})]
+    path.write_text(json.dumps(lines))
+    result = CliRunner().invoke(
+        app, ["simulate", "orders", str(path), "--policies", "optimal", "--no-bound"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 SKU(s) ordered have no stock anywhere" in " ".join(result.output.split())
+    assert "NOPE-9" in result.output

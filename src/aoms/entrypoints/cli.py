@@ -389,6 +389,14 @@ def simulate_orders(
     if not scenario.orders:
         console.print("[red]invalid_input[/]: no orders to simulate")
         raise typer.Exit(2)
+    stocked = {sku for (sku, _), n in scenario.stock.items() if n > 0}
+    missing = sorted({k for o in scenario.orders for k in o.demand.units} - stocked)
+    if missing:
+        shown = ", ".join(missing[:10]) + (" …" if len(missing) > 10 else "")
+        console.print(
+            f"[yellow]note[/]: {len(missing)} SKU(s) ordered have no stock anywhere in the store "
+            f"file and are backordered by every policy: {shown}"
+        )
     _run_lab(scenario, policies, bound, html_path, as_json, max_shipments)
 
 
