@@ -270,3 +270,26 @@ def test_two_orders_racing_for_a_locations_last_shipment_of_the_day_get_one_each
                 )
             ).scalars()
             assert sorted(at) == ["a", "c"], n
+
+
+def test_a_line_without_weight_is_priced_at_the_catalogues_weight(
+    client: TestClient, runtime: Runtime
+) -> None:
+    # The builders' card: up to 1 kg 4.00, up to 3 kg 6.00 (0-100 km); A is 50 km away with
+    # handling 1.50. The catalogue says X weighs 2,500 g; the order line gives no weight: the
+    # parcel is priced as 2.5 kg, 6.00 + 1.50 = 7.50, not as 0 g (5.50).
+    network(runtime.engine, {("X", "a"): 5})
+    assert client.put("/v1/products/X", json={"title": "X", "grams": 2500}).status_code == 200
+    body = {
+        "shop": SHOP,
+        "external_id": "w1",
+        "currency": "USD",
+        "placed_at": T0.isoformat(),
+        "shipping_address": {"country_code": "US", "latitude": 0.0, "longitude": 10.0},
+        "lines": [{"sku": "X", "quantity": 1, "unit_price": "10.00"}],
+    }
+    answer = client.post("/v1/orders", json=body)
+    assert answer.status_code == 201, answer.text
+    fulfilment = answer.json()["order"]["fulfilment_orders"][0]
+    assert (fulfilment["location_id"], fulfilment["weight_g"]) == ("a", 2500)
+    assert answer.json()["order"]["routing"][-1]["cost"] == "7.50"

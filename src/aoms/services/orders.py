@@ -147,7 +147,7 @@ def route_and_reserve(
     notes: list[str] = []
     if version is not None:
         candidates, config, notes = apply_version(tx, version, order, candidates, card, now)
-    wanted = Demand(demand, order.unit_grams(), dest, order.currency)
+    wanted = Demand(demand, unit_grams(tx, order), dest, order.currency)
     try:
         routing = accept_plan(tx.routing_policy(name), wanted, candidates, config)
     except (UnknownPolicy, PlanBroken) as exc:
@@ -188,6 +188,16 @@ def route_and_reserve(
         now,
     )
     return status
+
+
+def unit_grams(tx: Tx, order: Order) -> dict[str, int]:
+    """Grams per unit of each SKU: the order line's, else the catalogue's (a channel that sends
+    no weights still gets parcels priced at their real weight)."""
+    grams = order.unit_grams()
+    unknown = [k for k, g in grams.items() if not g]
+    if unknown:
+        grams.update(tx.product_grams(unknown))
+    return grams
 
 
 def apply_version(

@@ -29,7 +29,7 @@ from aoms.domain.optimise import Problem, joint_plans
 from aoms.domain.orders import Order, OrderStatus, allocate_to_lines
 from aoms.domain.policies import plan_from
 from aoms.domain.routing import Candidate, Demand, RoutingConfig, problem_for
-from aoms.services.orders import apply_version, record_decision
+from aoms.services.orders import apply_version, record_decision, unit_grams
 from aoms.services.ports import Tx
 
 
@@ -71,7 +71,7 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
         config = RoutingConfig(rate_card=inputs.card)
         if version is not None:
             candidates, config, _ = apply_version(tx, version, order, candidates, inputs.card, now)
-        demand = Demand(order.demand(), order.unit_grams(), stored.dest, order.currency)
+        demand = Demand(order.demand(), unit_grams(tx, order), stored.dest, order.currency)
         plans[order_id] = (demand, candidates, config, problem_for(demand, candidates, config))
     current = [_taken((r.location_id, r.sku, r.quantity) for r in held[i]) for i in plans]
     stock = {(lv.sku, lv.location_id): lv.available for lv in pooled}

@@ -413,6 +413,14 @@ class SqlTx:
         ).all()
         return {r.sku: [str(x) for x in r.tags] for r in rows}
 
+    def product_grams(self, skus: Iterable[str]) -> dict[str, int]:
+        """Grams per unit from the catalogue, for SKUs that have a weight there."""
+        p = t.products.c
+        rows = self.conn.execute(
+            select(p.sku, p.grams).where(p.sku.in_(sorted(set(skus))), p.grams > 0)
+        ).all()
+        return {r.sku: int(r.grams) for r in rows}
+
     # -- routing policy versions ------------------------------------------------------------
     def lock_shop(self, shop: str) -> bool:
         """Lock the shop's row (its policy versions change one writer at a time); False if
