@@ -293,3 +293,21 @@ def test_a_line_without_weight_is_priced_at_the_catalogues_weight(
     fulfilment = answer.json()["order"]["fulfilment_orders"][0]
     assert (fulfilment["location_id"], fulfilment["weight_g"]) == ("a", 2500)
     assert answer.json()["order"]["routing"][-1]["cost"] == "7.50"
+
+
+def test_an_order_placed_only_by_its_country_says_its_distances_are_approximate(
+    client: TestClient, runtime: Runtime
+) -> None:
+    network(runtime.engine, {("X", "a"): 5})
+    body = {
+        "shop": SHOP,
+        "external_id": "c1",
+        "currency": "USD",
+        "placed_at": T0.isoformat(),
+        "shipping_address": {"country_code": "US", "province_code": "NY"},
+        "lines": [{"sku": "X", "quantity": 1, "unit_price": "10.00", "grams": 500}],
+    }
+    answer = client.post("/v1/orders", json=body)
+    assert answer.status_code == 201, answer.text
+    words = answer.json()["order"]["routing"][-1]["explanation"]
+    assert "placed only by its country" in words

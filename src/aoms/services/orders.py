@@ -79,7 +79,7 @@ def receive_order(tx: Tx, order: Order, *, geocode: Geocoder, now: datetime) -> 
         if order.cancelled_at is not None:
             status = cancel(tx, order_id, at=order.cancelled_at, now=now)
         else:
-            status = route_and_reserve(tx, order_id, order, dest, now=now)
+            status = route_and_reserve(tx, order_id, order, dest, now=now, dest_source=dest_source)
         return Received(order_id, Outcome.CREATED, status)
 
     if order.source_updated_at <= stored.source_updated_at:
@@ -101,12 +101,18 @@ def receive_order(tx: Tx, order: Order, *, geocode: Geocoder, now: datetime) -> 
         # What routing depends on changed, or the order still waits for stock or an address:
         # release what it holds and route it again on today's stock.
         release_all(tx, stored.id, now=now, also_lock=order.demand())
-        status = route_and_reserve(tx, stored.id, order, dest, now=now)
+        status = route_and_reserve(tx, stored.id, order, dest, now=now, dest_source=dest_source)
     return Received(stored.id, Outcome.UPDATED, status)
 
 
 def route_and_reserve(
-    tx: Tx, order_id: int, order: Order, dest: Point | None, *, now: datetime
+    tx: Tx,
+    order_id: int,
+    order: Order,
+    dest: Point | None,
+    *,
+    now: datetime,
+    dest_source: str | None = None,
 ) -> OrderStatus:
     """Plan the shipments and reserve their stock, all or nothing, in this transaction.
 
@@ -160,6 +166,12 @@ def route_and_reserve(
             routing,
             explanation=f"{routing.explanation} Routing policy v{version.version}{arm} "
             f"of {order.shop} ({name}): {words}",
+        )
+    if dest_source == "country":
+        routing = replace(
+            routing,
+            explanation=f"{routing.explanation} The address was placed only by its country "
+            "(no coordinates or ZIP code it could be found by), so distances are approximate.",
         )
     allocations, line_short = allocate_to_lines(order.lines, routing.shipments)
     tx.reserve(order_id, allocations, now)
