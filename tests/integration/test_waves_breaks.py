@@ -19,7 +19,7 @@ from aoms.adapters.db import schema as t
 from aoms.bootstrap import Runtime
 from aoms.domain.routing import Policy
 from aoms.entrypoints.api.app import create_app
-from tests.builders import T0, network, place_order
+from tests.builders import T0, east, network, place_order
 
 SHOP = "shop.myshopify.com"
 WAVE = f"/v1/shops/{SHOP}/waves/replan"
@@ -64,15 +64,14 @@ def consistent(runtime: Runtime) -> None:
     with runtime.engine.connect() as conn:
         levels = {(x.sku, x.location_id): (x.on_hand, x.reserved) for x in conn.execute(
             select(s.sku, s.location_id, s.on_hand, s.reserved))}  # fmt: skip
-        held = dict(
-            conn.execute(
+        held = {
+            (sku, loc): int(n)
+            for sku, loc, n in conn.execute(
                 select(r.sku, r.location_id, func.sum(r.quantity))
                 .where(r.status == "active")
                 .group_by(r.sku, r.location_id)
             )
-            .tuples()
-            .all()
-        )
+        }
     for key, (on_hand, reserved) in levels.items():
         assert reserved == held.get(key, 0), key
         assert reserved <= on_hand, key
@@ -189,3 +188,34 @@ def test_a_wave_after_a_location_was_deactivated_is_not_a_server_error(
     assert answer.json()["moved"] == 0
     assert open_at(client, first["id"]) == open_at(client, second["id"]) == ["b"]
     consistent(runtime)
+
+
+def test_the_events_of_a_wave_say_what_each_order_released_as_well_as_what_it_reserved(
+    client: TestClient, runtime: Runtime
+) -> None:
+    # The swap of tests/integration/test_waves.py: the first customer (250 km from A) held
+    # A's one X, the second (at A's door) one X at B; the wave swaps them. A subscriber that
+    # follows the outbox (stock.reserved adds an order's units, stock.released takes them
+    # away) must end with what each order holds now: one unit each, not two.
+    setup(runtime, a=1, b=5)
+    p = east(250)
+    first = client.post(
+        "/v1/orders",
+        json={"shop": SHOP, "external_id": "1", "currency": "USD", "placed_at": T0.isoformat(),
+              "shipping_address": {"country_code": "US", "latitude": p.lat, "longitude": p.lng},
+              "lines": [{"sku": "X", "quantity": 1, "unit_price": "10.00", "grams": 500}]},
+    ).json()["order"]  # fmt: skip
+    second = place_order(client, SHOP, "2", ("X", 1))
+    answer = client.post(WAVE, json=SINCE).json()
+    assert answer["moved"] == 2, answer
+    o = t.outbox.c
+    with runtime.engine.connect() as conn:
+        rows = conn.execute(select(o.name, o.aggregate, o.data).order_by(o.id)).all()
+    followed: dict[str, int] = {}
+    for name, aggregate, data in rows:
+        if name == "stock.reserved":
+            units = sum(q for s in data["shipments"] for q in s["items"].values())
+            followed[aggregate] = followed.get(aggregate, 0) + units
+        elif name == "stock.released":
+            followed[aggregate] = followed.get(aggregate, 0) - data["units"]
+    assert followed == {f"order:{first['id']}": 1, f"order:{second['id']}": 1}
