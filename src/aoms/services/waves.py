@@ -29,7 +29,7 @@ from aoms.domain.optimise import Problem, joint_plans
 from aoms.domain.orders import Order, OrderStatus, allocate_to_lines
 from aoms.domain.policies import plan_from
 from aoms.domain.routing import Candidate, Demand, RoutingConfig, problem_for
-from aoms.services.orders import apply_version, record_decision
+from aoms.services.orders import apply_version, record_decision, release_all
 from aoms.services.ports import Tx
 
 
@@ -92,7 +92,7 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
         return {**report, "landed_cost_minor": before, "saved_minor": 0}
     changed = [entry for entry in priced if entry[4] != entry[5]]
     for order_id, *_ in changed:
-        tx.release(order_id, now)
+        release_all(tx, order_id, now=now)  # with its stock.released event
     for order_id, demand, candidates, config, _, new in changed:
         order = orders[order_id]
         words = (
