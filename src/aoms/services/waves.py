@@ -59,8 +59,14 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
     for reservations in held.values():
         for r in reservations:
             mine[(r.sku, r.location_id)] += r.quantity
-    # What the wave may use: the free stock plus what its own orders hold.
-    pooled = [replace(lv, reserved=lv.reserved - mine[(lv.sku, lv.location_id)]) for lv in levels]
+    # What the wave may use: the free stock (none, not less, under the safety stock) plus what
+    # its own orders hold, so that their current plans always fit.
+    pooled = [
+        replace(
+            lv, on_hand=lv.available + mine[(lv.sku, lv.location_id)], reserved=0, safety_stock=0
+        )
+        for lv in levels
+    ]
     version = inputs.active
     name = version.document.policy if version else inputs.policy
     plans: dict[int, tuple[Demand, list[Candidate], RoutingConfig, Problem]] = {}
