@@ -29,7 +29,7 @@ from aoms.domain.optimise import Problem, joint_plans
 from aoms.domain.orders import Order, OrderStatus, allocate_to_lines
 from aoms.domain.policies import plan_from
 from aoms.domain.routing import Candidate, Demand, RoutingConfig, problem_for
-from aoms.services.orders import apply_version, record_decision, unit_grams
+from aoms.services.orders import apply_version, record_decision, release_all, unit_grams
 from aoms.services.ports import Tx
 
 
@@ -59,8 +59,14 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
     for reservations in held.values():
         for r in reservations:
             mine[(r.sku, r.location_id)] += r.quantity
-    # What the wave may use: the free stock plus what its own orders hold.
-    pooled = [replace(lv, reserved=lv.reserved - mine[(lv.sku, lv.location_id)]) for lv in levels]
+    # What the wave may use: the free stock (none, not less, under the safety stock) plus what
+    # its own orders hold, so that their current plans always fit.
+    pooled = [
+        replace(
+            lv, on_hand=lv.available + mine[(lv.sku, lv.location_id)], reserved=0, safety_stock=0
+        )
+        for lv in levels
+    ]
     version = inputs.active
     name = version.document.policy if version else inputs.policy
     plans: dict[int, tuple[Demand, list[Candidate], RoutingConfig, Problem]] = {}
@@ -92,7 +98,7 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
         return {**report, "landed_cost_minor": before, "saved_minor": 0}
     changed = [entry for entry in priced if entry[4] != entry[5]]
     for order_id, *_ in changed:
-        tx.release(order_id, now)
+        release_all(tx, order_id, now=now)  # with its stock.released event
     for order_id, demand, candidates, config, _, new in changed:
         order = orders[order_id]
         words = (
