@@ -405,8 +405,9 @@ class LinearModel:
         self.rows.append((index, value, lo, hi))
         return len(self.rows) - 1
 
-    def _pass(self, relax: bool) -> Any:
+    def _pass(self, relax: bool, time_limit: float | None = None) -> Any:
         h = _highs()
+        h.setOptionValue("time_limit", time_limit if time_limit is not None else _INF)
         lp = highspy.HighsLp()
         lp.num_col_ = len(self.cost)
         lp.num_row_ = len(self.rows)
@@ -434,13 +435,18 @@ class LinearModel:
         h.passModel(lp)
         h.run()
         status = h.getModelStatus()
-        if status != highspy.HighsModelStatus.kOptimal:  # pragma: no cover - always feasible
+        timed_out_with_a_solution = (
+            status == highspy.HighsModelStatus.kTimeLimit
+            and h.getInfo().primal_solution_status == 2  # feasible
+        )
+        if status != highspy.HighsModelStatus.kOptimal and not timed_out_with_a_solution:
             raise RuntimeError(f"HiGHS ended {h.modelStatusToString(status)}")
         return h
 
-    def solve(self) -> tuple[np.ndarray, float, float]:
-        """The MILP: values, objective and HiGHS's proven lower bound."""
-        h = self._pass(relax=False)
+    def solve(self, time_limit: float | None = None) -> tuple[np.ndarray, float, float]:
+        """The MILP: values, objective and HiGHS's proven lower bound (with `time_limit`
+        seconds, the best solution found by then)."""
+        h = self._pass(relax=False, time_limit=time_limit)
         info = h.getInfo()
         x = np.array(h.getSolution().col_value)
         return x, float(info.objective_function_value), float(info.mip_dual_bound)
@@ -696,11 +702,15 @@ class _Master:
         self.cache[o] = (seen, solution)
         return solution
 
-    def integer_plans(self) -> list[Use]:
+    def integer_plans(self, time_limit: float | None = None) -> list[Use] | None:
         """The best whole plan per order among the columns generated, as one MILP (each order
-        takes exactly one of its columns; the stock holds)."""
+        takes exactly one of its columns; the stock holds); None if HiGHS found no solution
+        within `time_limit` seconds."""
         m, cols, _ = self._model(integer=True)
-        x, _, _ = m.solve()
+        try:
+            x, _, _ = m.solve(time_limit)
+        except RuntimeError:
+            return None
         return [
             next(use for c, (_, use) in zip(ids, plans, strict=True) if x[c] > 0.5)
             for ids, plans in zip(cols, self.columns, strict=True)
@@ -746,16 +756,21 @@ def joint_plans(
     current: Sequence[Mapping[str, Mapping[str, int]]],
     *,
     max_rounds: int = 5,
+    time_limit: float | None = None,
 ) -> list[dict[str, dict[str, int]]]:
     """Re-plan several orders together within the shared stock (a wave): column generation from
-    the current plans, then the best whole plan per order as one MILP over the columns found.
+    the current plans, then the best whole plan per order as one MILP over the columns found
+    (the best found within `time_limit` seconds, if given).
     Each problem keeps its own weights and opportunity costs; the current plans must fit the
     stock together, so the answer never costs more than they do."""
     columns = [[(objective(p, c), _use(c))] for p, c in zip(problems, current, strict=True)]
     master = _Master(problems, stock, [1.0] * len(problems), columns)
     master.run(max_rounds)
+    chosen = master.integer_plans(time_limit)
+    if chosen is None:  # out of time with nothing better: the current plans stand
+        return [{k: dict(v) for k, v in c.items()} for c in current]
     out: list[dict[str, dict[str, int]]] = []
-    for use in master.integer_plans():
+    for use in chosen:
         taken: dict[str, dict[str, int]] = {}
         for (site, k), q in use.items():
             taken.setdefault(site, {})[k] = q

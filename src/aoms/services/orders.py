@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
 from enum import StrEnum
@@ -219,12 +219,18 @@ def apply_version(
     candidates: list[Candidate],
     card: RateCard,
     now: datetime,
+    *,
+    shipped_before: Mapping[str, int] | None = None,
 ) -> tuple[list[Candidate], RoutingConfig, list[str]]:
-    """The shop's policy version narrows the candidates and sets the planner's weights."""
+    """The shop's policy version narrows the candidates and sets the planner's weights.
+    `shipped_before` are shipments today not to count against a location's capacity (a
+    wave's own, while it is re-planned)."""
     doc = version.document
     capped = doc.capped()
     day_start = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
     shipped = tx.shipped_today(capped, day_start) if capped else {}
+    if shipped_before:
+        shipped = {loc: n - shipped_before.get(loc, 0) for loc, n in shipped.items()}
     tagged = any(rule.tags for rule in doc.only_from)
     kept, notes = doc.restrict(
         candidates,

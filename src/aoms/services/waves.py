@@ -15,10 +15,10 @@ left alone, so that the re-plan cannot blur the arms.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal
 
 from aoms.domain import events as ev
@@ -31,6 +31,10 @@ from aoms.domain.policies import plan_from
 from aoms.domain.routing import Candidate, Demand, RoutingConfig, problem_for
 from aoms.services.orders import apply_version, record_decision, release_all, unit_grams
 from aoms.services.ports import Tx
+
+# The wave's final MILP gets this long (the locks are held meanwhile); past it, the best plans
+# found stand, or the current ones.
+MILP_SECONDS = 2.0
 
 
 def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[str, object]:
@@ -53,39 +57,73 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
     report["orders"] = len(orders)
     if len(orders) < 2 or inputs.card is None:
         return report
-    held = {i: tx.active_reservations(i) for i in orders}
-    levels = tx.lock_stock({k for o in orders.values() for k in o.demand()})
-    mine: dict[tuple[str, str], int] = defaultdict(int)
-    for reservations in held.values():
-        for r in reservations:
-            mine[(r.sku, r.location_id)] += r.quantity
-    # What the wave may use: the free stock (none, not less, under the safety stock) plus what
-    # its own orders hold, so that their current plans always fit.
-    pooled = [
-        replace(
-            lv, on_hand=lv.available + mine[(lv.sku, lv.location_id)], reserved=0, safety_stock=0
-        )
-        for lv in levels
-    ]
+    assert inputs.card is not None
     version = inputs.active
     name = version.document.policy if version else inputs.policy
-    plans: dict[int, tuple[Demand, list[Candidate], RoutingConfig, Problem]] = {}
-    for order_id, order in orders.items():
-        stored = tx.get_order(order_id)
-        assert stored is not None and stored.dest is not None
-        candidates = tx.candidates(pooled)
-        config = RoutingConfig(rate_card=inputs.card)
-        if version is not None:
-            candidates, config, _ = apply_version(tx, version, order, candidates, inputs.card, now)
-        demand = Demand(order.demand(), unit_grams(tx, order), stored.dest, order.currency)
-        plans[order_id] = (demand, candidates, config, problem_for(demand, candidates, config))
-    current = [_taken((r.location_id, r.sku, r.quantity) for r in held[i]) for i in plans]
+    card = inputs.card
+    held = {i: tx.active_reservations(i) for i in orders}
+    current = {i: _taken((r.location_id, r.sku, r.quantity) for r in held[i]) for i in orders}
+    levels = tx.lock_stock({k for o in orders.values() for k in o.demand()})
+    capped = version.document.capped() if version else []
+    day_start = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
+    shipped_today = tx.shipped_today(capped, day_start) if capped else {}
+    while True:
+        # The wave's own shipments today do not count against a location's capacity while
+        # it is re-planned; the total is checked once the new plans are known.
+        own = Counter(loc for i in orders for loc in current[i])
+        mine: dict[tuple[str, str], int] = defaultdict(int)
+        for i in orders:
+            for r in held[i]:
+                mine[(r.sku, r.location_id)] += r.quantity
+        # What the wave may use: the free stock (none, not less, under the safety stock) plus
+        # what its own orders hold, so that their current plans always fit.
+        pooled = [
+            replace(
+                lv, on_hand=lv.available + mine[(lv.sku, lv.location_id)], reserved=0,
+                safety_stock=0,
+            )
+            for lv in levels
+        ]  # fmt: skip
+        plans: dict[int, tuple[Demand, list[Candidate], RoutingConfig, Problem]] = {}
+        misfits = []
+        for order_id, order in orders.items():
+            stored = tx.get_order(order_id)
+            assert stored is not None and stored.dest is not None
+            candidates = tx.candidates(pooled)
+            config = RoutingConfig(rate_card=card)
+            if version is not None:
+                candidates, config, _ = apply_version(
+                    tx, version, order, candidates, card, now, shipped_before=own
+                )
+            if not _fits(current[order_id], candidates):
+                misfits.append(order_id)  # e.g. a rule since then bars where it ships from
+                continue
+            demand = Demand(order.demand(), unit_grams(tx, order), stored.dest, order.currency)
+            plans[order_id] = (demand, candidates, config, problem_for(demand, candidates, config))
+        if not misfits:
+            break
+        for order_id in misfits:  # they stay as they are, and so does what they hold
+            del orders[order_id]
+        if len(orders) < 2:
+            return {**report, "orders": len(orders), "left_as_they_are": len(misfits)}
+    report["orders"] = len(plans)
     stock = {(lv.sku, lv.location_id): lv.available for lv in pooled}
-    better = joint_plans([p[3] for p in plans.values()], stock, current)
+    better = joint_plans(
+        [p[3] for p in plans.values()],
+        stock,
+        [current[i] for i in plans],
+        time_limit=MILP_SECONDS,
+    )
+    uses = Counter(loc for plan in better for loc in plan)
+    for loc in capped:
+        cap = version.document.locations[loc].daily_capacity if version else None
+        if cap is not None and shipped_today.get(loc, 0) - own[loc] + uses[loc] > cap:
+            return {**report, "moved": 0, "kept": f"a re-plan would exceed {loc}'s capacity"}
+    old_plans = [current[i] for i in plans]
     before = after = 0
     priced = []
     for (order_id, (demand, candidates, config, _)), old, new in zip(
-        plans.items(), current, better, strict=True
+        plans.items(), old_plans, better, strict=True
     ):
         was = plan_from(name, demand, candidates, config, old, "")
         now_plan = plan_from(name, demand, candidates, config, new, "")
@@ -154,6 +192,15 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
         "landed_cost_minor": after,
         "saved_minor": before - after,
     }
+
+
+def _fits(plan: Mapping[str, Mapping[str, int]], candidates: Sequence[Candidate]) -> bool:
+    """Whether the candidates (after the version's rules) can still ship this plan."""
+    by_id = {c.location_id: c for c in candidates}
+    return all(
+        loc in by_id and all(q <= by_id[loc].available.get(k, 0) for k, q in items.items())
+        for loc, items in plan.items()
+    )
 
 
 def _taken(rows: Iterable[tuple[str, str, int]]) -> dict[str, dict[str, int]]:
