@@ -1,4 +1,4 @@
-"""Trying to break the live wave re-plan, on SQLite and PostgreSQL.
+"""The live wave re-plan at its edges, on SQLite and PostgreSQL.
 
 The network of tests/integration/test_waves.py: A at the customer's door (0 km), B 700 km east;
 handling 1.50; the builders' card (up to 1 kg: 0-100 km 4.00, 500-1000 km 8.00). One X (500 g)
