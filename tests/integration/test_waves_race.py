@@ -22,7 +22,7 @@ from aoms.domain.routing import Policy
 from aoms.services import orders, waves
 from tests.builders import T0, east, network, order
 from tests.integration.test_race import _together
-from tests.integration.test_waves_breaks import consistent
+from tests.integration.test_waves_edges import consistent
 
 SHOP = "shop.myshopify.com"
 
