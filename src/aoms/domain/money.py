@@ -99,6 +99,15 @@ class Money:
         return cls(amount.quantize(_exponent(currency), rounding=ROUND_HALF_EVEN), currency)
 
     @classmethod
+    def from_minor(cls, units: int, currency: str) -> Money:
+        """An amount given in the currency's minor units (cents, or yen)."""
+        return cls(Decimal(units).scaleb(-minor_units(currency)), currency)
+
+    def in_minor(self) -> int:
+        """The amount in the currency's minor units."""
+        return int(self.amount.scaleb(minor_units(self.currency)))
+
+    @classmethod
     def zero(cls, currency: str) -> Money:
         return cls(Decimal(0), currency)
 

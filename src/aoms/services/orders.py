@@ -173,6 +173,22 @@ def route_and_reserve(
             explanation=f"{routing.explanation} The address was placed only by its country "
             "(no coordinates or ZIP code it could be found by), so distances are approximate.",
         )
+    return commit_plan(tx, order_id, order, routing, version, trial, now=now)
+
+
+def commit_plan(
+    tx: Tx,
+    order_id: int,
+    order: Order,
+    routing: RoutingPlan,
+    version: PolicyVersion | None,
+    trial: tuple[int, str] | None,
+    *,
+    now: datetime,
+    wave: bool = False,
+) -> OrderStatus:
+    """Reserve the plan's stock line by line, open its fulfilment orders, record the decision
+    and the order's outcome, and emit the events; the order's stock rows must be locked."""
     allocations, line_short = allocate_to_lines(order.lines, routing.shipments)
     tx.reserve(order_id, allocations, now)
     tx.replace_fulfilment_orders(order_id, routing, now)
@@ -196,6 +212,7 @@ def route_and_reserve(
             allocations_count=len(allocations),
             policy_version=version.version if version else None,
             arm=trial[1] if trial else None,
+            wave=wave,
         ),
         now,
     )
@@ -296,6 +313,7 @@ def _routing_events(
     allocations_count: int,
     policy_version: int | None,
     arm: str | None,
+    wave: bool = False,
 ) -> list[Event]:
     agg = f"order:{order_id}"
     shipments = [
@@ -313,6 +331,7 @@ def _routing_events(
                 "shipments": shipments,
                 "cost": str(routing.chosen.cost.amount),
                 "currency": routing.chosen.cost.currency,
+                **({"wave": True} if wave else {}),
             },
         )
     ]

@@ -298,7 +298,7 @@ def run_policy(
         else:
             chosen = plan(order.demand, candidates, Policy(policy), config).chosen
             shipments = [
-                _Shipped(s.location_id, s.items, s.distance_km, _minor(s.cost, scenario.currency))
+                _Shipped(s.location_id, s.items, s.distance_km, s.cost.in_minor())
                 for s in chosen.shipments
             ]
         result.decision_s.append(time.perf_counter() - t0)
@@ -322,10 +322,6 @@ def _landed(plans: Sequence[Sequence[_Shipped]]) -> tuple[int, int]:
     """(− units shipped, landed cost): smaller is better."""
     units = sum(sum(s.items.values()) for ships in plans for s in ships)
     return -units, sum(s.cost_minor for ships in plans for s in ships)
-
-
-def _minor(money: Money, currency: str) -> int:
-    return int(money.amount * 10 ** minor_units(currency))
 
 
 class _Forecast:

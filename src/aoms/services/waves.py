@@ -19,17 +19,17 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, time
-from decimal import Decimal
 
 from aoms.domain import events as ev
 from aoms.domain.errors import Conflict, UnknownShop
 from aoms.domain.events import Event
-from aoms.domain.money import minor_units
+from aoms.domain.geo import Point
+from aoms.domain.money import Money
 from aoms.domain.optimise import Problem, joint_plans
-from aoms.domain.orders import Order, OrderStatus, allocate_to_lines
+from aoms.domain.orders import Order, OrderStatus
 from aoms.domain.policies import plan_from
 from aoms.domain.routing import Candidate, Demand, RoutingConfig, problem_for
-from aoms.services.orders import apply_version, record_decision, release_all, unit_grams
+from aoms.services.orders import apply_version, commit_plan, release_all, unit_grams
 from aoms.services.ports import Tx
 
 # The wave's final MILP gets this long (the locks are held meanwhile); past it, the best plans
@@ -47,11 +47,13 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
         return {**report, "skipped": "an A/B experiment is running for this shop"}
     ids = tx.wave_orders(shop, since)
     orders: dict[int, Order] = {}
+    dests: dict[int, Point] = {}
     for order_id in ids:  # lock the order rows first, in id order, as every writer does
         stored = tx.get_order(order_id)
         if stored is None or stored.status is not OrderStatus.ROUTED or stored.dest is None:
             continue
         orders[order_id] = tx.load_order(order_id)
+        dests[order_id] = stored.dest
     currency = inputs.card.currency if inputs.card else None
     orders = {i: o for i, o in orders.items() if o.currency == currency}
     report["orders"] = len(orders)
@@ -86,10 +88,9 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
         ]  # fmt: skip
         plans: dict[int, tuple[Demand, list[Candidate], RoutingConfig, Problem]] = {}
         misfits = []
+        everywhere = tx.candidates(pooled)  # the same for every order, before its rules
         for order_id, order in orders.items():
-            stored = tx.get_order(order_id)
-            assert stored is not None and stored.dest is not None
-            candidates = tx.candidates(pooled)
+            candidates = everywhere
             config = RoutingConfig(rate_card=card)
             if version is not None:
                 candidates, config, _ = apply_version(
@@ -98,7 +99,7 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
             if not _fits(current[order_id], candidates):
                 misfits.append(order_id)  # e.g. a rule since then bars where it ships from
                 continue
-            demand = Demand(order.demand(), unit_grams(tx, order), stored.dest, order.currency)
+            demand = Demand(order.demand(), unit_grams(tx, order), dests[order_id], order.currency)
             plans[order_id] = (demand, candidates, config, problem_for(demand, candidates, config))
         if not misfits:
             break
@@ -129,8 +130,8 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
         now_plan = plan_from(name, demand, candidates, config, new, "")
         if now_plan.chosen.units < was.chosen.units:
             return {**report, "moved": 0, "kept": "a re-plan would ship fewer units"}
-        before += _minor(was.chosen.cost.amount, demand.currency)
-        after += _minor(now_plan.chosen.cost.amount, demand.currency)
+        before += was.chosen.cost.in_minor()
+        after += now_plan.chosen.cost.in_minor()
         priced.append((order_id, demand, candidates, config, old, new))
     if after >= before:
         return {**report, "landed_cost_minor": before, "saved_minor": 0}
@@ -141,39 +142,13 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
         order = orders[order_id]
         words = (
             f"Re-planned with the {len(plans)} orders of the wave since {since.isoformat()}: "
-            f"together they cost {_money(after, demand.currency)} instead of "
-            f"{_money(before, demand.currency)}."
+            f"together they cost {Money.from_minor(after, demand.currency)} instead of "
+            f"{Money.from_minor(before, demand.currency)}."
         )
         routing = plan_from(name, demand, candidates, config, new, words)
-        allocations, short = allocate_to_lines(order.lines, routing.shipments)
-        if short:  # pragma: no cover - the joint plan ships every unit the old one did
+        status = commit_plan(tx, order_id, order, routing, version, None, now=now, wave=True)
+        if status is not OrderStatus.ROUTED:  # pragma: no cover - it ships all the old plan did
             raise Conflict(f"re-planning order {order_id} would leave units short")
-        tx.reserve(order_id, allocations, now)
-        tx.replace_fulfilment_orders(order_id, routing, now)
-        record_decision(tx, order_id, routing, version, None, now)
-        reserved: dict[int, int] = {ln.line_no: 0 for ln in order.lines}
-        for a in allocations:
-            reserved[a.line_no] += a.quantity
-        tx.set_order_outcome(
-            order_id,
-            status=OrderStatus.ROUTED,
-            backordered_units=0,
-            shipments=len(routing.chosen.shipments),
-            line_reserved=reserved,
-            line_backordered={},
-        )
-        shipments = [
-            {"location_id": s.location_id, "items": dict(s.items), "cost": str(s.cost.amount)}
-            for s in routing.chosen.shipments
-        ]
-        tx.emit(
-            [
-                Event(ev.ORDER_ROUTED, f"order:{order_id}", {"policy": name, "wave": True,
-                      "shipments": shipments, "cost": str(routing.chosen.cost.amount)}),
-                Event(ev.STOCK_RESERVED, f"order:{order_id}", {"shipments": shipments}),
-            ],
-            now,
-        )  # fmt: skip
     tx.emit(
         [
             Event(
@@ -209,11 +184,3 @@ def _taken(rows: Iterable[tuple[str, str, int]]) -> dict[str, dict[str, int]]:
         at = taken.setdefault(location_id, {})
         at[sku] = at.get(sku, 0) + quantity
     return taken
-
-
-def _minor(amount: Decimal, currency: str) -> int:
-    return int(amount * 10 ** minor_units(currency))
-
-
-def _money(minor: int, currency: str) -> str:
-    return f"{Decimal(minor) / 10 ** minor_units(currency)} {currency}"

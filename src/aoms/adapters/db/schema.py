@@ -4,7 +4,6 @@ times are stored as UTC and read back timezone-aware."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -28,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import DateTime, TypeDecorator
 
-from aoms.domain.money import Money, minor_units
+from aoms.domain.money import Money
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -55,13 +54,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def to_minor(money: Money | None) -> int | None:
     """Money as stored: integer minor units (its currency is stored beside it)."""
-    if money is None:
-        return None
-    return int(money.amount.scaleb(minor_units(money.currency)))
+    return None if money is None else money.in_minor()
 
 
-def from_minor(units: int, currency: str) -> Money:
-    return Money(Decimal(units).scaleb(-minor_units(currency)), currency)
+from_minor = Money.from_minor
 
 
 # Integer primary keys that autoincrement on both databases.
