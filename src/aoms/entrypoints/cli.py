@@ -20,6 +20,7 @@ from rich.table import Table
 from aoms.config import Settings
 from aoms.domain.errors import AomsError
 from aoms.domain.routing import Policy
+from aoms.services.policy_lab import POLICIES
 
 app = typer.Typer(
     pretty_exceptions_enable=False,
@@ -251,15 +252,16 @@ def replay_olist(
 
 PoliciesOpt = Annotated[
     str,
-    typer.Option(
-        help="Comma-separated: nearest, shopify_default, landed_cost, optimal, scarcity, batch."
-    ),
+    typer.Option(help=f"Comma-separated: {', '.join(POLICIES)}."),
+]
+MaxShipmentsOpt = Annotated[
+    int, typer.Option(min=1, max=10, help="At most this many shipments per order.")
 ]
 BoundOpt = Annotated[
     bool,
     typer.Option(
         "--bound/--no-bound",
-        help="Also solve the clairvoyant LP (all orders at once); slow past a few thousand.",
+        help="Also solve the clairvoyant bound (all orders at once); slow past a few thousand.",
     ),
 ]
 HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Write an HTML report here.")]
@@ -267,7 +269,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON.
 OrdersOpt = Annotated[
     int | None, typer.Option(min=1, help="Only the first N orders (in time order).")
 ]
-ALL_POLICIES = "nearest,shopify_default,landed_cost,optimal,scarcity,batch"
+ALL_POLICIES = ",".join(POLICIES)
 
 
 def _run_lab(
@@ -275,7 +277,6 @@ def _run_lab(
     max_shipments: int,
 ) -> None:  # fmt: skip
     from aoms.entrypoints.simulate import simulate, write_report
-    from aoms.services.policy_lab import POLICIES
 
     wanted = [p.strip() for p in policies.split(",") if p.strip()]
     unknown = [p for p in wanted if p not in POLICIES]
@@ -333,7 +334,7 @@ def simulate_olist(
     orders: OrdersOpt = None,
     policies: PoliciesOpt = ALL_POLICIES,
     bound: BoundOpt = True,
-    max_shipments: Annotated[int, typer.Option(min=1, max=10)] = 3,
+    max_shipments: MaxShipmentsOpt = 3,
     html_path: HtmlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -367,7 +368,7 @@ def simulate_orders(
     ] = None,
     policies: PoliciesOpt = ALL_POLICIES,
     bound: BoundOpt = True,
-    max_shipments: Annotated[int, typer.Option(min=1, max=10)] = 3,
+    max_shipments: MaxShipmentsOpt = 3,
     html_path: HtmlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -410,7 +411,7 @@ def simulate_synthetic(
     ] = 30,
     policies: PoliciesOpt = ALL_POLICIES,
     bound: BoundOpt = True,
-    max_shipments: Annotated[int, typer.Option(min=1, max=10)] = 3,
+    max_shipments: MaxShipmentsOpt = 3,
     html_path: HtmlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -244,25 +244,13 @@ def stock_level(conn: Connection, sku: str, location_id: str) -> dict[str, Any] 
     return rows[0] if rows else None
 
 
-def _policy_version(r: Any) -> dict[str, Any]:
-    return {
-        "shop": r.shop,
-        "version": r.version,
-        "status": r.status,
-        "note": r.note,
-        "document": r.document,
-        "created_at": r.created_at,
-        "activated_at": r.activated_at,
-    }
-
-
 def routing_policies(conn: Connection, shop: str) -> list[dict[str, Any]]:
     """The shop's routing policy versions, newest first."""
     rp = t.routing_policies.c
     rows = conn.execute(
         select(t.routing_policies).where(rp.shop == shop).order_by(rp.version.desc())
     ).all()
-    return [_policy_version(r) for r in rows]
+    return [dict(r._mapping) for r in rows]
 
 
 def routing_policy(conn: Connection, shop: str, version: int) -> dict[str, Any]:
@@ -272,21 +260,7 @@ def routing_policy(conn: Connection, shop: str, version: int) -> dict[str, Any]:
     ).first()
     if row is None:
         raise NotFound(f"{shop} has no routing policy version {version}", field="version")
-    return _policy_version(row)
-
-
-def _experiment(r: Any) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "shop": r.shop,
-        "arm_a": r.arm_a,
-        "arm_b": r.arm_b,
-        "share_b": r.share_b,
-        "status": r.status,
-        "note": r.note,
-        "started_at": r.started_at,
-        "stopped_at": r.stopped_at,
-    }
+    return dict(row._mapping)
 
 
 def experiments(conn: Connection, shop: str) -> list[dict[str, Any]]:
@@ -294,7 +268,7 @@ def experiments(conn: Connection, shop: str) -> list[dict[str, Any]]:
     rows = conn.execute(
         select(t.routing_experiments).where(e.shop == shop).order_by(e.id.desc())
     ).all()
-    return [_experiment(r) for r in rows]
+    return [dict(r._mapping) for r in rows]
 
 
 def experiment(conn: Connection, shop: str, experiment_id: int) -> dict[str, Any]:
@@ -304,7 +278,7 @@ def experiment(conn: Connection, shop: str, experiment_id: int) -> dict[str, Any
     ).first()
     if row is None:
         raise NotFound(f"{shop} has no experiment {experiment_id}", field="experiment_id")
-    out = _experiment(row)
+    out = dict(row._mapping)
     rp = t.routing_policies.c
     out["currency"] = conn.execute(
         select(rp.document).where(rp.shop == shop, rp.version == row.arm_a)
