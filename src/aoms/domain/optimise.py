@@ -80,7 +80,7 @@ class Solution:
     backordered: dict[str, int]
     objective: float  # in minor units, as minimised (the first shipment carries no split)
     bound: float  # a proven lower bound on the objective of every feasible plan
-    method: str  # "single-unit" | "dominance" | "milp" | "empty"
+    method: str  # "single-unit" | "dominance" | "search" | "search-limited" | "milp" | "empty"
 
     @property
     def gap(self) -> float:

@@ -174,13 +174,6 @@ class _Shipped:
     cost_minor: int  # shipping + handling
 
 
-def _exact(problem: Problem) -> tuple[list[_Shipped], int]:
-    """The per-order optimum as the lab needs it (no runner-up, no words): shipments and units
-    short. The same solver and the same costs as the live `optimal` policy."""
-    solution = solve(problem)
-    return _shipments(problem, solution.taken), sum(solution.backordered.values())
-
-
 def _shipments(problem: Problem, taken: Mapping[str, Mapping[str, int]]) -> list[_Shipped]:
     sites = {s.key: s for s in problem.sites}
     out = []
@@ -294,7 +287,10 @@ def run_policy(
         candidates = _candidates(scenario, stock, units)
         t0 = time.perf_counter()
         if exact:
-            shipments, _ = _exact(problem_for(order.demand, candidates, config, opportunity))
+            # the same solver and costs as the live `optimal` policy, without the runner-up
+            # and the words, which the lab does not show
+            problem = problem_for(order.demand, candidates, config, opportunity)
+            shipments = _shipments(problem, solve(problem).taken)
         else:
             chosen = plan(order.demand, candidates, Policy(policy), config).chosen
             shipments = [
@@ -421,9 +417,8 @@ class _Forecast:
 def backorder_cost(scenario: Scenario) -> int:
     """What a unit not shipped now is counted at (minor units): shipping it alone later at the
     card's dearest price, plus the dearest handling."""
-    scale = 10 ** minor_units(scenario.currency)
     dearest = max(max(row) for row in scenario.card.minor_rows())
-    handling = max((int(loc.handling.amount * scale) for loc in scenario.locations), default=0)
+    handling = max((loc.handling.in_minor() for loc in scenario.locations), default=0)
     return dearest + handling
 
 
