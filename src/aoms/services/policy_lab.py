@@ -12,7 +12,7 @@ bound on what any policy could have paid for the same units shipped.
 
 The scarcity-aware policy is the exact per-order optimum plus an opportunity cost per unit taken
 from a location (in the manner of Acimovic & Graves, 2015), refreshed every `refresh` orders: the
-duals of the stock rows of the joint model (`optimise.joint_bound`, the same column generation as
+duals of the stock rows of the joint model (`joint.joint_bound`, the same column generation as
 the clairvoyant bound) over the orders expected for the rest of the horizon. The forecast uses
 only orders already seen: the recent ones, each standing for its share of the orders expected
 from now on (the rate so far × the time left).
@@ -31,8 +31,9 @@ from decimal import Decimal
 
 from aoms.domain.errors import InvalidInput
 from aoms.domain.geo import Point
+from aoms.domain.joint import Column, joint_bound, joint_plans
 from aoms.domain.money import Money, minor_units
-from aoms.domain.optimise import Column, Problem, joint_bound, joint_plans, solve
+from aoms.domain.optimise import Problem, solve
 from aoms.domain.promise import PromiseModel
 from aoms.domain.routing import (
     Candidate,
@@ -323,7 +324,7 @@ def _landed(plans: Sequence[Sequence[_Shipped]]) -> tuple[int, int]:
 class _Forecast:
     """The orders seen so far, standing for the orders expected over the rest of the horizon.
 
-    Every refresh solves the joint model (`optimise.joint_bound`) over the last `window` orders
+    Every refresh solves the joint model (`joint.joint_bound`) over the last `window` orders
     seen, each counted (orders expected from now on) / (orders in the window) times, against the
     stock left; minus the dual of a (location, SKU) stock row is what one more unit there would
     save the expected orders. Each order's columns are kept between refreshes (a warm start).
@@ -424,7 +425,7 @@ def backorder_cost(scenario: Scenario) -> int:
 
 def clairvoyant(scenario: Scenario, *, max_shipments: int = 3) -> dict[str, object]:
     """All orders known in advance, solved together with the stock constraints: a proven lower
-    bound on landed cost + backorder cost for any policy (see `optimise.joint_bound`)."""
+    bound on landed cost + backorder cost for any policy (see `joint.joint_bound`)."""
     scale = 10 ** minor_units(scenario.currency)
     result = joint_bound(
         scenario_problems(scenario, max_shipments=max_shipments),

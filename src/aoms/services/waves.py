@@ -2,7 +2,7 @@
 
 Orders are routed one by one as they arrive. Before a wave is released to the warehouses, every
 order routed in it and still fully reserved and not yet handed on is planned again *together*,
-within the stock they hold plus the free stock (`optimise.joint_plans`: column generation from
+within the stock they hold plus the free stock (`joint.joint_plans`: column generation from
 the current plans, then one MILP that picks one whole plan per order). Reservations move only
 when it pays: no order ships fewer units, and the wave's landed cost goes down. Everything —
 releases, new reservations, fulfilment orders, decisions and events — is one transaction, on
@@ -24,8 +24,9 @@ from aoms.domain import events as ev
 from aoms.domain.errors import Conflict, UnknownShop
 from aoms.domain.events import Event
 from aoms.domain.geo import Point
+from aoms.domain.joint import joint_plans
 from aoms.domain.money import Money
-from aoms.domain.optimise import Problem, joint_plans
+from aoms.domain.optimise import Problem
 from aoms.domain.orders import Order, OrderStatus
 from aoms.domain.policies import plan_from
 from aoms.domain.routing import Candidate, Demand, RoutingConfig, problem_for
