@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from functools import partial
 
 from sqlalchemy import Engine
 
-from aoms.adapters.db import migrate
+from aoms.adapters.db import migrate, queries
 from aoms.adapters.db.engine import make_engine
 from aoms.adapters.db.outbox import relay_once
 from aoms.adapters.db.store import SqlStore
@@ -20,14 +21,17 @@ from aoms.adapters.geocode import geocode
 from aoms.adapters.plugins import load_routing_policies
 from aoms.adapters.shopify.webhooks import parse_delivery
 from aoms.config import Settings
+from aoms.domain.errors import AomsError
 from aoms.domain.events import Event
 from aoms.domain.policies import PolicyRegistry
+from aoms.services import waves
 from aoms.services.inbox import BatchResult, process_pending
 from aoms.services.ports import Geocoder, OrderParser
 
 log = logging.getLogger("aoms")
 
 Subscriber = Callable[[int, Event], None]
+WAVE_CHECK_SECONDS = 20.0  # how often the workers look for a wave that has closed
 
 
 def utc_now() -> datetime:
@@ -45,6 +49,7 @@ class Runtime:
     subscribers: list[Subscriber] = field(default_factory=list)
     recent_events: deque[tuple[int, Event]] = field(default_factory=lambda: deque(maxlen=200))
     inbox_signal: threading.Event = field(default_factory=threading.Event)
+    waves_closed: dict[str, datetime] = field(default_factory=dict)  # shop -> last wave re-planned
 
     def process_inbox(self, limit: int = 200, lane: int = 0, lanes: int = 1) -> BatchResult:
         return process_pending(
@@ -71,6 +76,23 @@ class Runtime:
             self.recent_events.append((event_id, event))
             for subscriber in self.subscribers:
                 subscriber(event_id, event)
+
+    def replan_due_waves(self) -> list[dict[str, object]]:
+        """Re-plan, together, each wave that has closed for a shop whose active routing policy
+        sets `wave_minutes`. A shop that fails is logged and left for its next wave."""
+        with self.store.read() as conn:
+            schedules = queries.wave_schedules(conn)
+        reports: list[dict[str, object]] = []
+        for shop, since in waves.due_waves(schedules, self.waves_closed, self.clock()):
+            try:
+                with self.store.transaction() as tx:
+                    report = waves.replan_wave(tx, shop, since, now=self.clock())
+            except AomsError:
+                log.exception("the wave of %s since %s was not re-planned", shop, since)
+                continue
+            log.info("wave re-planned: %s", report)
+            reports.append(report)
+        return reports
 
     def relay_events(self) -> int:
         return relay_once(self.store, self.publish, self.clock())
@@ -99,6 +121,7 @@ class Workers:
         self.dedicated = dedicated
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._next_wave_check = 0.0
 
     def start(self) -> None:
         lanes = self.runtime.inbox_threads(dedicated=self.dedicated)
@@ -106,6 +129,7 @@ class Workers:
             (f"inbox-{lane}", partial(self._inbox_step, lane, lanes)) for lane in range(lanes)
         ]
         steps.append(("outbox", self._outbox_step))
+        steps.append(("waves", self._waves_step))
         for name, step in steps:
             thread = threading.Thread(
                 target=self._loop, args=(step,), name=f"aoms-{name}", daemon=True
@@ -126,6 +150,13 @@ class Workers:
 
     def _outbox_step(self) -> bool:
         return self.runtime.relay_events() > 0
+
+    def _waves_step(self) -> bool:
+        now = time.monotonic()
+        if now >= self._next_wave_check:
+            self._next_wave_check = now + WAVE_CHECK_SECONDS
+            self.runtime.replan_due_waves()
+        return False
 
     def _loop(self, step: Callable[[], bool]) -> None:
         poll = self.runtime.settings.worker_poll_seconds

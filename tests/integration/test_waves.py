@@ -105,3 +105,34 @@ def test_a_wave_of_an_unknown_shop_is_refused(client: TestClient) -> None:
         "/v1/shops/nobody.myshopify.com/waves/replan", json={"since": T0.isoformat()}
     )
     assert (answer.status_code, answer.json()["code"]) == (404, "unknown_shop")
+
+
+def test_the_wave_timer_re_plans_each_closed_wave_once(
+    client: TestClient, runtime: Runtime
+) -> None:
+    # The same two orders as above, under a policy that closes a wave every 15 minutes. T0 is
+    # 12:00 UTC, a boundary: the wave [12:00, 12:15) closes at 12:15.
+    policies = f"/v1/shops/{SHOP}/routing-policies"
+    body = {"document": {"policy": "optimal", "wave_minutes": 15}, "note": "waves"}
+    assert client.post(policies, json=body).status_code == 201
+    assert client.post(f"{policies}/1/activate").status_code == 200
+    assert runtime.replan_due_waves() == []  # the timer starts at the current boundary, 12:00
+    first, second = place(client, "1", 250), place(client, "2", 0)
+    runtime.clock = lambda: T0 + timedelta(minutes=14, seconds=59)
+    assert runtime.replan_due_waves() == []  # the wave is still open
+    runtime.clock = lambda: T0 + timedelta(minutes=15, seconds=5)
+    (report,) = runtime.replan_due_waves()
+    assert (report["since"], report["moved"], report["saved_minor"]) == (T0, 2, 400)
+    assert (shipped_from(client, first["id"]), shipped_from(client, second["id"])) == (
+        ["b"],
+        ["a"],
+    )
+    assert runtime.replan_due_waves() == []  # once per wave
+
+
+def test_a_wave_length_outside_five_minutes_to_a_day_is_refused(client: TestClient) -> None:
+    policies = f"/v1/shops/{SHOP}/routing-policies"
+    for minutes, code in ((3, "invalid_policy_document"), (1441, "invalid_input")):
+        body = {"document": {"policy": "optimal", "wave_minutes": minutes}, "note": "waves"}
+        answer = client.post(policies, json=body)
+        assert (answer.status_code, answer.json()["code"]) == (422, code), answer.text

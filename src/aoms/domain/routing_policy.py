@@ -27,6 +27,7 @@ from aoms.domain.routing import Candidate, RateCard, RoutingConfig
 MAX_WEIGHT = Decimal(1000)
 MAX_AMOUNT = Decimal(10) ** 9
 MAX_SHIPMENTS = 10
+MIN_WAVE_MINUTES, MAX_WAVE_MINUTES = 5, 1440  # a wave timer runs every 5 minutes to once a day
 
 
 def _bad(message: str, where: str) -> InvalidPolicyDocument:
@@ -91,6 +92,7 @@ class PolicyDocument:
     no_ship_to: Mapping[str, frozenset[str]] = field(default_factory=dict)  # location -> countries
     ship_together: tuple[frozenset[str], ...] = ()
     max_shipments: int = 3
+    wave_minutes: int = 0  # re-plan each wave of routed orders together this often; 0 = never
 
     def __post_init__(self) -> None:
         if not self.policy or len(self.policy) > 32:
@@ -109,6 +111,11 @@ class PolicyDocument:
             raise _bad("must be from 0 (money per km)", "weights.speed_per_km")
         if not 1 <= self.max_shipments <= MAX_SHIPMENTS:
             raise _bad(f"must be from 1 to {MAX_SHIPMENTS}", "max_shipments")
+        if self.wave_minutes and not MIN_WAVE_MINUTES <= self.wave_minutes <= MAX_WAVE_MINUTES:
+            raise _bad(
+                f"0 (no waves) or from {MIN_WAVE_MINUTES} to {MAX_WAVE_MINUTES} minutes",
+                "wave_minutes",
+            )
         for loc, override in self.locations.items():
             if override.handling is not None:
                 _money_amount(override.handling, self.currency, f"locations.{loc}.handling")
@@ -180,6 +187,7 @@ class PolicyDocument:
                 "ship_together": [sorted(g) for g in self.ship_together],
             },
             "max_shipments": self.max_shipments,
+            "wave_minutes": self.wave_minutes,
         }
 
     @classmethod
@@ -226,6 +234,7 @@ class PolicyDocument:
                     frozenset(map(str, g)) for g in eligibility.get("ship_together") or ()
                 ),
                 max_shipments=int(data.get("max_shipments", 3)),
+                wave_minutes=int(data.get("wave_minutes", 0)),
             )
         except InvalidPolicyDocument:
             raise

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 
 from aoms.domain import events as ev
 from aoms.domain.errors import Conflict, UnknownShop
@@ -185,3 +185,31 @@ def _taken(rows: Iterable[tuple[str, str, int]]) -> dict[str, dict[str, int]]:
         at = taken.setdefault(location_id, {})
         at[sku] = at.get(sku, 0) + quantity
     return taken
+
+
+def wave_close(now: datetime, minutes: int) -> datetime:
+    """The latest wave boundary at or before `now`: waves of `minutes` are laid from each UTC
+    midnight, so every process agrees on them without sharing a clock of its own."""
+    midnight = datetime.combine(now.astimezone(UTC).date(), time(0), tzinfo=UTC)
+    span = minutes * 60
+    return midnight + timedelta(seconds=int((now - midnight).total_seconds()) // span * span)
+
+
+def due_waves(
+    schedules: Mapping[str, int], closed: dict[str, datetime], now: datetime
+) -> list[tuple[str, datetime]]:
+    """The shops whose wave has closed since the last one this process re-planned, each with
+    the start of the orders to re-plan: the last boundary handled, so a wave missed (a busy or
+    paused process) is re-planned with the next. `closed` (shop -> last boundary handled) is
+    updated; a shop seen for the first time starts from the current boundary, so a restart
+    does not re-plan a wave that may already have been released."""
+    due: list[tuple[str, datetime]] = []
+    for shop, minutes in sorted(schedules.items()):
+        boundary = wave_close(now, minutes)
+        last = closed.setdefault(shop, boundary)
+        if boundary > last:
+            closed[shop] = boundary
+            due.append((shop, last))
+    for shop in set(closed) - set(schedules):
+        del closed[shop]  # the timer was turned off: start afresh if it comes back
+    return due

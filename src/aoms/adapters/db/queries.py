@@ -438,3 +438,14 @@ def network_kpis(conn: Connection) -> dict[str, Any]:
         "currency": currency,
         "oversold_units": base["oversold_units"],
     }
+
+
+def wave_schedules(conn: Connection) -> dict[str, int]:
+    """Shop -> wave minutes, for the shops whose active routing policy runs a wave timer."""
+    rp = t.routing_policies.c
+    rows = conn.execute(select(rp.shop, rp.document).where(rp.status == "active")).all()
+    return {
+        r.shop: int(r.document["wave_minutes"])
+        for r in rows
+        if int(r.document.get("wave_minutes") or 0) > 0
+    }

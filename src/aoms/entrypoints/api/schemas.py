@@ -291,6 +291,14 @@ class PolicyDocumentIn(_Strict):
     locations: dict[LocationId, LocationOverrideIn] = Field(default_factory=dict)
     eligibility: EligibilityIn = Field(default_factory=EligibilityIn)
     max_shipments: int = Field(default=3, ge=1, le=10, strict=True)
+    wave_minutes: int = Field(
+        default=0,
+        ge=0,
+        le=1440,
+        strict=True,
+        description="Re-plan the orders routed in each wave together every this many minutes "
+        "(5 to 1440), when the wave closes; 0 = no timer.",
+    )
 
 
 class PolicyDraftIn(_Strict):
