@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from aoms.adapters.db import migrate, queries
 from aoms.adapters.db.engine import make_engine
 from aoms.adapters.db.outbox import relay_once
+from aoms.adapters.db.scarcity import SqlScarcityStore
 from aoms.adapters.db.store import SqlStore
 from aoms.adapters.geocode import geocode
 from aoms.adapters.plugins import load_routing_policies
@@ -24,14 +25,14 @@ from aoms.config import Settings
 from aoms.domain.errors import AomsError
 from aoms.domain.events import Event
 from aoms.domain.policies import PolicyRegistry
-from aoms.services import waves
+from aoms.services import scarcity, waves
 from aoms.services.inbox import BatchResult, process_pending
 from aoms.services.ports import Geocoder, OrderParser
 
 log = logging.getLogger("aoms")
 
 Subscriber = Callable[[int, Event], None]
-WAVE_CHECK_SECONDS = 20.0  # how often the workers look for a wave that has closed
+TIMER_CHECK_SECONDS = 20.0  # how often the workers look for a closed wave or stale prices
 
 
 def utc_now() -> datetime:
@@ -94,6 +95,18 @@ class Runtime:
             reports.append(report)
         return reports
 
+    def refresh_due_prices(self) -> list[dict[str, object]]:
+        """Refresh the scarcity prices of each shop whose last refresh is older than its active
+        policy's `refresh_minutes`. A shop that fails is logged and tried on the next pass."""
+        prices = SqlScarcityStore(self.store)
+        reports: list[dict[str, object]] = []
+        for shop in scarcity.due_refreshes(prices, self.clock()):
+            try:
+                reports.append(scarcity.refresh_prices(prices, shop, now=self.clock()))
+            except AomsError:
+                log.exception("the scarcity prices of %s were not refreshed", shop)
+        return reports
+
     def relay_events(self) -> int:
         return relay_once(self.store, self.publish, self.clock())
 
@@ -129,7 +142,7 @@ class Workers:
             (f"inbox-{lane}", partial(self._inbox_step, lane, lanes)) for lane in range(lanes)
         ]
         steps.append(("outbox", self._outbox_step))
-        steps.append(("waves", self._waves_step))
+        steps.append(("timers", self._timers_step))
         for name, step in steps:
             thread = threading.Thread(
                 target=self._loop, args=(step,), name=f"aoms-{name}", daemon=True
@@ -151,11 +164,12 @@ class Workers:
     def _outbox_step(self) -> bool:
         return self.runtime.relay_events() > 0
 
-    def _waves_step(self) -> bool:
+    def _timers_step(self) -> bool:
         now = time.monotonic()
         if now >= self._next_wave_check:
-            self._next_wave_check = now + WAVE_CHECK_SECONDS
+            self._next_wave_check = now + TIMER_CHECK_SECONDS
             self.runtime.replan_due_waves()
+            self.runtime.refresh_due_prices()
         return False
 
     def _loop(self, step: Callable[[], bool]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -255,3 +256,26 @@ def joint_plans(
             taken.setdefault(site, {})[k] = q
         out.append(taken)
     return out
+
+
+def demand_persistence(window: Sequence[Mapping[str, int]], min_evidence: int = 100) -> float:
+    """How far a SKU's past demand predicts its future demand, from a window of orders' units
+    (oldest first): the least-squares slope of each SKU's units in the newer half on its units
+    in the older half (through the origin, clipped to 0..1). Near 1 for steady sellers; near 0
+    where most products sell once and are gone (as on a marketplace), so that a sale seen once
+    is not taken for demand still to come. Below `min_evidence` orders there is too little to
+    tell, and past demand is taken at face value (1)."""
+    if len(window) < min_evidence:
+        return 1.0
+    half = len(window) // 2
+    older: Counter[str] = Counter()
+    newer: Counter[str] = Counter()
+    for units in window[:half]:
+        older.update(units)
+    for units in window[half:]:
+        newer.update(units)
+    denominator = sum(n * n for n in older.values())
+    if denominator == 0:
+        return 0.0
+    slope = sum(n * newer.get(k, 0) for k, n in older.items()) / denominator
+    return max(0.0, min(1.0, slope))

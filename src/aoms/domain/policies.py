@@ -214,6 +214,7 @@ def accept_plan(
     demand: Demand,
     candidates: Sequence[Candidate],
     config: RoutingConfig,
+    opportunity: Mapping[tuple[str, str], float] | None = None,
 ) -> RoutingPlan:
     """The plan `policy` makes for the order, checked (`check_plan`); a plug-in's plan is also
     priced again as the built-ins price it and named by the name it was registered under, so
@@ -222,7 +223,7 @@ def accept_plan(
     unroutable instead of being lost."""
     builtin = isinstance(policy, BuiltinPolicy)
     try:
-        routing = policy.plan(demand, candidates, config, None)
+        routing = policy.plan(demand, candidates, config, opportunity)
         if not isinstance(routing, RoutingPlan):
             raise PlanBroken(f"policy {policy.name} returned {type(routing).__name__}, not a plan")
         check_plan(routing, demand, candidates, config)

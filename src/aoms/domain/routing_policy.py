@@ -71,6 +71,18 @@ class LocationOverride:
 
 
 @dataclass(frozen=True, slots=True)
+class Scarcity:
+    """Price stock by what the expected orders will need of it (opportunity costs): every
+    `refresh_minutes` the shop's last `window` orders, scaled to the orders expected over the
+    next `horizon_days`, are planned together against the stock left, and the duals of the
+    stock rows become each unit's price (`services.scarcity`)."""
+
+    horizon_days: int = 14  # the stock is expected to last this long (until it is replenished)
+    window: int = 1000  # recent orders that stand for the demand to come
+    refresh_minutes: int = 60
+
+
+@dataclass(frozen=True, slots=True)
 class OnlyFrom:
     """SKUs, and SKUs whose product has any of `tags`, ship only from `locations`."""
 
@@ -93,6 +105,7 @@ class PolicyDocument:
     ship_together: tuple[frozenset[str], ...] = ()
     max_shipments: int = 3
     wave_minutes: int = 0  # re-plan each wave of routed orders together this often; 0 = never
+    scarcity: Scarcity | None = None  # opportunity costs of stock, refreshed from recent orders
 
     def __post_init__(self) -> None:
         if not self.policy or len(self.policy) > 32:
@@ -116,6 +129,14 @@ class PolicyDocument:
                 f"0 (no waves) or from {MIN_WAVE_MINUTES} to {MAX_WAVE_MINUTES} minutes",
                 "wave_minutes",
             )
+        if (sc := self.scarcity) is not None:
+            for name, low, high in (
+                ("horizon_days", 1, 365),
+                ("window", 10, 10_000),
+                ("refresh_minutes", 5, 1440),
+            ):
+                if not low <= getattr(sc, name) <= high:
+                    raise _bad(f"must be from {low} to {high}", f"scarcity.{name}")
         for loc, override in self.locations.items():
             if override.handling is not None:
                 _money_amount(override.handling, self.currency, f"locations.{loc}.handling")
@@ -188,6 +209,13 @@ class PolicyDocument:
             },
             "max_shipments": self.max_shipments,
             "wave_minutes": self.wave_minutes,
+            "scarcity": None
+            if self.scarcity is None
+            else {
+                "horizon_days": self.scarcity.horizon_days,
+                "window": self.scarcity.window,
+                "refresh_minutes": self.scarcity.refresh_minutes,
+            },
         }
 
     @classmethod
@@ -235,6 +263,9 @@ class PolicyDocument:
                 ),
                 max_shipments=int(data.get("max_shipments", 3)),
                 wave_minutes=int(data.get("wave_minutes", 0)),
+                scarcity=None
+                if data.get("scarcity") is None
+                else Scarcity(**{k: int(v) for k, v in data["scarcity"].items()}),
             )
         except InvalidPolicyDocument:
             raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
 from enum import StrEnum
@@ -154,8 +154,12 @@ def route_and_reserve(
     if version is not None:
         candidates, config, notes = apply_version(tx, version, order, candidates, card, now)
     wanted = Demand(demand, unit_grams(tx, order), dest, order.currency)
+    opportunity = None
+    if version is not None and version.document.scarcity and order.currency == card.currency:
+        opportunity = tx.stock_prices(order.shop, demand)
+        notes.append(_priced_words(opportunity, candidates, card.currency))
     try:
-        routing = accept_plan(tx.routing_policy(name), wanted, candidates, config)
+        routing = accept_plan(tx.routing_policy(name), wanted, candidates, config, opportunity)
     except (UnknownPolicy, PlanBroken) as exc:
         reason = f"Not routed: {exc.message}"
         return _unroutable(tx, order_id, order, name, reason, version, trial, now=now)
@@ -174,6 +178,22 @@ def route_and_reserve(
             "(no coordinates or ZIP code it could be found by), so distances are approximate.",
         )
     return commit_plan(tx, order_id, order, routing, version, trial, now=now)
+
+
+def _priced_words(
+    prices: Mapping[tuple[str, str], float], candidates: Sequence[Candidate], currency: str
+) -> str:
+    names = {c.location_id: c.name for c in candidates}
+    held = sorted(
+        ((v, names[loc], sku) for (loc, sku), v in prices.items() if loc in names), reverse=True
+    )
+    if not held:
+        return "Scarcity prices: none of the stock this order could take is scarce."
+    words = ", ".join(
+        f"{sku} at {name} {Money.from_minor(round(v), currency)}" for v, name, sku in held[:3]
+    )
+    more = f" and {len(held) - 3} more" if len(held) > 3 else ""
+    return f"Scarcity prices per unit taken, added to the plan's score: {words}{more}."
 
 
 def commit_plan(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 import statistics
 import time
-from collections import Counter, defaultdict, deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,7 +31,7 @@ from decimal import Decimal
 
 from aoms.domain.errors import InvalidInput
 from aoms.domain.geo import Point
-from aoms.domain.joint import Column, joint_bound, joint_plans
+from aoms.domain.joint import Column, demand_persistence, joint_bound, joint_plans
 from aoms.domain.money import Money, minor_units
 from aoms.domain.optimise import Problem, solve
 from aoms.domain.promise import PromiseModel
@@ -360,27 +360,7 @@ class _Forecast:
         self.orders_seen += 1
 
     def persistence(self) -> float:
-        """How far a SKU's past demand predicts its future demand, from the window itself: the
-        least-squares slope of each SKU's units in the newer half of the window on its units in
-        the older half (through the origin, clipped to 0..1). Near 1 for steady sellers; near 0
-        where most products sell once and are gone (as on a marketplace), so that a sale seen
-        once is not taken for demand still to come. Below `min_evidence` orders in the window
-        there is too little to tell, and past demand is taken at face value (1)."""
-        orders = list(self.recent)
-        if len(orders) < self.min_evidence:
-            return 1.0
-        half = len(orders) // 2
-        older: Counter[str] = Counter()
-        newer: Counter[str] = Counter()
-        for o in orders[:half]:
-            older.update(o.demand.units)
-        for o in orders[half:]:
-            newer.update(o.demand.units)
-        denominator = sum(n * n for n in older.values())
-        if denominator == 0:
-            return 0.0
-        slope = sum(n * newer.get(k, 0) for k, n in older.items()) / denominator
-        return max(0.0, min(1.0, slope))
+        return demand_persistence([o.demand.units for o in self.recent], self.min_evidence)
 
     def opportunity(
         self, stock: Mapping[str, Mapping[str, int]], now: datetime

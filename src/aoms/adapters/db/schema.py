@@ -373,3 +373,22 @@ promise_lanes = Table(
     Column("samples", Integer, nullable=False),
     Column("days", Float, nullable=False),
 )
+
+# -- scarcity prices (opportunity costs of stock, per shop) --------------------------------------
+stock_prices = Table(
+    "stock_prices",
+    metadata,
+    Column("shop", String(255), primary_key=True),
+    Column("location_id", String(64), primary_key=True),
+    Column("sku", String(255), primary_key=True),
+    Column("price_minor", Float, nullable=False),  # minor units per unit taken from there
+    Column("computed_at", UTCDateTime, nullable=False),
+)
+
+scarcity_refreshes = Table(
+    "scarcity_refreshes",
+    metadata,
+    Column("shop", String(255), primary_key=True),
+    Column("computed_at", UTCDateTime, nullable=False),
+    Column("report", JSON, nullable=False),
+)

@@ -421,6 +421,16 @@ class SqlTx:
         ).all()
         return {r.sku: int(r.grams) for r in rows}
 
+    def stock_prices(self, shop: str, skus: Iterable[str]) -> dict[tuple[str, str], float]:
+        """The shop's last scarcity prices of these SKUs, (location, SKU) -> minor units."""
+        sp = t.stock_prices.c
+        rows = self.conn.execute(
+            select(sp.location_id, sp.sku, sp.price_minor).where(
+                sp.shop == shop, sp.sku.in_(sorted(set(skus)))
+            )
+        ).all()
+        return {(r.location_id, r.sku): float(r.price_minor) for r in rows}
+
     # -- routing policy versions ------------------------------------------------------------
     def lock_shop(self, shop: str) -> bool:
         """Lock the shop's row (its policy versions change one writer at a time); False if

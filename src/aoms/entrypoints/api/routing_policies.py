@@ -11,11 +11,12 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from aoms.adapters.db import queries
+from aoms.adapters.db.scarcity import SqlScarcityStore
 from aoms.bootstrap import Runtime
 from aoms.domain.errors import InvalidPolicyDocument, UnknownShop
 from aoms.domain.routing_policy import PolicyDocument
 from aoms.entrypoints.api.schemas import ExperimentIn, PolicyDraftIn, Time, _Strict
-from aoms.services import experiments, routing_policies, waves
+from aoms.services import experiments, routing_policies, scarcity, waves
 
 router = APIRouter(tags=["routing policies"])
 Domain = Annotated[str, Path(min_length=1, max_length=255)]
@@ -147,3 +148,16 @@ def replan_wave(domain: Domain, body: WaveIn, r: Rt) -> dict[str, Any]:
     landed cost without shipping fewer units."""
     with r.store.transaction() as tx:
         return waves.replan_wave(tx, _shop(domain), body.since, now=r.clock())
+
+
+@router.post("/v1/shops/{domain}/scarcity/refresh", tags=["routing"])
+def refresh_scarcity(domain: Domain, r: Rt) -> dict[str, Any]:
+    """Price the shop's stock now from its recent orders (its active policy version must set
+    `scarcity`); the workers also do this every `refresh_minutes`."""
+    return scarcity.refresh_prices(SqlScarcityStore(r.store), _shop(domain), now=r.clock())
+
+
+@router.get("/v1/shops/{domain}/scarcity", tags=["routing"])
+def scarcity_prices(domain: Domain, r: Rt) -> dict[str, Any]:
+    """The last refresh (when, from how many orders) and the prices it set, dearest first."""
+    return SqlScarcityStore(r.store).prices(_shop(domain))

@@ -274,6 +274,17 @@ class EligibilityIn(_Strict):
     )
 
 
+class ScarcityIn(_Strict):
+    horizon_days: int = Field(
+        default=14, ge=1, le=365, strict=True, description="How long the stock must last."
+    )
+    window: int = Field(
+        default=1000, ge=10, le=10_000, strict=True, description="Recent orders that stand for "
+        "the demand to come.",
+    )  # fmt: skip
+    refresh_minutes: int = Field(default=60, ge=5, le=1440, strict=True)
+
+
 class PolicyDocumentIn(_Strict):
     policy: str = Field(
         min_length=1,
@@ -298,6 +309,11 @@ class PolicyDocumentIn(_Strict):
         strict=True,
         description="Re-plan the orders routed in each wave together every this many minutes "
         "(5 to 1440), when the wave closes; 0 = no timer.",
+    )
+    scarcity: ScarcityIn | None = Field(
+        default=None,
+        description="Price scarce stock by what the expected orders will need of it (see "
+        "docs/routing-policies.md); none by default.",
     )
 
 
