@@ -56,6 +56,27 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
+# What each pattern the API checks means, said as a person would (instead of the pattern).
+PATTERN_WORDS = {
+    r"^[A-Z]{3}$": "must be a three-letter ISO 4217 currency code in capitals, e.g. USD",
+    r"^[A-Z]{2}$": "must be a two-letter ISO 3166 country code in capitals, e.g. CA",
+    r"^[A-Za-z]{2,3}$": "must be a two- or three-letter ISO 3166 country code, e.g. BR",
+    r"^[A-Za-z0-9]{1,8}$": "must be a region code of 1 to 8 letters or digits, e.g. SP or NJ",
+    r"^\d{1,10}(\.\d{1,4})?$": "must be a non-negative decimal amount written as a string, "
+    'e.g. "19.99" (at most 4 decimals, below 10,000,000,000)',
+    r"^\d{1,4}(\.\d{1,6})?$": 'must be a non-negative decimal written as a string, e.g. "1.0"',
+    r"^\d{1,6}(\.\d{1,6})?$": 'must be a non-negative decimal written as a string, e.g. "0.002"',
+    r"\S": "must not be blank",
+}
+
+
+def _in_words(error: Any) -> str:
+    if error["type"] == "string_pattern_mismatch":
+        pattern = str(error.get("ctx", {}).get("pattern", ""))
+        return PATTERN_WORDS.get(pattern, str(error["msg"]))
+    return str(error["msg"])
+
+
 def _store_delivery(runtime: Runtime, row: dict[str, Any]) -> bool:
     """Keep a verified delivery in the inbox; False when it was delivered before."""
     try:
@@ -105,7 +126,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
             {
                 "field": "body" if e["type"] == "json_invalid" else
                 ".".join(str(p) for p in e["loc"] if p != "body"),
-                "message": e["msg"],
+                "message": _in_words(e),
             }
             for e in exc.errors()
         ]  # fmt: skip

@@ -1,0 +1,57 @@
+"""Validation errors say what a field must be in words, never as the pattern that checks it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from aoms.bootstrap import Runtime
+from aoms.entrypoints.api.app import PATTERN_WORDS, create_app
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(runtime, migrate_on_start=False)) as c:
+        yield c
+
+
+def test_a_lower_case_currency_is_refused_in_words(client: TestClient) -> None:
+    answer = client.put(
+        "/v1/shops/a.myshopify.com", json={"currency": "usd", "routing_policy": "optimal"}
+    )
+    assert answer.status_code == 422, answer.text
+    body = answer.json()
+    assert (body["code"], body["field"]) == ("invalid_input", "currency")
+    assert body["detail"].endswith(
+        "must be a three-letter ISO 4217 currency code in capitals, e.g. USD"
+    ), body
+
+
+def test_an_amount_given_as_a_number_pattern_is_refused_in_words(client: TestClient) -> None:
+    bad = {"name": "A", "lat": 1, "lng": 1, "country_code": "US", "currency": "USD",
+           "handling_cost": "1.23456"}  # fmt: skip
+    answer = client.put("/v1/locations/a", json=bad)
+    assert answer.status_code == 422, answer.text
+    assert "at most 4 decimals" in answer.json()["detail"]
+    assert "pattern" not in answer.json()["detail"]
+
+
+def test_every_pattern_the_api_checks_has_words(client: TestClient) -> None:
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                found.add(node["pattern"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(client.get("/openapi.json").json())
+    assert found, "the OpenAPI document lists no patterns: the walk is broken"
+    assert found - set(PATTERN_WORDS) == set()
