@@ -1,0 +1,22 @@
+"""What the `aoms` sub-commands share: the error console and the settings they start from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from aoms.config import Settings
+
+console = Console(stderr=True)
+
+
+def settings_or_exit(**overrides: Any) -> Settings:
+    """The settings, with the options given on the command line; exits 2 if they are invalid."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        console.print(f"[red]invalid settings[/]: {exc}")
+        raise typer.Exit(2) from exc
