@@ -184,3 +184,16 @@ def test_a_fit_can_choose_its_confidence_on_the_last_month_of_the_history(
     assert chosen["confidence"] == 0.8
     assert chosen["chosen_on_validation"]["target_on_time"] == 0.8
     assert chosen["chosen_on_validation"]["validation"]["mean_promised_days"] == 8.0
+
+
+def test_a_wholly_backordered_order_is_not_promised_and_says_how_many_units_wait(
+    client: TestClient, runtime: Runtime
+) -> None:
+    _setup(client, runtime, {("X", "a"): 1})
+    client.post("/v1/delivery-history", json={"deliveries": HISTORY})
+    assert client.post("/v1/promise-model/fit", json={}).status_code == 201
+    _order(client, "PO-1", 1)  # takes the one X
+    waiting = _order(client, "PO-2", 3)  # nothing left: all 3 units backordered
+    answer = client.get(f"/v1/orders/{waiting}/promise")
+    assert (answer.status_code, answer.json()["code"]) == (409, "no_location_can_ship")
+    assert "(3 backordered unit(s); it is promised once stock arrives" in answer.json()["detail"]

@@ -557,7 +557,16 @@ def _promise(repo: PromiseRepo, order_id: int, service: str) -> PromiseAnswer:
     else:
         able = repo.locations_that_can_ship(order.lines) if order.lines else []
         if not able:
-            raise NoLocationCanShip(f"no active location holds the stock to ship order {order_id}")
+            waiting = (
+                f" ({order.backordered_units} backordered unit(s); it is promised once stock "
+                "arrives and it is routed)"
+                if order.backordered_units
+                else ""
+            )
+            raise NoLocationCanShip(
+                f"no active location holds the stock to ship order {order_id}{waiting}",
+                backordered_units=order.backordered_units,
+            )
         promise = promise_before_routing(
             model,
             placed,
