@@ -67,11 +67,7 @@ lines_strategy = st.lists(
     st.tuples(st.sampled_from("XYZ"), st.integers(1, 6), st.integers(0, 6)),
     min_size=1,
     max_size=6,
-).map(
-    lambda rows: [
-        FoLine(i + 1, sku, q, shipped=min(s, q)) for i, (sku, q, s) in enumerate(rows)
-    ]
-)
+).map(lambda rows: [FoLine(i + 1, sku, q, shipped=min(s, q)) for i, (sku, q, s) in enumerate(rows)])
 
 
 @given(lines_strategy, st.dictionaries(st.sampled_from("XYZ"), st.integers(1, 12)))

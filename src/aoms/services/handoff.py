@@ -429,12 +429,13 @@ def reject(
     tx = htx.tx
     lines = adopt(htx, fo)
     left = remaining_by_sku(lines)
-    concerned = dict(units) if units else dict(left)
-    unknown = sorted(set(concerned) - set(left))
+    unknown = sorted(set(units or {}) - set(left))
     if unknown:
         raise InvalidInput(
             f"{', '.join(unknown)}: not expected from this fulfilment order", field="lines"
         )
+    # a SKU named without units concerns all of its remaining units
+    concerned = {k: q or left[k] for k, q in units.items()} if units else dict(left)
     # FOs of the order not handed off yet are planned again together with the rejected lines.
     others = [f for f in htx.order_fos(fo.order_id) if f.status is S.OPEN and f.id != fo.id]
     other_lines = {f.id: adopt(htx, f) for f in others}
