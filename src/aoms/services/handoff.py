@@ -146,7 +146,7 @@ class HandoffTx(Protocol):
 
     @property
     def tx(self) -> Tx: ...
-    def fulfilment_order(self, fo_id: int) -> Fo | None: ...
+    def fulfilment_order(self, fo_id: int, *, lock: bool = False) -> Fo | None: ...
     def order_fos(self, order_id: int) -> list[Fo]: ...
     def fo_lines(self, fo_id: int) -> list[FoLine]: ...
     def unclaimed(self, order_id: int, location_id: str) -> list[tuple[int, str, int]]: ...
@@ -240,8 +240,9 @@ def _load(htx: HandoffTx, fo_id: int) -> Fo:
     fo = htx.fulfilment_order(fo_id)
     if fo is None:
         raise NotFound(f"no fulfilment order {fo_id}", field="fulfilment_order_id")
-    htx.tx.get_order(fo.order_id)  # every write to an order locks the order first
-    fo = htx.fulfilment_order(fo_id)
+    # The order's row first, then the FO's, as every other writer to an order takes them.
+    htx.tx.get_order(fo.order_id)
+    fo = htx.fulfilment_order(fo_id, lock=True)
     assert fo is not None
     return fo
 
@@ -820,14 +821,15 @@ class Message:
 
 def apply_message(htx: HandoffTx, location_id: str, msg: Message, now: datetime) -> dict[str, Any]:
     """Apply a 3PL's message once: a repeat of its id returns the first outcome unchanged."""
-    earlier = htx.message_outcome(location_id, msg.message_id)
-    if earlier is not None:
-        return {**earlier, "duplicate": True}
     fo = htx.fulfilment_order(msg.fo_id)
     if fo is None or fo.location_id != location_id:
         raise NotFound(
             f"no fulfilment order {msg.fo_id} at {location_id}", field="fulfilment_order_id"
         )
+    _load(htx, msg.fo_id)  # locked: a concurrent repeat of this message waits, then sees it
+    earlier = htx.message_outcome(location_id, msg.message_id)
+    if earlier is not None:
+        return {**earlier, "duplicate": True}
     if msg.type == "accepted":
         result = accept(htx, msg.fo_id, now, external_ref=msg.external_ref)
     elif msg.type == "rejected":

@@ -216,9 +216,9 @@ class SqlHandoffTx:
             row.weight_g,
         )
 
-    def fulfilment_order(self, fo_id: int) -> Fo | None:
+    def fulfilment_order(self, fo_id: int, *, lock: bool = False) -> Fo | None:
         query = select(t.fulfilment_orders).where(t.fulfilment_orders.c.id == fo_id)
-        if self.dialect == "postgresql":
+        if lock and self.dialect == "postgresql":
             query = query.with_for_update()
         row = self.conn.execute(query).first()
         return self._fo(row) if row else None
