@@ -373,3 +373,23 @@ def test_split_then_merge_keeps_the_reservation_where_it_was(
     assert run(hstore, svc.ship, merged.fo_id, ship, later(4)).status is FoStatus.SHIPPED
     assert stock(runtime) == {("X", "a"): (7, 0), ("Y", "a"): (8, 0)}
     assert_nothing_stuck(runtime)
+
+
+def test_a_rejection_also_replans_the_orders_fos_not_handed_off_even_at_that_location(
+    runtime: Runtime, hstore: SqlHandoffStore
+) -> None:
+    network(runtime.engine, {("X", "a"): 10, ("X", "b"): 10})
+    connect(runtime, hstore, "a")
+    oid = receive(runtime, order(("X", 3)))
+    [(fo_id, _, _, _)] = fos(runtime, oid)
+    [kept] = run(hstore, svc.split, fo_id, {"X": 1}, later(1)).new_fo_ids  # stays open
+    run(hstore, svc.hand_off, fo_id, later(2))
+    run(hstore, svc.reject, fo_id, RejectReason.NOT_IN_STOCK, later(3))
+    # Both parts leave A, whose X is now 0 available (on_hand 0: nothing else holds any);
+    # all 3 units are reserved at B in one new FO.
+    assert stock(runtime) == {("X", "a"): (0, 0), ("X", "b"): (10, 3)}
+    assert [(i, loc, s, items) for i, loc, s, items in fos(runtime, oid)][1:] == [
+        (kept, "a", "cancelled", {"X": 1}),
+        (kept + 1, "b", "open", {"X": 3}),
+    ]
+    assert_nothing_stuck(runtime)

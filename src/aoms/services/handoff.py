@@ -19,7 +19,8 @@ other locations, in one transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -186,7 +187,7 @@ class HandoffTx(Protocol):
 
 
 class HandoffStore(Protocol):
-    def handoff_transaction(self) -> Any: ...  # AbstractContextManager[HandoffTx]
+    def handoff_transaction(self) -> AbstractContextManager[HandoffTx]: ...
     def fos_to_claim(self, limit: int) -> list[int]: ...
     def fos_to_deliver(self, now: datetime, limit: int) -> list[int]: ...
     def cancels_to_deliver(self, limit: int) -> list[int]: ...
@@ -441,19 +442,19 @@ def reject(
     others = [f for f in htx.order_fos(fo.order_id) if f.status is S.OPEN and f.id != fo.id]
     other_lines = {f.id: adopt(htx, f) for f in others}
     skus = set(left) | {ln.sku for ls in other_lines.values() for ln in ls}
-    levels = {(lv.sku, lv.location_id): lv for lv in tx.lock_stock(skus)}
+    tx.lock_stock(skus)
     need: dict[int, int] = {}
     for ln in lines:
         if ln.remaining:
             need[ln.line_no] = need.get(ln.line_no, 0) + ln.remaining
-    released = _release_lines(htx, fo, lines, "release", now)
+    _release_lines(htx, fo, lines, "release", now)
     for other in others:
         for ln in other_lines[other.id]:
             if ln.remaining:
                 need[ln.line_no] = need.get(ln.line_no, 0) + ln.remaining
         _release_lines(htx, other, other_lines[other.id], "release", now)
         htx.set_fo_status(other.id, S.CANCELLED)  # replaced by the new plan below
-    adjusted = _adjust_for(tx, fo, reason, concerned, levels, released, now)
+    adjusted = _adjust_for(tx, fo, reason, concerned, now)
     htx.set_fo_status(fo.id, S.REJECTED)
     htx.save_handoff(fo.id, fo.location_id, now, reject_reason=reason.value, reject_note=note)
     tx.emit(
@@ -488,24 +489,24 @@ def _adjust_for(
     fo: Fo,
     reason: RejectReason,
     concerned: Mapping[str, int],
-    levels: Mapping[tuple[str, str], Any],
-    released: Mapping[str, int],
     now: datetime,
 ) -> dict[str, int]:
     """The rejecting location's stock, by the reason: not in stock → its available becomes 0
-    for the SKUs; damaged → the units leave on_hand (unsellable). On_hand changes per SKU."""
+    for the SKUs; damaged → the units leave on_hand (unsellable). On_hand changes per SKU.
+    Read after the FO's reservations there were released (the rows are locked): `reserved`
+    is what other orders still hold, which stays."""
     changes: dict[str, int] = {}
     ref = f"fulfilment_order:{fo.id}"
+    levels = {lv.sku: lv for lv in tx.lock_stock(concerned) if lv.location_id == fo.location_id}
     for sku in sorted(concerned):
-        lv = levels.get((sku, fo.location_id))
+        lv = levels.get(sku)
         if lv is None:
             continue
-        reserved = lv.reserved - released.get(sku, 0)  # what other orders still hold there
         if reason is RejectReason.NOT_IN_STOCK:
-            drop = lv.on_hand - reserved - lv.safety_stock
+            drop = lv.on_hand - lv.reserved - lv.safety_stock
             reason_code = "3pl_not_in_stock"
         elif reason is RejectReason.DAMAGED:
-            drop = min(concerned[sku], lv.on_hand - reserved)
+            drop = min(concerned[sku], lv.on_hand - lv.reserved)
             reason_code = "damaged_unsellable"
         else:
             continue
@@ -954,7 +955,3 @@ def _deliver_cancel(
     with store.handoff_transaction() as htx:
         record_cancel_answer(htx, fo_id, answer, clock())
     report.cancels_sent += 1
-
-
-def skus_of(lines: Iterable[FoLine]) -> list[str]:
-    return sorted({ln.sku for ln in lines})
