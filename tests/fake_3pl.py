@@ -103,6 +103,9 @@ class Fake3pl:
 
     async def _cancel(self, request: Request) -> JSONResponse:
         body = await request.body()
+        if self.cancel_script and self.cancel_script[0].get("http_status", 200) >= 500:
+            outage = self.cancel_script.popleft()  # an outage: before anything else
+            return JSONResponse({"error": "unavailable"}, status_code=outage["http_status"])
         if (why := self._check(request, body)) is not None:
             self.problems.append(why)
             return JSONResponse({"error": why}, status_code=401)

@@ -178,7 +178,7 @@ def test_a_rejection_file_zeroes_the_sku_and_routes_the_lines_elsewhere(drop: Dr
 def test_cancel_after_hand_off_by_files(drop: Drop) -> None:
     _, fo_id = drop.handed_off(("X", 2))
     with drop.hstore.handoff_transaction() as htx:
-        svc.request_cancel(htx, fo_id, later(11))
+        svc.request_cancel(htx, fo_id, drop.rt.clock())
     assert drop.send()["cancels_sent"] == 1
     assert (
         (drop.root / "outbound" / f"cancel-{fo_id}.csv")

@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from aoms.adapters.db import schema as t
 from aoms.adapters.db.handoff import SqlHandoffStore
 from aoms.adapters.geocode import geocode
 from aoms.adapters.tpl.channels import channels
@@ -251,3 +253,28 @@ def test_a_request_the_3pl_refuses_as_invalid_is_undone_at_once(world: World) ->
     assert world.send()["undone"] == 1
     assert world.fo(fo_id)["status"] == "rejected"
     assert stock(world.rt) == {("X", "a"): (10, 0), ("X", "b"): (5, 2)}
+
+
+def test_a_cancel_request_that_cannot_be_delivered_is_retried_then_left_to_a_person(
+    world: World,
+) -> None:
+    clock = [datetime.now(UTC)]
+    world.rt.clock = lambda: clock[0]
+    world.fake.cancel_script.extend([{"http_status": 503} for _ in range(svc.MAX_ATTEMPTS)])
+    oid = world.order(("X", 2))
+    [fo_id] = world.fos_of(oid)
+    world.send()
+    with world.hstore.handoff_transaction() as htx:
+        svc.request_cancel(htx, fo_id, clock[0])
+    for _ in range(svc.MAX_ATTEMPTS):
+        assert len(world.send()["failed"]) == 1
+        assert world.send()["failed"] == []  # not due again yet
+        clock[0] += timedelta(minutes=11)
+    assert world.send()["failed"] == []  # given up: no sixth attempt
+    assert len(world.fake.cancels) == 0  # the outage answered before the body was kept
+    # nothing was released while the 3PL may still ship it
+    assert world.fo(fo_id)["status"] == "cancel_requested"
+    assert stock(world.rt)[("X", "a")] == (10, 2)
+    with world.rt.store.read() as conn:
+        rows = conn.execute(select(t.outbox.c.name, t.outbox.c.data)).all()
+    assert [d["step"] for n, d in rows if n == "fulfilment_order.handoff_failed"] == ["cancel"]

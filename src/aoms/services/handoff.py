@@ -190,7 +190,7 @@ class HandoffStore(Protocol):
     def handoff_transaction(self) -> AbstractContextManager[HandoffTx]: ...
     def fos_to_claim(self, limit: int) -> list[int]: ...
     def fos_to_deliver(self, now: datetime, limit: int) -> list[int]: ...
-    def cancels_to_deliver(self, limit: int) -> list[int]: ...
+    def cancels_to_deliver(self, now: datetime, limit: int) -> list[int]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -665,6 +665,7 @@ def request_cancel(htx: HandoffTx, fo_id: int, now: datetime) -> Result:
         fo.location_id,
         now,
         cancel_from=fo.status.value,
+        next_attempt_at=now,
         cancel_attempts=0,
         cancel_delivered_at=None,
     )
@@ -705,6 +706,54 @@ def refuse_cancel(htx: HandoffTx, fo_id: int, now: datetime, note: str | None = 
     htx.save_handoff(fo.id, fo.location_id, now, cancel_delivered_at=now)
     htx.tx.emit([_event(ev.FULFILMENT_CANCEL_REFUSED, fo, note=note, status=status.value)], now)
     return Result(fo.id, status, True, f"the 3PL refused to cancel: {note or 'no reason given'}")
+
+
+def record_cancel_failure(htx: HandoffTx, fo_id: int, error: str, *, now: datetime) -> Result:
+    """A cancel request did not reach the 3PL: retried like a request (30 s, 2 min, then every
+    10 min). After `MAX_ATTEMPTS` it is no longer sent by itself: the FO stays
+    `cancel_requested` (nothing is released while the 3PL may still ship it) and a
+    `fulfilment_order.handoff_failed` event asks a person to settle it with the 3PL."""
+    fo = _load(htx, fo_id)
+    state = htx.handoff(fo_id)
+    attempts = (state.cancel_attempts if state else 0) + 1
+    if attempts >= MAX_ATTEMPTS:
+        htx.save_handoff(
+            fo.id,
+            fo.location_id,
+            now,
+            cancel_attempts=attempts,
+            last_error=error,
+            next_attempt_at=None,
+        )
+        htx.tx.emit(
+            [
+                _event(
+                    ev.FULFILMENT_HANDOFF_FAILED,
+                    fo,
+                    error=error,
+                    attempts=attempts,
+                    step="cancel",
+                    undo="none: settle with the 3PL",
+                )
+            ],
+            now,
+        )
+        return Result(
+            fo.id,
+            fo.status,
+            True,
+            f"cancel request not delivered after {attempts} attempts; settle it with the 3PL",
+        )
+    wait = RETRY_AFTER[min(attempts - 1, len(RETRY_AFTER) - 1)]
+    htx.save_handoff(
+        fo.id,
+        fo.location_id,
+        now,
+        cancel_attempts=attempts,
+        last_error=error,
+        next_attempt_at=now + wait,
+    )
+    return Result(fo.id, fo.status, True, f"cancel request failed ({error}); retry in {wait}")
 
 
 def record_cancel_answer(htx: HandoffTx, fo_id: int, answer: Answer, now: datetime) -> Result:
@@ -894,7 +943,7 @@ def send_pending(
             report.failed.append(f"fulfilment order {fo_id}: {exc.message}")
     for fo_id in store.fos_to_deliver(clock(), limit):
         _deliver(store, channels, fo_id, clock, report)
-    for fo_id in store.cancels_to_deliver(limit):
+    for fo_id in store.cancels_to_deliver(clock(), limit):
         _deliver_cancel(store, channels, fo_id, clock, report)
     return report
 
@@ -942,14 +991,7 @@ def _deliver_cancel(
         answer = channels[conn.kind].send_cancel(conn, fo_id, clock())
     except DeliveryFailed as exc:
         with store.handoff_transaction() as htx:
-            state = htx.handoff(fo_id)
-            htx.save_handoff(
-                fo_id,
-                fo.location_id,
-                clock(),
-                last_error=str(exc),
-                cancel_attempts=(state.cancel_attempts if state else 0) + 1,
-            )
+            record_cancel_failure(htx, fo_id, str(exc), now=clock())
         report.failed.append(f"cancel of fulfilment order {fo_id}: {exc}")
         return
     with store.handoff_transaction() as htx:

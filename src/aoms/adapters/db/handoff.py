@@ -60,12 +60,17 @@ class SqlHandoffStore:
         with self.store.read() as conn:
             return [int(i) for i in conn.execute(query).scalars()]
 
-    def cancels_to_deliver(self, limit: int) -> list[int]:
+    def cancels_to_deliver(self, now: datetime, limit: int) -> list[int]:
         f, h = t.fulfilment_orders.c, t.fulfilment_handoffs.c
         query = (
             select(f.id)
             .join(t.fulfilment_handoffs, h.fo_id == f.id)
-            .where(f.status == FoStatus.CANCEL_REQUESTED.value, h.cancel_delivered_at.is_(None))
+            .where(
+                f.status == FoStatus.CANCEL_REQUESTED.value,
+                h.cancel_delivered_at.is_(None),
+                h.next_attempt_at.is_not(None),
+                h.next_attempt_at <= now,
+            )
             .order_by(f.id)
             .limit(limit)
         )
