@@ -6,6 +6,7 @@ Network (tests.builders): A 50 km from the customer, B 80 km. A holds 10 X, B 5 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from aoms.entrypoints.api.app import create_app
 from aoms.services import handoff as svc
 from aoms.services import orders
 from tests.builders import T0, network, order
-from tests.fake_3pl import Fake3pl, schema_errors, serving
+from tests.fake_3pl import Fake3pl, schema_errors, serving, sign
 from tests.integration.test_handoff import active_reservations, assert_nothing_stuck, stock
 
 SECRET = "3pl-shared-secret-0123456789"
@@ -278,3 +279,26 @@ def test_a_cancel_request_that_cannot_be_delivered_is_retried_then_left_to_a_per
     with world.rt.store.read() as conn:
         rows = conn.execute(select(t.outbox.c.name, t.outbox.c.data)).all()
     assert [d["step"] for n, d in rows if n == "fulfilment_order.handoff_failed"] == ["cancel"]
+
+
+def test_callbacks_the_contract_refuses_are_refused_by_aoms_too(world: World) -> None:
+    oid = world.order(("X", 1))
+    [fo_id] = world.fos_of(oid)
+    world.send()
+    base = {"fulfilment_order_id": fo_id, "occurred_at": now_iso()}
+    bad = [
+        {**base, "event_id": "b1", "type": "rejected"},  # no reason
+        {**base, "event_id": "b2", "type": "shipped"},  # no shipment
+        {**base, "event_id": "b3", "type": "rejected", "reason": "lost"},  # unknown reason
+        {**base, "event_id": "b4", "type": "accepted", "colour": "red"},  # unknown field
+        {**base, "event_id": "b5", "type": "accepted", "occurred_at": "2026-11-02T10:00:00"},
+    ]
+    for message in bad:
+        assert schema_errors("Callback", message) != [], message
+        body = json.dumps(message).encode()
+        answer = httpx.post(
+            f"{world.aoms}/v1/3pl/a/callbacks", content=body, headers=sign(SECRET, body)
+        )
+        assert (answer.status_code, answer.json()["code"]) == (422, "invalid_input"), message
+        assert schema_errors("Problem", answer.json()) == []
+    assert world.fo(fo_id)["status"] == "requested"

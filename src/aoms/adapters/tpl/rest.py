@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from aoms.adapters.tpl.signing import sign
 from aoms.domain.handoff import RejectReason
@@ -85,6 +85,14 @@ class CallbackIn(_Model):
     note: str | None = Field(None, max_length=2000)
     lines: list[ShippedLine] | None = None
     shipment: ShipmentIn | None = None
+
+    @model_validator(mode="after")
+    def _needs(self) -> CallbackIn:
+        if self.type == "rejected" and self.reason is None:
+            raise ValueError("a rejected callback needs its reason")
+        if self.type == "shipped" and self.shipment is None:
+            raise ValueError("a shipped callback needs its shipment")
+        return self
 
     def to_message(self) -> Message:
         shipment = None
