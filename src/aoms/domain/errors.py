@@ -108,3 +108,31 @@ class PlanBroken(AomsError):
 
     code = "routing_plan_invalid"
     status = 500
+
+
+# -- warehouse / 3PL hand-off -----------------------------------------------------------------
+
+
+class InvalidTransition(Conflict):
+    """A fulfilment order cannot move from its state to the one asked (details say which)."""
+
+    code = "invalid_fulfilment_transition"
+
+
+class NotReadyForFulfilment(Conflict):
+    """The order may not be handed to a warehouse yet (not routed, cancelled, or held)."""
+
+    code = "not_ready_for_fulfilment"
+
+
+class InvalidSignature(AomsError):
+    """A 3PL callback whose signature or timestamp does not check out."""
+
+    code = "invalid_signature"
+    status = 401
+
+
+class OverShipment(InvalidInput):
+    """A shipment of more units than the fulfilment order still expects."""
+
+    code = "over_shipment"

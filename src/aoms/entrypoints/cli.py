@@ -13,6 +13,7 @@ from rich.console import Console
 
 from aoms.domain.errors import AomsError
 from aoms.entrypoints.cli_common import console, settings_or_exit
+from aoms.entrypoints.cli_handoff import handoff_app
 from aoms.entrypoints.cli_lab import replay_app, simulate_app
 from aoms.entrypoints.cli_promise import promise_app
 
@@ -28,6 +29,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(replay_app, name="replay")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(promise_app, name="promise")
+app.add_typer(handoff_app, name="handoff")
 _settings = settings_or_exit  # the name sub-command modules have used
 
 

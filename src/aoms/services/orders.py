@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
 from enum import StrEnum
@@ -113,11 +113,13 @@ def route_and_reserve(
     *,
     now: datetime,
     dest_source: str | None = None,
+    exclude: Collection[str] = (),
 ) -> OrderStatus:
     """Plan the shipments and reserve their stock, all or nothing, in this transaction.
 
     The stock rows of every SKU in the order are locked (in key order) before they are read,
     so the plan is made on numbers no other transaction can change until we commit.
+    `exclude` are locations not to use (one that has just rejected these lines).
     """
     demand = order.demand()
     if not demand:
@@ -148,7 +150,7 @@ def route_and_reserve(
         return _unroutable(tx, order_id, order, name, reason, version, trial, now=now)
 
     levels = tx.lock_stock(demand)
-    candidates = tx.candidates(levels)
+    candidates = [c for c in tx.candidates(levels) if c.location_id not in exclude]
     config = RoutingConfig(rate_card=card)
     notes: list[str] = []
     if version is not None:

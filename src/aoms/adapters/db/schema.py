@@ -392,3 +392,78 @@ scarcity_refreshes = Table(
     Column("computed_at", UTCDateTime, nullable=False),
     Column("report", JSON, nullable=False),
 )
+
+# -- warehouse / 3PL hand-off ---------------------------------------------------------------
+
+tpl_connections = Table(
+    "tpl_connections",
+    metadata,
+    Column("location_id", String(64), ForeignKey("locations.id"), primary_key=True),
+    Column("kind", String(8), nullable=False),  # rest | file
+    Column("base_url", String(512)),  # rest: where fulfilment requests are POSTed
+    Column("secret", String(255), nullable=False),  # HMAC key of both directions
+    Column("directory", String(1024)),  # file: the location's drop directory
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("kind IN ('rest', 'file')", name="known_kind"),
+)
+
+fulfilment_order_lines = Table(
+    "fulfilment_order_lines",
+    metadata,
+    Column("fo_id", Id, ForeignKey("fulfilment_orders.id"), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("sku", String(255), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("shipped", Integer, nullable=False),
+    Column("closed", Integer, nullable=False),  # cancelled, or rejected and routed elsewhere
+    CheckConstraint("shipped >= 0 AND closed >= 0", name="counts_not_negative"),
+    CheckConstraint("shipped + closed <= quantity", name="within_quantity"),
+)
+
+fulfilment_handoffs = Table(
+    "fulfilment_handoffs",
+    metadata,
+    Column("fo_id", Id, ForeignKey("fulfilment_orders.id"), primary_key=True),
+    Column("location_id", String(64), nullable=False),
+    Column("attempts", Integer, nullable=False),  # deliveries of the request tried
+    Column("delivered_at", UTCDateTime),  # the 3PL acknowledged the request
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("external_ref", String(255)),  # the 3PL's own reference, when it gives one
+    Column("reject_reason", String(32)),
+    Column("reject_note", Text),
+    Column("cancel_from", String(16)),  # the state a cancel request was made from
+    Column("cancel_attempts", Integer, nullable=False),
+    Column("cancel_delivered_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_fulfilment_handoffs_pending", "delivered_at", "fo_id"),
+)
+
+fulfilment_shipments = Table(
+    "fulfilment_shipments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("fo_id", Id, ForeignKey("fulfilment_orders.id"), nullable=False),
+    Column("shipment_ref", String(255), nullable=False),  # the 3PL's id of the shipment
+    Column("location_id", String(64), nullable=False),  # where it actually left from
+    Column("items", JSON, nullable=False),
+    Column("tracking_number", String(255)),
+    Column("carrier", String(64)),
+    Column("tracking_url", String(1024)),
+    Column("shipped_at", UTCDateTime, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    UniqueConstraint("fo_id", "shipment_ref", name="uq_fulfilment_shipments_ref"),
+)
+
+tpl_messages = Table(
+    "tpl_messages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("location_id", String(64), nullable=False),
+    Column("message_id", String(255), nullable=False),  # callback event id, or file digest
+    Column("kind", String(32), nullable=False),
+    Column("outcome", JSON, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    UniqueConstraint("location_id", "message_id", name="uq_tpl_messages_once"),
+)

@@ -26,6 +26,7 @@ from aoms.domain.errors import AomsError, InvalidInput, NotFound
 from aoms.domain.money import Money
 from aoms.domain.orders import OrderStatus
 from aoms.domain.routing import RateCard
+from aoms.entrypoints.api import handoff as handoff_api
 from aoms.entrypoints.api import promises, routing_policies
 from aoms.entrypoints.api.schemas import (
     AdjustmentIn,
@@ -67,6 +68,7 @@ PATTERN_WORDS = {
     r"^\d{1,4}(\.\d{1,6})?$": 'must be a non-negative decimal written as a string, e.g. "1.0"',
     r"^\d{1,6}(\.\d{1,6})?$": 'must be a non-negative decimal written as a string, e.g. "0.002"',
     r"\S": "must not be blank",
+    r"^https?://": "must be an http:// or https:// URL",
 }
 
 
@@ -153,6 +155,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
     app.state.runtime = runtime
     app.include_router(promises.router)
     app.include_router(routing_policies.router)
+    app.include_router(handoff_api.router)
 
     # -- operations -----------------------------------------------------------------------
     @app.get("/health", tags=["operations"])
