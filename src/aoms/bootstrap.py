@@ -18,12 +18,14 @@ from aoms.adapters.db.outbox import relay_once
 from aoms.adapters.db.store import SqlStore
 from aoms.adapters.geocode import geocode
 from aoms.adapters.plugins import load_routing_policies
+from aoms.adapters.return_labels import BuiltinReturnCarrier
 from aoms.adapters.shopify.webhooks import parse_delivery
 from aoms.config import Settings
 from aoms.domain.events import Event
 from aoms.domain.policies import PolicyRegistry
 from aoms.services.inbox import BatchResult, process_pending
-from aoms.services.ports import Geocoder, OrderParser
+from aoms.services.ports import Geocoder, NoRefundPublisher, OrderParser, RefundPublisher
+from aoms.services.returns import ReturnCarrier
 
 log = logging.getLogger("aoms")
 
@@ -45,6 +47,8 @@ class Runtime:
     subscribers: list[Subscriber] = field(default_factory=list)
     recent_events: deque[tuple[int, Event]] = field(default_factory=lambda: deque(maxlen=200))
     inbox_signal: threading.Event = field(default_factory=threading.Event)
+    refund_publisher: RefundPublisher = field(default_factory=NoRefundPublisher)
+    return_carrier: ReturnCarrier = field(default_factory=BuiltinReturnCarrier)
 
     def process_inbox(self, limit: int = 200, lane: int = 0, lanes: int = 1) -> BatchResult:
         return process_pending(
