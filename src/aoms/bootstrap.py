@@ -19,11 +19,12 @@ from aoms.adapters.db.store import SqlStore
 from aoms.adapters.geocode import geocode
 from aoms.adapters.plugins import load_routing_policies
 from aoms.adapters.return_labels import BuiltinReturnCarrier
+from aoms.adapters.shopify.returns import TOPIC_HANDLERS
 from aoms.adapters.shopify.webhooks import parse_delivery
 from aoms.config import Settings
 from aoms.domain.events import Event
 from aoms.domain.policies import PolicyRegistry
-from aoms.services.inbox import BatchResult, process_pending
+from aoms.services.inbox import BatchResult, TopicHandler, process_pending
 from aoms.services.ports import Geocoder, NoRefundPublisher, OrderParser, RefundPublisher
 from aoms.services.returns import ReturnCarrier
 
@@ -49,6 +50,7 @@ class Runtime:
     inbox_signal: threading.Event = field(default_factory=threading.Event)
     refund_publisher: RefundPublisher = field(default_factory=NoRefundPublisher)
     return_carrier: ReturnCarrier = field(default_factory=BuiltinReturnCarrier)
+    topic_handlers: dict[str, TopicHandler] = field(default_factory=lambda: dict(TOPIC_HANDLERS))
 
     def process_inbox(self, limit: int = 200, lane: int = 0, lanes: int = 1) -> BatchResult:
         return process_pending(
@@ -59,6 +61,7 @@ class Runtime:
             limit=limit,
             lane=lane,
             lanes=lanes,
+            handlers=self.topic_handlers,
         )
 
     def inbox_threads(self, *, dedicated: bool) -> int:

@@ -56,7 +56,7 @@ def movements(rt: Runtime, reason: str) -> list[tuple[str, str, int, str | None]
             .where(m.reason == reason)
             .order_by(m.id)
         ).all()
-    return [tuple(r) for r in rows]  # type: ignore[misc]
+    return [(r.sku, r.location_id, r.on_hand_delta, r.reference) for r in rows]
 
 
 def event_names(rt: Runtime) -> list[str]:

@@ -144,6 +144,7 @@ class ReturnsTx(Protocol):
 
     def lock_order(self, order_id: int) -> OrderFacts | None: ...
     def payments(self, order_id: int) -> list[Payment]: ...
+    def payment_by_external(self, order_id: int, external_id: str) -> int | None: ...
     def add_payments(
         self, order_id: int, payments: Sequence[NewPayment], source: str, now: datetime
     ) -> None: ...
@@ -226,6 +227,22 @@ def record_payments(
                 field="payments",
             )
     rtx.add_payments(order_id, payments, source, now)
+
+
+def record_channel_transaction(
+    rtx: ReturnsTx, order_id: int, payment: NewPayment, *, now: datetime
+) -> bool:
+    """A capture (or sale) the channel reported, kept once per transaction id."""
+    facts = _locked(rtx, order_id)
+    if payment.external_id is not None and rtx.payment_by_external(order_id, payment.external_id):
+        return False
+    if payment.captured.currency != facts.order.currency:
+        raise InvalidInput(
+            f"transaction in {payment.captured.currency}, order in {facts.order.currency}",
+            field="currency",
+        )
+    rtx.add_payments(order_id, [payment], "channel", now)
+    return True
 
 
 def payments_of(rtx: ReturnsTx, facts: OrderFacts, now: datetime) -> list[Payment]:

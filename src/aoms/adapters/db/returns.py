@@ -120,6 +120,13 @@ class SqlReturnsTx:
             for r in rows
         ]
 
+    def payment_by_external(self, order_id: int, external_id: str) -> int | None:
+        p = t.order_payments.c
+        found = self.conn.execute(
+            select(p.id).where(p.order_id == order_id, p.external_id == external_id)
+        ).scalar()
+        return int(found) if found is not None else None
+
     def add_payments(
         self, order_id: int, payments: Sequence[NewPayment], source: str, now: datetime
     ) -> None:

@@ -1,0 +1,169 @@
+"""Shopify deliveries that carry no order: refunds, payment transactions and fulfilments.
+
+- `refunds/create` (the REST Refund resource): a refund made in Shopify's admin is recorded
+  once, its units counted as refunded and, when Shopify restocked them at a location aoms
+  knows by the same id, restocked here too. A refund aoms pushed itself comes back with
+  `aoms-refund:<id>` in its note (or the id the push stored) and is not counted again.
+- `order_transactions/create`: a successful `sale` or `capture` becomes one of the order's
+  payments (method = gateway), kept once per transaction id.
+- `fulfillments/create` and `fulfillments/update`: the fulfilment date, and the delivery date
+  once `shipment_status` is `delivered`, make the order's units returnable.
+
+A delivery for an order aoms does not hold is ignored (marked so in the inbox).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from aoms.adapters.db.returns import SqlReturnsTx
+from aoms.adapters.db.store import SqlTx
+from aoms.adapters.shopify.webhooks import _money, _objects, _set_amount, _time
+from aoms.domain.errors import InvalidPayload
+from aoms.domain.money import Money
+from aoms.services import returns as svc
+from aoms.services.inbox import TopicHandler
+from aoms.services.ports import Delivery, Tx
+
+
+def _payload(delivery: Delivery) -> Mapping[str, Any]:
+    try:
+        payload = json.loads(delivery.body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise InvalidPayload(f"the body is not JSON: {exc}") from exc
+    if not isinstance(payload, Mapping):
+        raise InvalidPayload("the body is not a JSON object")
+    return payload
+
+
+def _returns_tx(tx: Tx) -> SqlReturnsTx:
+    if not isinstance(tx, SqlTx):
+        raise TypeError("Shopify return deliveries are stored through the SQL store")
+    return SqlReturnsTx(tx)
+
+
+def _order(rtx: SqlReturnsTx, shop: str, payload: Mapping[str, Any]) -> svc.OrderFacts | None:
+    order_id = payload.get("order_id")
+    if not isinstance(order_id, int) or isinstance(order_id, bool):
+        raise InvalidPayload("order_id must be the numeric Shopify order id", field="order_id")
+    found = rtx.find_order(shop, "shopify", str(order_id))
+    return rtx.lock_order(found) if found is not None else None
+
+
+def refund_from_payload(
+    payload: Mapping[str, Any], facts: svc.OrderFacts, known_locations: set[str]
+) -> svc.ExternalRefund:
+    cur = facts.order.currency
+    by_external = {ln.external_id: ln for ln in facts.order.lines if ln.external_id}
+    refund_id = payload.get("id")
+    if refund_id is None:
+        raise InvalidPayload("a refund needs its id", field="id")
+    lines: dict[int, tuple[int, Money, Money]] = {}
+    restock: dict[int, str] = {}
+    for i, raw in enumerate(_objects(payload.get("refund_line_items"), "refund_line_items")):
+        field = f"refund_line_items[{i}]"
+        line = by_external.get(str(raw.get("line_item_id")))
+        if line is None:
+            raise InvalidPayload(
+                f"{field}: the order has no line {raw.get('line_item_id')}", field=field
+            )
+        quantity = raw.get("quantity")
+        if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
+            raise InvalidPayload(f"{field}.quantity must be a whole number", field=field)
+        subtotal = _money(_set_amount(raw, "subtotal"), cur, f"{field}.subtotal")
+        tax = _money(_set_amount(raw, "total_tax"), cur, f"{field}.total_tax")
+        goods = subtotal - tax if facts.order.taxes_included else subtotal
+        units, g, x = lines.get(line.line_no, (0, Money.zero(cur), Money.zero(cur)))
+        lines[line.line_no] = (units + quantity, g + goods, x + tax)
+        location = raw.get("location_id")
+        restocked = raw.get("restock_type") in ("return", "cancel", "legacy_restock")
+        if restocked and location and str(location) in known_locations:
+            restock[line.line_no] = str(location)
+    shipping, shipping_tax = Money.zero(cur), Money.zero(cur)
+    for i, raw in enumerate(
+        _objects(payload.get("refund_shipping_lines"), "refund_shipping_lines")
+    ):
+        field = f"refund_shipping_lines[{i}]"
+        amount = _set_amount(raw, "subtotal_amount") or _set_amount(raw, "amount")
+        shipping = shipping + _money(amount, cur, field)
+        shipping_tax = shipping_tax + _money(_set_amount(raw, "tax_amount"), cur, field)
+    transactions = [
+        (
+            str(tr.get("gateway") or "unknown"),
+            _money(_set_amount(tr, "amount"), cur, "transactions"),
+        )
+        for tr in _objects(payload.get("transactions"), "transactions")
+        if tr.get("kind") == "refund" and tr.get("status") == "success"
+    ]
+    note = payload.get("note")
+    return svc.ExternalRefund(
+        order_id=facts.id,
+        external_id=str(refund_id),
+        lines=lines,
+        shipping=shipping,
+        shipping_tax=shipping_tax,
+        transactions=transactions,
+        restock=restock,
+        note=str(note) if note is not None else None,
+    )
+
+
+def handle_refund(tx: Tx, delivery: Delivery, now: datetime) -> int | None:
+    rtx = _returns_tx(tx)
+    payload = _payload(delivery)
+    facts = _order(rtx, delivery.shop, payload)
+    if facts is None:
+        return None
+    locations = {
+        str(r.get("location_id"))
+        for r in _objects(payload.get("refund_line_items"), "refund_line_items")
+    }
+    ext = refund_from_payload(payload, facts, rtx.core.known_locations(locations))
+    svc.record_external_refund(rtx, ext, now=now)
+    return facts.id
+
+
+def handle_transaction(tx: Tx, delivery: Delivery, now: datetime) -> int | None:
+    rtx = _returns_tx(tx)
+    payload = _payload(delivery)
+    if payload.get("kind") not in ("sale", "capture") or payload.get("status") != "success":
+        return None
+    facts = _order(rtx, delivery.shop, payload)
+    if facts is None:
+        return None
+    currency = payload.get("currency") or facts.order.currency
+    if not isinstance(currency, str) or len(currency) != 3:
+        raise InvalidPayload("currency must be an ISO 4217 code", field="currency")
+    amount = _money(_set_amount(payload, "amount"), currency, "amount")
+    payment = svc.NewPayment(
+        str(payload.get("gateway") or "unknown")[:64], amount, str(payload.get("id"))[:64]
+    )
+    svc.record_channel_transaction(rtx, facts.id, payment, now=now)
+    return facts.id
+
+
+def handle_fulfilment(tx: Tx, delivery: Delivery, now: datetime) -> int | None:
+    rtx = _returns_tx(tx)
+    payload = _payload(delivery)
+    facts = _order(rtx, delivery.shop, payload)
+    if facts is None or payload.get("status") not in ("success", None):
+        return None
+    fulfilled = _time(payload.get("created_at"), "created_at")
+    delivered = None
+    if payload.get("shipment_status") == "delivered":
+        delivered = _time(payload.get("updated_at") or payload.get("created_at"), "updated_at")
+    svc.mark_delivered(
+        rtx, facts.id, delivered_at=delivered, fulfilled_at=fulfilled, source="shopify", now=now
+    )
+    return facts.id
+
+
+TOPIC_HANDLERS: dict[str, TopicHandler] = {
+    "refunds/create": handle_refund,
+    "order_transactions/create": handle_transaction,
+    "fulfillments/create": handle_fulfilment,
+    "fulfillments/update": handle_fulfilment,
+}
