@@ -119,6 +119,26 @@ def test_a_three_unit_line_sharing_an_order_discount_refunds_exactly_its_cost_in
         quote_refund(money, refunded, {1: 1})
 
 
+def test_yen_have_no_minor_unit_and_split_the_same_way() -> None:
+    # ¥100 over ¥999 and ¥500: 66.64 and 33.36 yen -> 66 + 33, the yen left to line 1.
+    order = make_order(
+        [("A", 3, "333", "0", "0"), ("B", 1, "500", "0", "0")], currency="JPY", order_discount="100"
+    )
+    money = order_money(order)
+    assert [ln.discount_share for ln in money.lines] == [
+        Money.of("67", "JPY"),
+        Money.of("33", "JPY"),
+    ]
+    # 999 − 67 = 932 over 3 units: 311, 311, 310.
+    refunded = Refunded()
+    totals = []
+    for _ in range(3):
+        quote = quote_refund(money, refunded, {1: 1})
+        totals.append(quote.total.amount)
+        refunded = after(refunded, quote)
+    assert totals == [Decimal(311), Decimal(311), Decimal(310)]
+
+
 def test_two_cables_refund_2_00_once_and_cameras_at_most_one() -> None:
     order = make_order([("CAMERA", 1, "300.00", "0", "0"), ("CABLE", 2, "1.00", "0", "0")])
     money = order_money(order)

@@ -157,3 +157,7 @@ class AlreadyDispositioned(Conflict):
 
 class UnknownReturn(NotFound):
     code = "unknown_return"
+
+
+class PaymentsAlreadyRecorded(Conflict):
+    code = "payments_already_recorded"

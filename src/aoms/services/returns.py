@@ -20,6 +20,7 @@ from aoms.domain.errors import (
     InvalidInput,
     NotFound,
     NotReturnable,
+    PaymentsAlreadyRecorded,
     ReturnQuantityExceeded,
     UnknownReturn,
 )
@@ -217,7 +218,7 @@ def record_payments(
     recorded once; a refund already made stays tied to the payment it went to)."""
     facts = _locked(rtx, order_id)
     if rtx.payments(order_id):
-        raise AlreadyRefunded(
+        raise PaymentsAlreadyRecorded(
             f"order {order_id} has its payments recorded already", field="payments"
         )
     for p in payments:
