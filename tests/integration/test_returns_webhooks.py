@@ -190,3 +190,68 @@ def test_a_fulfilment_makes_the_units_returnable(client: TestClient, runtime: Ru
     opened = client.post("/v1/returns", json=ask)
     assert opened.status_code == 201, opened.text
     assert opened.json()["status"] == "approved"
+
+
+def shopify_return(topic: str, return_id: int) -> dict[str, Any]:
+    path = EXEMPLARS.parents[1] / "metadatas/2026-04/returns" / f"{topic}.json"
+    if not path.exists():
+        pytest.skip(f"Shopify metadata {path} is not available")
+    body = dict(json.loads(path.read_text())["response"])
+    body["id"] = return_id
+    return body
+
+
+def test_shopify_declines_and_cancels_reach_the_return_with_that_id(
+    client: TestClient, runtime: Runtime
+) -> None:
+    network(runtime.engine, {("BAG", "a"): 10})
+    payload = shopify_payload(ORDER, lines=[("BAG", 3, "25.00")])
+    payload["payment_gateway_names"] = ["gift_card", "shopify_payments"]
+    post_webhook(client, payload, webhook_id="o-1")
+    fulfilment = copy.deepcopy(exemplar("fulfillments"))
+    fulfilment.update(
+        order_id=ORDER,
+        status="success",
+        shipment_status="delivered",
+        updated_at="2026-11-28T10:00:00Z",
+    )
+    post_webhook(client, fulfilment, topic="fulfillments/update", webhook_id="f-1")
+    runtime.process_inbox()
+    order_id = client.get("/v1/orders").json()["items"][0]["id"]
+    damaged = client.post(
+        "/v1/returns",
+        json={
+            "order_id": order_id,
+            "items": [{"line_no": 1, "reason": "damaged"}],
+            "external_id": "7001",
+        },
+    ).json()
+    assert damaged["status"] == "review"
+    plain = client.post(
+        "/v1/returns",
+        json={
+            "order_id": order_id,
+            "items": [{"line_no": 1, "reason": "too_small"}],
+            "external_id": "7002",
+        },
+    ).json()
+    assert plain["status"] == "approved"
+    post_webhook(client, shopify_return("decline", 7001), topic="returns/decline", webhook_id="d")
+    post_webhook(client, shopify_return("cancel", 7002), topic="returns/cancel", webhook_id="c")
+    post_webhook(client, shopify_return("cancel", 7999), topic="returns/cancel", webhook_id="c2")
+    runtime.process_inbox()
+    declined = client.get(f"/v1/returns/{damaged['id']}").json()
+    assert declined["status"] == "rejected"
+    assert "30-day return window has ended" in declined["decision_reasons"][0]
+    assert client.get(f"/v1/returns/{plain['id']}").json()["status"] == "cancelled"
+    ignored = client.get("/v1/webhooks/deliveries", params={"status": "ignored"}).json()
+    assert [d["webhook_id"] for d in ignored["items"]] == ["c2"]
+    # The cancelled and rejected returns free their units: all 3 can be refunded, and the one
+    # payment assumed is named after Shopify's gateways.
+    refund = client.post(
+        f"/v1/orders/{order_id}/refunds", json={"lines": [{"line_no": 1, "quantity": 3}]}
+    ).json()["refund"]
+    assert refund["total"] == "75.00"
+    assert [(p["method"], p["amount"]) for p in refund["payments"]] == [
+        ("gift_card+shopify_payments", "75.00")
+    ]

@@ -146,6 +146,7 @@ class ReturnsTx(Protocol):
     def lock_order(self, order_id: int) -> OrderFacts | None: ...
     def payments(self, order_id: int) -> list[Payment]: ...
     def payment_by_external(self, order_id: int, external_id: str) -> int | None: ...
+    def channel_gateways(self, order_id: int) -> list[str]: ...
     def add_payments(
         self, order_id: int, payments: Sequence[NewPayment], source: str, now: datetime
     ) -> None: ...
@@ -248,7 +249,8 @@ def record_channel_transaction(
 
 def payments_of(rtx: ReturnsTx, facts: OrderFacts, now: datetime) -> list[Payment]:
     """The order's payments; when none were recorded, one payment of the order's total (the
-    channel told us no more), recorded so later refunds see the same one."""
+    channel told us no more), recorded so later refunds see the same one. Its method is the
+    channel's gateway names when it gave them (Shopify's `payment_gateway_names`)."""
     found = rtx.payments(facts.id)
     if found:
         return found
@@ -256,7 +258,9 @@ def payments_of(rtx: ReturnsTx, facts: OrderFacts, now: datetime) -> list[Paymen
     stated = facts.order.total_price
     if stated is not None and stated.amount >= 0:
         amount = stated
-    rtx.add_payments(facts.id, [NewPayment("unknown", amount)], "default", now)
+    gateways = rtx.channel_gateways(facts.id)
+    method = "+".join(gateways)[:64] if gateways else "unknown"
+    rtx.add_payments(facts.id, [NewPayment(method, amount)], "default", now)
     return rtx.payments(facts.id)
 
 
@@ -763,7 +767,9 @@ def _refund_return(rtx: ReturnsTx, rec: ReturnRecord, facts: OrderFacts, now: da
     )
     cur = facts.order.currency
     kept = Money.zero(cur)
-    if rec.exchange is not None:
+    # An overdue instant exchange's replacement was made due in full: the return that comes
+    # back late is refunded like a plain one (without fees), never kept twice.
+    if rec.exchange is not None and rec.exchange_status != "overdue":
         cost = Money.of(str(rec.exchange["cost"]), cur)
         difference = exchange_difference(quote.total, cost)
         kept = cost if difference.amount <= 0 else quote.total

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -119,6 +120,23 @@ class SqlReturnsTx:
             )
             for r in rows
         ]
+
+    def channel_gateways(self, order_id: int) -> list[str]:
+        """The payment gateways named by the newest order payload stored for the order."""
+        w = t.webhook_inbox.c
+        body = self.conn.execute(
+            select(w.body)
+            .where(w.order_id == order_id, w.status == "processed", w.topic.like("orders/%"))
+            .order_by(w.id.desc())
+            .limit(1)
+        ).scalar()
+        if body is None:
+            return []
+        try:
+            names = json.loads(bytes(body)).get("payment_gateway_names") or []
+        except (ValueError, AttributeError, RecursionError):
+            return []
+        return [str(n) for n in names if isinstance(n, str) and n][:5]
 
     def payment_by_external(self, order_id: int, external_id: str) -> int | None:
         p = t.order_payments.c

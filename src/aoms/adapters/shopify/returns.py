@@ -8,6 +8,8 @@
   payments (method = gateway), kept once per transaction id.
 - `fulfillments/create` and `fulfillments/update`: the fulfilment date, and the delivery date
   once `shipment_status` is `delivered`, make the order's units returnable.
+- `returns/approve`, `returns/decline`, `returns/cancel`: the same decision for a return aoms
+  holds under that Shopify return id.
 
 A delivery for an order aoms does not hold is ignored (marked so in the inbox).
 """
@@ -21,9 +23,12 @@ from typing import Any
 
 from aoms.adapters.db.returns import SqlReturnsTx
 from aoms.adapters.db.store import SqlTx
+from aoms.adapters.geocode import geocode
 from aoms.adapters.shopify.webhooks import _money, _objects, _set_amount, _time
 from aoms.domain.errors import InvalidPayload
 from aoms.domain.money import Money
+from aoms.domain.orders import OrderStatus
+from aoms.domain.returns import TRANSITIONS, ReturnStatus
 from aoms.services import returns as svc
 from aoms.services.inbox import TopicHandler
 from aoms.services.ports import Delivery, Tx
@@ -151,6 +156,8 @@ def handle_fulfilment(tx: Tx, delivery: Delivery, now: datetime) -> int | None:
     facts = _order(rtx, delivery.shop, payload)
     if facts is None or payload.get("status") not in ("success", None):
         return None
+    if facts.status is OrderStatus.CANCELLED:
+        return None  # a cancelled order's units are not returnable
     fulfilled = _time(payload.get("created_at"), "created_at")
     delivered = None
     if payload.get("shipment_status") == "delivered":
@@ -161,7 +168,40 @@ def handle_fulfilment(tx: Tx, delivery: Delivery, now: datetime) -> int | None:
     return facts.id
 
 
+def handle_return_status(tx: Tx, delivery: Delivery, now: datetime) -> int | None:
+    """returns/approve, returns/decline and returns/cancel for a return aoms holds under the
+    same Shopify return id: the same decision here, when the return's state allows it.
+    (returns/request carries no line items, so a return is opened over the API.)"""
+    rtx = _returns_tx(tx)
+    payload = _payload(delivery)
+    return_id = rtx.find_return(delivery.shop, str(payload.get("id")))
+    if return_id is None:
+        return None
+    rec = rtx.get_return(return_id)
+    assert rec is not None
+    topic = delivery.topic
+    if topic in ("returns/approve", "returns/decline") and rec.status is ReturnStatus.REVIEW:
+        decline = payload.get("decline") if isinstance(payload.get("decline"), Mapping) else {}
+        note = str((decline or {}).get("note") or (decline or {}).get("reason") or "in Shopify")
+        svc.review_return(
+            rtx,
+            return_id,
+            approve=topic == "returns/approve",
+            note=f"{topic.split('/')[1]}d in Shopify: {note}"[:2000],
+            geocode=geocode,
+            now=now,
+        )
+        return rec.order_id
+    if topic == "returns/cancel" and ReturnStatus.CANCELLED in TRANSITIONS[rec.status]:
+        svc.cancel_return(rtx, return_id, now=now)
+        return rec.order_id
+    return None
+
+
 TOPIC_HANDLERS: dict[str, TopicHandler] = {
+    "returns/approve": handle_return_status,
+    "returns/decline": handle_return_status,
+    "returns/cancel": handle_return_status,
     "refunds/create": handle_refund,
     "order_transactions/create": handle_transaction,
     "fulfillments/create": handle_fulfilment,

@@ -246,6 +246,13 @@ class ReturnIn(_Strict):
     refund_to: RefundDestination | None = None
     refund_shipping: bool | None = Field(None, description="override the policy's rule")
     exchange: ExchangeIn | None = None
+    external_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="the channel's return id (Shopify's), so its returns/* webhooks find it; "
+        "a second request with the same id answers the first return",
+    )
 
 
 @router.post("/v1/returns", status_code=201)
@@ -273,6 +280,7 @@ def post_return(body: ReturnIn, r: Rt) -> dict[str, Any]:
         )
         if x
         else None,
+        external_id=body.external_id,
     )
     return_id = _write(
         r, lambda rtx: svc.request_return(rtx, cmd, geocode=r.geocode, now=r.clock())
