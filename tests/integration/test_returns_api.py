@@ -405,6 +405,50 @@ def test_an_instant_exchange_ships_first_and_is_charged_when_the_return_never_co
     )
     assert "exchange.return_overdue" in event_names(runtime)
     assert ok(client.post("/v1/returns/exchanges/check-deadlines"))["overdue"] == []
+    # The parcel arrives after all: the replacement was made due in full, so the returned
+    # shirt is refunded in full (48.40), not kept a second time.
+    got = ok(client.post(f"/v1/returns/{opened['id']}/receive", json={"location_id": "a"}))
+    assert (got["refund"]["total"], got["refund"]["exchange"]) == ("48.40", "0.00")
+
+
+def test_a_label_scan_refunds_at_once_when_the_store_says_so(
+    client: TestClient, runtime: Runtime
+) -> None:
+    network(runtime.engine, {("CAP", "a"): 4})
+    ok(
+        client.put(
+            f"/v1/shops/{SHOP}/return-policy",
+            json={"refund_timing": "label_scan", "markets": {"US": {"window_days": 60}}},
+        )
+    )
+    order_id = place(
+        client,
+        "cap-1",
+        [{"sku": "CAP", "quantity": 3, "unit_price": "3.33"}],
+        order_discount="1.00",
+    )
+    ok(
+        client.post(
+            f"/v1/orders/{order_id}/delivered",
+            json={"delivered_at": (NOW - timedelta(days=45)).isoformat()},
+        )
+    )
+    # 45 days after delivery: inside the US market's 60-day window (the store's is 30).
+    opened = ok(
+        client.post(
+            "/v1/returns",
+            json={
+                "order_id": order_id,
+                "items": [{"line_no": 1, "quantity": 1, "reason": "too_small"}],
+            },
+        ),
+        201,
+    )
+    assert opened["status"] == "approved"
+    tracking = ok(client.post(f"/v1/returns/{opened['id']}/label"))["tracking_number"]
+    scanned = ok(client.post("/v1/returns/scans", json={"tracking_number": tracking}))
+    # 3 × 3.33 − 1.00 = 8.99 for the line; one unit of three: 899 × 1/3 = 299.67 -> 3.00.
+    assert (scanned["status"], scanned["refund"]["total"]) == ("in_transit", "3.00")
 
 
 def test_payments_are_refunded_in_the_policys_order_and_store_credit_gets_its_bonus(
