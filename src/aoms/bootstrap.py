@@ -26,7 +26,7 @@ from aoms.domain.events import Event
 from aoms.domain.policies import PolicyRegistry
 from aoms.services.inbox import BatchResult, TopicHandler, process_pending
 from aoms.services.ports import Geocoder, NoRefundPublisher, OrderParser, RefundPublisher
-from aoms.services.returns import ReturnCarrier
+from aoms.services.returns_ports import ReturnCarrier
 
 log = logging.getLogger("aoms")
 

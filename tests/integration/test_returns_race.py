@@ -13,8 +13,7 @@ from aoms.adapters.db.returns import SqlReturnStore
 from aoms.adapters.geocode import geocode
 from aoms.bootstrap import Runtime
 from aoms.domain.errors import AomsError
-from aoms.services import orders
-from aoms.services import returns as svc
+from aoms.services import orders, refunds
 from tests.builders import T0, network, order
 
 
@@ -37,23 +36,23 @@ def test_two_racing_refunds_of_the_last_units_make_one_refund_and_one_restock(
 ) -> None:
     rounds = 30 if runtime.engine.dialect.name == "postgresql" else 10
     network(runtime.engine, {(f"R-{n}", "a"): 5 for n in range(rounds)})
-    returns = SqlReturnStore(runtime.store)
+    store = SqlReturnStore(runtime.store)
     for n in range(rounds):
         with runtime.store.transaction() as tx:
             placed = orders.receive_order(
                 tx, order((f"R-{n}", 2), external_id=f"r{n}"), geocode=geocode, now=T0
             )
-        with returns.writing() as rtx:
-            svc.mark_delivered(
+        with store.writing() as rtx:
+            refunds.mark_delivered(
                 rtx, placed.order_id, delivered_at=T0, fulfilled_at=None, source="test", now=T0
             )
         outcomes: list[str] = []
 
         def refund(order_id: int = placed.order_id, outcomes: list[str] = outcomes) -> None:
-            cmd = svc.RefundOrder(order_id, [svc.RefundLineRequest(1, 2, "a")])
+            cmd = refunds.RefundOrder(order_id, [refunds.RefundLineRequest(1, 2, "a")])
             try:
-                with returns.writing() as rtx:
-                    svc.refund_order(rtx, cmd, now=T0)
+                with store.writing() as rtx:
+                    refunds.refund_order(rtx, cmd, now=T0)
                 outcomes.append("refunded")
             except AomsError as exc:
                 outcomes.append(exc.code)
@@ -61,11 +60,11 @@ def test_two_racing_refunds_of_the_last_units_make_one_refund_and_one_restock(
         _together(refund, refund)
         assert sorted(outcomes) == ["refunded", "return_quantity_exceeded"], (n, outcomes)
         with runtime.store.read() as conn:
-            refunds = conn.execute(
+            made = conn.execute(
                 select(func.count())
                 .select_from(t.refunds)
                 .where(t.refunds.c.order_id == placed.order_id)
             ).scalar_one()
             level = queries.stock_level(conn, f"R-{n}", "a")
-        assert refunds == 1
+        assert made == 1
         assert level is not None and level["on_hand"] == 7  # 5 + the 2 restocked, once

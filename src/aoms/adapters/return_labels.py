@@ -7,7 +7,7 @@ refused before it is looked up.
 
 from __future__ import annotations
 
-from aoms.services.returns import Label, OrderFacts
+from aoms.services.returns_ports import Label, OrderFacts
 
 CARRIER = "aoms-return"
 

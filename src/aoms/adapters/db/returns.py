@@ -27,7 +27,7 @@ from aoms.domain.returns import (
     ReturnStatus,
 )
 from aoms.services.ports import RefundToPush
-from aoms.services.returns import NewPayment, OrderFacts, ReturnItem, ReturnRecord
+from aoms.services.returns_ports import NewPayment, OrderFacts, ReturnItem, ReturnRecord
 
 
 class SqlReturnStore:

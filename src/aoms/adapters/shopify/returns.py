@@ -29,9 +29,11 @@ from aoms.domain.errors import InvalidPayload
 from aoms.domain.money import Money
 from aoms.domain.orders import OrderStatus
 from aoms.domain.returns import TRANSITIONS, ReturnStatus
+from aoms.services import refunds
 from aoms.services import returns as svc
 from aoms.services.inbox import TopicHandler
 from aoms.services.ports import Delivery, Tx
+from aoms.services.returns_ports import NewPayment, OrderFacts
 
 
 def _payload(delivery: Delivery) -> Mapping[str, Any]:
@@ -50,7 +52,7 @@ def _returns_tx(tx: Tx) -> SqlReturnsTx:
     return SqlReturnsTx(tx)
 
 
-def _order(rtx: SqlReturnsTx, shop: str, payload: Mapping[str, Any]) -> svc.OrderFacts | None:
+def _order(rtx: SqlReturnsTx, shop: str, payload: Mapping[str, Any]) -> OrderFacts | None:
     order_id = payload.get("order_id")
     if not isinstance(order_id, int) or isinstance(order_id, bool):
         raise InvalidPayload("order_id must be the numeric Shopify order id", field="order_id")
@@ -59,8 +61,8 @@ def _order(rtx: SqlReturnsTx, shop: str, payload: Mapping[str, Any]) -> svc.Orde
 
 
 def refund_from_payload(
-    payload: Mapping[str, Any], facts: svc.OrderFacts, known_locations: set[str]
-) -> svc.ExternalRefund:
+    payload: Mapping[str, Any], facts: OrderFacts, known_locations: set[str]
+) -> refunds.ExternalRefund:
     cur = facts.order.currency
     by_external = {ln.external_id: ln for ln in facts.order.lines if ln.external_id}
     refund_id = payload.get("id")
@@ -104,7 +106,7 @@ def refund_from_payload(
         if tr.get("kind") == "refund" and tr.get("status") == "success"
     ]
     note = payload.get("note")
-    return svc.ExternalRefund(
+    return refunds.ExternalRefund(
         order_id=facts.id,
         external_id=str(refund_id),
         lines=lines,
@@ -127,7 +129,7 @@ def handle_refund(tx: Tx, delivery: Delivery, now: datetime) -> int | None:
         for r in _objects(payload.get("refund_line_items"), "refund_line_items")
     }
     ext = refund_from_payload(payload, facts, rtx.core.known_locations(locations))
-    svc.record_external_refund(rtx, ext, now=now)
+    refunds.record_external_refund(rtx, ext, now=now)
     return facts.id
 
 
@@ -143,10 +145,10 @@ def handle_transaction(tx: Tx, delivery: Delivery, now: datetime) -> int | None:
     if not isinstance(currency, str) or len(currency) != 3:
         raise InvalidPayload("currency must be an ISO 4217 code", field="currency")
     amount = _money(_set_amount(payload, "amount"), currency, "amount")
-    payment = svc.NewPayment(
+    payment = NewPayment(
         str(payload.get("gateway") or "unknown")[:64], amount, str(payload.get("id"))[:64]
     )
-    svc.record_channel_transaction(rtx, facts.id, payment, now=now)
+    refunds.record_channel_transaction(rtx, facts.id, payment, now=now)
     return facts.id
 
 
@@ -162,7 +164,7 @@ def handle_fulfilment(tx: Tx, delivery: Delivery, now: datetime) -> int | None:
     delivered = None
     if payload.get("shipment_status") == "delivered":
         delivered = _time(payload.get("updated_at") or payload.get("created_at"), "updated_at")
-    svc.mark_delivered(
+    refunds.mark_delivered(
         rtx, facts.id, delivered_at=delivered, fulfilled_at=fulfilled, source="shopify", now=now
     )
     return facts.id

@@ -21,7 +21,9 @@ from aoms.domain.money import Money
 from aoms.domain.refunds import Fee
 from aoms.domain.returns import Disposition, RefundDestination, ReturnPolicy
 from aoms.entrypoints.api.schemas import Amount, PaymentIn, Time, _Strict
+from aoms.services import refunds
 from aoms.services import returns as svc
+from aoms.services.returns_ports import NewPayment
 
 log = logging.getLogger("aoms.api.returns")
 router = APIRouter(tags=["returns"])
@@ -46,11 +48,11 @@ def record_order_payments(
     rtx = SqlReturnsTx(tx)
     currency = rtx.core.get_order(order_id)
     assert currency is not None
-    svc.record_payments(
+    refunds.record_payments(
         rtx,
         order_id,
         [
-            svc.NewPayment(p.method, Money.of(p.amount, currency.currency), p.external_id)
+            NewPayment(p.method, Money.of(p.amount, currency.currency), p.external_id)
             for p in payments
         ],
         source="channel",
@@ -150,7 +152,7 @@ def post_delivered(order_id: OrderId, body: DeliveredIn, r: Rt) -> dict[str, Any
     """Record that the order's units reached the customer: they can be returned from now."""
     _write(
         r,
-        lambda rtx: svc.mark_delivered(
+        lambda rtx: refunds.mark_delivered(
             rtx,
             order_id,
             delivered_at=body.delivered_at,
@@ -199,17 +201,18 @@ def post_refund(order_id: OrderId, body: RefundIn, r: Rt) -> dict[str, Any]:
     """Refund units (and the shipping) of an order directly, restocking them where named."""
     with r.store.read() as conn:
         currency = queries.order_detail(conn, order_id)["currency"]
-    cmd = svc.RefundOrder(
+    cmd = refunds.RefundOrder(
         order_id=order_id,
         lines=[
-            svc.RefundLineRequest(x.line_no, x.quantity, x.restock_location_id) for x in body.lines
+            refunds.RefundLineRequest(x.line_no, x.quantity, x.restock_location_id)
+            for x in body.lines
         ],
         refund_shipping=body.refund_shipping,
         fees=[Fee(f.kind, Money.of(f.amount, currency)) for f in body.fees],
         refund_to=body.refund_to,
         idempotency_key=body.idempotency_key,
     )
-    result = _write(r, lambda rtx: svc.refund_order(rtx, cmd, now=r.clock()))
+    result = _write(r, lambda rtx: refunds.refund_order(rtx, cmd, now=r.clock()))
     _publish(r, [result.refund_id])
     with r.store.read() as conn:
         refund = next(x for x in db.refunds_of_order(conn, order_id) if x["id"] == result.refund_id)
