@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -499,3 +500,42 @@ def test_payments_are_refunded_in_the_policys_order_and_store_credit_gets_its_bo
     ]
     with runtime.store.read() as conn:
         assert conn.execute(select(func.count()).select_from(t.refunds)).scalar_one() == 2
+
+
+def test_the_deadline_job_on_the_command_line_flags_an_overdue_instant_exchange(
+    client: TestClient, runtime: Runtime, db_url: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from aoms.entrypoints.cli import app
+
+    network(runtime.engine, {("SHIRT-M", "a"): 5, ("SHIRT-L", "a"): 5})
+    runtime.clock = lambda: datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # long before today
+    order_id = place(
+        client,
+        "shirt-cli",
+        [
+            {"sku": "SHIRT-M", "quantity": 1, "unit_price": "40.00", "tax": "8.40"},
+        ],
+    )
+    ok(client.post(f"/v1/orders/{order_id}/delivered", json={}))
+    opened = ok(
+        client.post(
+            "/v1/returns",
+            json={
+                "order_id": order_id,
+                "items": [{"line_no": 1, "reason": "too_small"}],
+                "exchange": {
+                    "sku": "SHIRT-L",
+                    "unit_price": "40.00",
+                    "tax": "8.40",
+                    "instant": True,
+                },
+            },
+        ),
+        201,
+    )
+    result = CliRunner().invoke(app, ["returns", "check-deadlines", "--database-url", db_url])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"overdue": [opened["id"]]}
+    assert ok(client.get(f"/v1/returns/{opened['id']}"))["exchange_status"] == "overdue"

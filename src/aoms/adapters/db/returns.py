@@ -331,9 +331,7 @@ class SqlReturnsTx:
             )
 
     def return_policy(self, shop: str) -> ReturnPolicy:
-        p = t.return_policies.c
-        doc = self.conn.execute(select(p.document).where(p.shop == shop)).scalar()
-        return ReturnPolicy.from_dict(doc) if doc else ReturnPolicy()
+        return policy_of(self.conn, shop)
 
     def set_return_policy(self, shop: str, policy: ReturnPolicy, now: datetime) -> None:
         p = t.return_policies.c
@@ -597,6 +595,12 @@ def list_returns(
         query = query.where(r.status == status)
     ids = list(conn.execute(query).scalars())
     return [x for x in (return_detail(conn, i) for i in ids) if x is not None]
+
+
+def policy_of(conn: Connection, shop: str) -> ReturnPolicy:
+    p = t.return_policies.c
+    doc = conn.execute(select(p.document).where(p.shop == shop)).scalar()
+    return ReturnPolicy.from_dict(doc) if doc else ReturnPolicy()
 
 
 def return_by_tracking(conn: Connection, tracking_number: str) -> int | None:

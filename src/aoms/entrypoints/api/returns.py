@@ -123,7 +123,8 @@ def get_return_policy(
     domain: Annotated[str, Path(min_length=1, max_length=255)], r: Rt
 ) -> dict[str, Any]:
     shop = domain.strip().lower().rstrip(".")
-    policy = _write(r, lambda rtx: rtx.return_policy(shop))
+    with r.store.read() as conn:
+        policy = db.policy_of(conn, shop)
     return {"shop": shop, **policy.as_dict()}
 
 
