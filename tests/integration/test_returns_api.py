@@ -94,6 +94,12 @@ def test_refunding_two_cables_restocks_them_once_and_cameras_at_most_one(
     ok(client.post(f"/v1/orders/{order_id}/delivered", json={}))
     before = on_hand(client, "CABLE", "a")
     body = {"lines": [{"line_no": 2, "quantity": 2, "restock_location_id": "a"}]}
+    preview = ok(client.post(f"/v1/orders/{order_id}/refunds/preview", json=body))
+    assert (preview["total"], preview["payments"]) == (
+        "2.00",
+        [{"payment_id": None, "method": "unknown", "amount": "2.00"}],
+    )
+    assert on_hand(client, "CABLE", "a") == before  # a preview changes nothing
     refund = ok(client.post(f"/v1/orders/{order_id}/refunds", json=body), 201)["refund"]
     assert (refund["total"], refund["items"]) == ("2.00", "2.00")
     assert [(p["method"], p["amount"]) for p in refund["payments"]] == [("unknown", "2.00")]

@@ -92,6 +92,15 @@ def record_channel_transaction(
     return True
 
 
+def assumed_capture(facts: OrderFacts) -> Money:
+    """What one payment is assumed to have captured when none is known: the channel's stated
+    total, or else the order's own."""
+    stated = facts.order.total_price
+    if stated is not None and stated.amount >= 0:
+        return stated
+    return order_money(facts.order).total
+
+
 def payments_of(rtx: ReturnsTx, facts: OrderFacts, now: datetime) -> list[Payment]:
     """The order's payments; when none were recorded, one payment of the order's total (the
     channel told us no more), recorded so later refunds see the same one. Its method is the
@@ -99,10 +108,7 @@ def payments_of(rtx: ReturnsTx, facts: OrderFacts, now: datetime) -> list[Paymen
     found = rtx.payments(facts.id)
     if found:
         return found
-    amount = order_money(facts.order).total
-    stated = facts.order.total_price
-    if stated is not None and stated.amount >= 0:
-        amount = stated
+    amount = assumed_capture(facts)
     gateways = rtx.channel_gateways(facts.id)
     method = "+".join(gateways)[:64] if gateways else "unknown"
     rtx.add_payments(facts.id, [NewPayment(method, amount)], "default", now)
@@ -216,18 +222,18 @@ class RefundResult:
     applied: bool  # False when the idempotency key was used before
 
 
-def refund_order(rtx: ReturnsTx, cmd: RefundOrder, *, now: datetime) -> RefundResult:
-    """Refund units of an order directly (the merchant's decision), optionally restocking them.
+@dataclass(frozen=True, slots=True)
+class RefundPreview:
+    quote: RefundQuote
+    payments: tuple[PaymentRefund, ...]
+    bonus: Money
 
-    Units on their way back in an open return are not refundable here: that return refunds
-    them. Restocking needs the order recorded as delivered (units that never left are not
-    stock that came back).
-    """
+
+def _plan(
+    rtx: ReturnsTx, cmd: RefundOrder
+) -> tuple[OrderFacts, RefundQuote, dict[int, int], dict[int, str], ReturnPolicy]:
+    """Check a direct refund against what is left and price it (nothing is written)."""
     facts = locked(rtx, cmd.order_id)
-    if cmd.idempotency_key is not None:
-        earlier = rtx.refund_by_key(cmd.idempotency_key)
-        if earlier is not None:
-            return RefundResult(earlier, applied=False)
     units: dict[int, int] = defaultdict(int)
     restock: dict[int, str] = {}
     for ln in cmd.lines:
@@ -257,6 +263,40 @@ def refund_order(rtx: ReturnsTx, cmd: RefundOrder, *, now: datetime) -> RefundRe
         )
     quote = quote_refund(money, refunded, units, refund_shipping=cmd.refund_shipping, fees=cmd.fees)
     policy = rtx.return_policy(facts.shop).for_country(facts.country)
+    return facts, quote, dict(units), restock, policy
+
+
+def preview_refund(rtx: ReturnsTx, cmd: RefundOrder) -> RefundPreview:
+    """What `refund_order` would refund, and to which payments, without refunding anything."""
+    facts, quote, _, _, policy = _plan(rtx, cmd)
+    payments = rtx.payments(facts.id) or [
+        Payment(
+            0,
+            "+".join(rtx.channel_gateways(facts.id))[:64] or "unknown",
+            assumed_capture(facts),
+            Money.zero(quote.currency),
+        )
+    ]
+    parts = split_refund(quote.total, payments, policy.payment_order)
+    bonus = Money.zero(quote.currency)
+    if cmd.refund_to is RefundDestination.STORE_CREDIT:
+        bonus = store_credit_bonus(quote.total, policy.store_credit_bonus_percent)
+    return RefundPreview(quote, tuple(parts), bonus)
+
+
+def refund_order(rtx: ReturnsTx, cmd: RefundOrder, *, now: datetime) -> RefundResult:
+    """Refund units of an order directly (the merchant's decision), optionally restocking them.
+
+    Units on their way back in an open return are not refundable here: that return refunds
+    them. Restocking needs the order recorded as delivered (units that never left are not
+    stock that came back).
+    """
+    if cmd.idempotency_key is not None:
+        locked(rtx, cmd.order_id)
+        earlier = rtx.refund_by_key(cmd.idempotency_key)
+        if earlier is not None:
+            return RefundResult(earlier, applied=False)
+    facts, quote, units, restock, policy = _plan(rtx, cmd)
     refund_id = issue(
         rtx,
         facts,
@@ -264,15 +304,16 @@ def refund_order(rtx: ReturnsTx, cmd: RefundOrder, *, now: datetime) -> RefundRe
         cmd.refund_to,
         policy,
         return_id=None,
-        kept=Money.zero(money.currency),
+        kept=Money.zero(quote.currency),
         now=now,
         idempotency_key=cmd.idempotency_key,
         restock=restock,
     )
+    skus = {ln.line_no: ln.sku for ln in quote.lines}
     for line_no, location in sorted(restock.items()):
         inventory.adjust_stock(
             rtx.core,
-            sku=money.line(line_no).sku,
+            sku=skus[line_no],
             location_id=location,
             reason="refund_restock",
             delta=units[line_no],

@@ -197,12 +197,10 @@ def get_refunds(order_id: OrderId, r: Rt) -> dict[str, Any]:
     return {"refunds": refunds, "payments": payments}
 
 
-@router.post("/v1/orders/{order_id}/refunds", tags=["orders"], status_code=201)
-def post_refund(order_id: OrderId, body: RefundIn, r: Rt) -> dict[str, Any]:
-    """Refund units (and the shipping) of an order directly, restocking them where named."""
+def _refund_command(r: Runtime, order_id: int, body: RefundIn) -> refunds.RefundOrder:
     with r.store.read() as conn:
         currency = queries.order_detail(conn, order_id)["currency"]
-    cmd = refunds.RefundOrder(
+    return refunds.RefundOrder(
         order_id=order_id,
         lines=[
             refunds.RefundLineRequest(x.line_no, x.quantity, x.restock_location_id)
@@ -213,6 +211,44 @@ def post_refund(order_id: OrderId, body: RefundIn, r: Rt) -> dict[str, Any]:
         refund_to=body.refund_to,
         idempotency_key=body.idempotency_key,
     )
+
+
+@router.post("/v1/orders/{order_id}/refunds/preview", tags=["orders"])
+def post_refund_preview(order_id: OrderId, body: RefundIn, r: Rt) -> dict[str, Any]:
+    """What the same body would refund, line by line and per payment; nothing is refunded."""
+    cmd = _refund_command(r, order_id, body)
+    got = _write(r, lambda rtx: refunds.preview_refund(rtx, cmd))
+    q = got.quote
+    return {
+        "currency": q.currency,
+        "lines": [
+            {
+                "line_no": ln.line_no,
+                "sku": ln.sku,
+                "units": ln.units,
+                "goods": str(ln.goods.amount),
+                "tax": str(ln.tax.amount),
+                "total": str(ln.total.amount),
+            }
+            for ln in q.lines
+        ],
+        "items": str(q.items.amount),
+        "shipping": str(q.shipping.amount),
+        "shipping_tax": str(q.shipping_tax.amount),
+        "fee_lines": [{"kind": f.kind, "amount": str(f.amount.amount)} for f in q.fees],
+        "total": str(q.total.amount),
+        "payments": [
+            {"payment_id": p.payment_id or None, "method": p.method, "amount": str(p.amount.amount)}
+            for p in got.payments
+        ],
+        "store_credit_bonus": str(got.bonus.amount),
+    }
+
+
+@router.post("/v1/orders/{order_id}/refunds", tags=["orders"], status_code=201)
+def post_refund(order_id: OrderId, body: RefundIn, r: Rt) -> dict[str, Any]:
+    """Refund units (and the shipping) of an order directly, restocking them where named."""
+    cmd = _refund_command(r, order_id, body)
     result = _write(r, lambda rtx: refunds.refund_order(rtx, cmd, now=r.clock()))
     _publish(r, [result.refund_id])
     with r.store.read() as conn:
