@@ -255,3 +255,36 @@ def test_shopify_declines_and_cancels_reach_the_return_with_that_id(
     assert [(p["method"], p["amount"]) for p in refund["payments"]] == [
         ("gift_card+shopify_payments", "75.00")
     ]
+
+
+def test_a_return_refunded_first_in_shopify_is_received_and_waits_for_a_person(
+    client: TestClient, runtime: Runtime
+) -> None:
+    network(runtime.engine, {("BAG", "a"): 10})
+    post_webhook(client, shopify_payload(ORDER, lines=[("BAG", 1, "25.00")]), webhook_id="o-1")
+    fulfilment = copy.deepcopy(exemplar("fulfillments"))
+    fulfilment.update(
+        order_id=ORDER,
+        status="success",
+        shipment_status="delivered",
+        updated_at="2026-11-28T10:00:00Z",
+    )
+    post_webhook(client, fulfilment, topic="fulfillments/update", webhook_id="f-1")
+    runtime.process_inbox()
+    order_id = client.get("/v1/orders").json()["items"][0]["id"]
+    opened = client.post(
+        "/v1/returns", json={"order_id": order_id, "items": [{"line_no": 1, "reason": "too_small"}]}
+    ).json()
+    admin = refund_body(950, units=1, subtotal="25.00", amount="25.00", gateway="manual")
+    post_webhook(client, admin, topic="refunds/create", webhook_id="r-1")
+    runtime.process_inbox()
+    got = client.post(f"/v1/returns/{opened['id']}/receive", json={"location_id": "a"})
+    assert got.status_code == 200, got.text
+    assert (got.json()["status"], got.json()["refund_id"]) == ("received", None)
+    refunds = client.get(f"/v1/orders/{order_id}/refunds").json()["refunds"]
+    assert [(r["source"], r["total"]) for r in refunds] == [("shopify", "25.00")]
+    runtime.relay_events()
+    names = [e["name"] for e in client.get("/v1/events").json()["items"]]
+    assert "return.refund_blocked" in names
+    again = client.post(f"/v1/returns/{opened['id']}/refund")
+    assert again.json()["code"] == "return_quantity_exceeded"

@@ -19,6 +19,7 @@ from aoms.domain.errors import (
     InvalidInput,
     NotReturnable,
     ReturnQuantityExceeded,
+    ShippingAlreadyRefunded,
     UnknownReturn,
 )
 from aoms.domain.events import Event
@@ -56,6 +57,7 @@ from aoms.services.returns_ports import (
     RETURN_INSPECTED,
     RETURN_LABEL_ISSUED,
     RETURN_RECEIVED,
+    RETURN_REFUND_BLOCKED,
     RETURN_REQUESTED,
     Label,
     OrderFacts,
@@ -501,7 +503,15 @@ def _refund_if_due(rtx: ReturnsTx, return_id: int, facts: OrderFacts, now: datet
     rec = _record(rtx, return_id)
     if rec.refund_id is not None or not refund_due(rec.policy.refund_timing, rec.status):
         return None
-    return _refund_return(rtx, rec, facts, now)
+    try:
+        return _refund_return(rtx, rec, facts, now)
+    except (ReturnQuantityExceeded, ShippingAlreadyRefunded) as exc:
+        # Refunded meanwhile in the channel's admin: the parcel's receipt and inspection go
+        # on, and the return waits for a person (POST …/refund shows why). The refund is
+        # priced before anything is written, so nothing of it is half-written.
+        data = {"order_id": rec.order_id, "code": exc.code, "reason": exc.message}
+        rtx.core.emit([Event(RETURN_REFUND_BLOCKED, f"return:{return_id}", data)], now)
+        return None
 
 
 def refund_return_now(rtx: ReturnsTx, return_id: int, *, now: datetime) -> int:
@@ -548,26 +558,26 @@ def _refund_return(rtx: ReturnsTx, rec: ReturnRecord, facts: OrderFacts, now: da
     )
     cur = facts.order.currency
     kept = Money.zero(cur)
+    charge = Money.zero(cur)
     # An overdue instant exchange's replacement was made due in full: the return that comes
     # back late is refunded like a plain one (without fees), never kept twice.
     if rec.exchange is not None and rec.exchange_status != "overdue":
         cost = Money.of(str(rec.exchange["cost"]), cur)
         difference = exchange_difference(quote.total, cost)
         kept = cost if difference.amount <= 0 else quote.total
-        if difference.amount > 0:
-            data = {
-                "order_id": facts.id,
-                "amount": str(difference.amount),
-                "currency": cur,
-                "replacement_order_id": rec.exchange_order_id,
-            }
-            rtx.core.emit([Event(EXCHANGE_CHARGE_DUE, f"return:{rec.id}", data)], now)
-            rtx.update_return(
-                rec.id, {"exchange": {**rec.exchange, "charge_due": str(difference.amount)}}
-            )
+        charge = difference if difference.amount > 0 else charge
     refund_id = issue(
         rtx, facts, quote, rec.refund_to, rec.policy, return_id=rec.id, kept=kept, now=now
     )
+    if charge.amount and rec.exchange is not None:
+        data = {
+            "order_id": facts.id,
+            "amount": str(charge.amount),
+            "currency": cur,
+            "replacement_order_id": rec.exchange_order_id,
+        }
+        rtx.core.emit([Event(EXCHANGE_CHARGE_DUE, f"return:{rec.id}", data)], now)
+        rtx.update_return(rec.id, {"exchange": {**rec.exchange, "charge_due": str(charge.amount)}})
     rtx.update_return(rec.id, {"refund_id": refund_id, "updated_at": now})
     return refund_id
 

@@ -31,6 +31,7 @@ RETURN_RECEIVED = "return.received"
 RETURN_INSPECTED = "return.inspected"
 RETURN_CLOSED = "return.closed"
 RETURN_CANCELLED = "return.cancelled"
+RETURN_REFUND_BLOCKED = "return.refund_blocked"  # its units were refunded elsewhere first
 REFUND_ISSUED = "refund.issued"
 REFUND_RECORDED = "refund.recorded"  # a refund made elsewhere (Shopify's admin), taken in
 EXCHANGE_CREATED = "exchange.created"
