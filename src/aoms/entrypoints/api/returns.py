@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -42,17 +43,17 @@ Rt = Annotated[Runtime, Depends(_runtime)]
 
 
 def record_order_payments(
-    tx: SqlTx, order_id: int, payments: Sequence[PaymentIn], now: Any
+    tx: SqlTx, order_id: int, payments: Sequence[PaymentIn], now: datetime
 ) -> None:
     """Called by POST /v1/orders in its own transaction: the payments commit with the order."""
     rtx = SqlReturnsTx(tx)
-    currency = rtx.core.get_order(order_id)
-    assert currency is not None
+    stored = rtx.core.get_order(order_id)
+    assert stored is not None
     refunds.record_payments(
         rtx,
         order_id,
         [
-            NewPayment(p.method, Money.of(p.amount, currency.currency), p.external_id)
+            NewPayment(p.method, Money.of(p.amount, stored.currency), p.external_id)
             for p in payments
         ],
         source="channel",
@@ -67,8 +68,8 @@ def _write(r: Runtime, work: Callable[[SqlReturnsTx], T]) -> T:
 
 def _publish(r: Runtime, refund_ids: Sequence[int | None]) -> None:
     """After commit: tell the channel of each new refund; its id is stored so the refunds/create
-    webhook that follows is recognised. A failure leaves the refund unpushed (it is retried by
-    the next call) and never undoes it."""
+    webhook that follows is recognised. A failure is logged and never undoes the refund, which
+    stays without an external id (the mark in its note still lets its echo be recognised)."""
     for refund_id in refund_ids:
         if refund_id is None:
             continue
