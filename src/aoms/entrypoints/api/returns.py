@@ -82,6 +82,9 @@ def _publish(r: Runtime, refund_ids: Sequence[int | None]) -> None:
         except AomsError as exc:
             log.warning("refund %s could not be pushed: %s", refund_id, exc.message)
             continue
+        except Exception:  # the refund is committed: a failing channel must not undo the answer
+            log.exception("refund %s could not be pushed", refund_id)
+            continue
         if external is not None:
             with SqlReturnStore(r.store).writing() as rtx:
                 rtx.set_refund_external_id(refund_id, external)
