@@ -545,3 +545,22 @@ def test_the_deadline_job_on_the_command_line_flags_an_overdue_instant_exchange(
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"overdue": [opened["id"]]}
     assert ok(client.get(f"/v1/returns/{opened['id']}"))["exchange_status"] == "overdue"
+
+
+class FailingPublisher:
+    def publish_refund(self, refund: RefundToPush) -> str | None:
+        raise RuntimeError("Shopify is down")
+
+
+def test_a_channel_that_fails_to_take_the_refund_does_not_undo_it(
+    client: TestClient, runtime: Runtime
+) -> None:
+    network(runtime.engine, {("MUG", "a"): 4})
+    runtime.refund_publisher = FailingPublisher()
+    order_id = place(client, "mug-9", [{"sku": "MUG", "quantity": 1, "unit_price": "15.00"}])
+    made = client.post(
+        f"/v1/orders/{order_id}/refunds", json={"lines": [{"line_no": 1, "quantity": 1}]}
+    )
+    assert made.status_code == 201, made.text
+    stored = ok(client.get(f"/v1/orders/{order_id}/refunds"))["refunds"]
+    assert [(r["total"], r["external_id"]) for r in stored] == [("15.00", None)]
