@@ -261,6 +261,10 @@ def test_the_policy_rejects_final_sale_and_reviews_damage_without_photos(
     network(runtime.engine, {("SALE", "a"): 4, ("MUG", "a"): 4})
     with runtime.engine.begin() as conn:
         db_setup.upsert_product(conn, "SALE", "Sale tee", 200, tags=["final-sale"])
+    bad = client.put(f"/v1/shops/{SHOP}/return-policy", json={"refund_timing": "whenever"})
+    assert (bad.status_code, bad.json()["field"]) == (422, "refund_timing")
+    unknown = client.put(f"/v1/shops/{SHOP}/return-policy", json={"windw_days": 3})
+    assert (unknown.status_code, unknown.json()["field"]) == (422, "windw_days")
     ok(
         client.put(
             f"/v1/shops/{SHOP}/return-policy",

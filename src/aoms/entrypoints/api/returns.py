@@ -110,13 +110,55 @@ def _detail(r: Runtime, return_id: int) -> dict[str, Any]:
 # -- policy ----------------------------------------------------------------------------------
 
 
+Names = list[Annotated[str, Field(min_length=1, max_length=255)]]
+Days = Annotated[int, Field(ge=0, le=3650, strict=True)]
+
+
+class PolicyFieldsIn(_Strict):
+    """Return policy fields. Left out: the default (in a market: the store's own value)."""
+
+    window_days: Days | None = Field(None, description="days from delivery (default 30)")
+    expected_transit_days: Days | None = Field(
+        None, description="added to the fulfilment date when the delivery date is unknown (5)"
+    )
+    final_sale_tags: Names | None = Field(None, description='product tags (["final-sale"])')
+    final_sale_skus: Names | None = None
+    photo_reasons: Names | None = Field(None, description="reasons reviewed unless photos came")
+    inspection_reasons: Names | None = Field(None, description="reasons always reviewed")
+    fee_free_reasons: Names | None = Field(None, description="the merchant's fault: no fees")
+    return_shipping_fee: Amount | None = Field(None, description="per return")
+    restocking_fee_percent: Amount | None = Field(None, description="of the items refunded")
+    restocking_fee_per_unit: Amount | None = None
+    free_return_tags: Names | None = Field(None, description="customer tags that waive fees")
+    refund_shipping: bool | None = None
+    refund_timing: Literal["label_scan", "receipt", "inspection"] | None = None
+    refund_to: RefundDestination | None = None
+    store_credit_bonus_percent: Amount | None = None
+    payment_order: Names | None = Field(None, description="methods refunded first, in order")
+    exchange_deadline_days: Days | None = None
+
+
+class ReturnPolicyIn(PolicyFieldsIn):
+    markets: dict[Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")], PolicyFieldsIn] | None = Field(
+        None, description="per country code (the shipping address's), fields that differ"
+    )
+
+    def as_document(self) -> dict[str, Any]:
+        doc = self.model_dump(mode="json", exclude_none=True, exclude={"markets"})
+        if self.markets:
+            doc["markets"] = {
+                k: v.model_dump(mode="json", exclude_none=True) for k, v in self.markets.items()
+            }
+        return doc
+
+
 @router.put("/v1/shops/{domain}/return-policy")
 def put_return_policy(
-    domain: Annotated[str, Path(min_length=1, max_length=255)], body: dict[str, Any], r: Rt
+    domain: Annotated[str, Path(min_length=1, max_length=255)], body: ReturnPolicyIn, r: Rt
 ) -> dict[str, Any]:
-    """Set the store's return policy (fields as in docs/returns.md; `markets` overrides any of
-    them per country code)."""
-    policy = ReturnPolicy.from_dict(body)
+    """Set the store's return policy (see docs/returns.md); fields left out take their
+    defaults, and `markets` overrides any of them per country code."""
+    policy = ReturnPolicy.from_dict(body.as_document())
     shop = domain.strip().lower().rstrip(".")
     _write(r, lambda rtx: rtx.set_return_policy(shop, policy, r.clock()))
     return {"shop": shop, **policy.as_dict()}
