@@ -20,14 +20,17 @@ from aoms.adapters.db.scarcity import SqlScarcityStore
 from aoms.adapters.db.store import SqlStore
 from aoms.adapters.geocode import geocode
 from aoms.adapters.plugins import load_routing_policies
+from aoms.adapters.return_labels import BuiltinReturnCarrier
+from aoms.adapters.shopify.returns import TOPIC_HANDLERS
 from aoms.adapters.shopify.webhooks import parse_delivery
 from aoms.config import Settings
 from aoms.domain.errors import AomsError
 from aoms.domain.events import Event
 from aoms.domain.policies import PolicyRegistry
 from aoms.services import scarcity, waves
-from aoms.services.inbox import BatchResult, process_pending
-from aoms.services.ports import Geocoder, OrderParser
+from aoms.services.inbox import BatchResult, TopicHandler, process_pending
+from aoms.services.ports import Geocoder, NoRefundPublisher, OrderParser, RefundPublisher
+from aoms.services.returns_ports import ReturnCarrier
 
 log = logging.getLogger("aoms")
 
@@ -51,6 +54,9 @@ class Runtime:
     recent_events: deque[tuple[int, Event]] = field(default_factory=lambda: deque(maxlen=200))
     inbox_signal: threading.Event = field(default_factory=threading.Event)
     waves_closed: dict[str, datetime] = field(default_factory=dict)  # shop -> last wave re-planned
+    refund_publisher: RefundPublisher = field(default_factory=NoRefundPublisher)
+    return_carrier: ReturnCarrier = field(default_factory=BuiltinReturnCarrier)
+    topic_handlers: dict[str, TopicHandler] = field(default_factory=lambda: dict(TOPIC_HANDLERS))
 
     def process_inbox(self, limit: int = 200, lane: int = 0, lanes: int = 1) -> BatchResult:
         return process_pending(
@@ -61,6 +67,7 @@ class Runtime:
             limit=limit,
             lane=lane,
             lanes=lanes,
+            handlers=self.topic_handlers,
         )
 
     def inbox_threads(self, *, dedicated: bool) -> int:

@@ -136,3 +136,56 @@ class OverShipment(InvalidInput):
     """A shipment of more units than the fulfilment order still expects."""
 
     code = "over_shipment"
+
+
+# -- returns and refunds -----------------------------------------------------------------------
+
+
+class ReturnQuantityExceeded(Conflict):
+    """More units asked back than the line has left to return or refund."""
+
+    code = "return_quantity_exceeded"
+
+
+class NothingToRefund(InvalidInput):
+    code = "nothing_to_refund"
+
+
+class ShippingAlreadyRefunded(Conflict):
+    code = "shipping_already_refunded"
+
+
+class RefundExceedsCaptured(Conflict):
+    """A refund larger than what the order's payments can still take back."""
+
+    code = "refund_exceeds_captured"
+
+
+class AlreadyRefunded(Conflict):
+    code = "already_refunded"
+
+
+class InvalidReturnTransition(Conflict):
+    """A return asked to move to a state its current state cannot reach."""
+
+    code = "invalid_return_transition"
+
+
+class NotReturnable(Conflict):
+    """The order or line cannot be returned (not delivered, final sale, window closed …)."""
+
+    code = "not_returnable"
+
+
+class AlreadyDispositioned(Conflict):
+    """Units of a return that were restocked, refurbished or disposed of already."""
+
+    code = "already_dispositioned"
+
+
+class UnknownReturn(NotFound):
+    code = "unknown_return"
+
+
+class PaymentsAlreadyRecorded(Conflict):
+    code = "payments_already_recorded"

@@ -16,6 +16,7 @@ from aoms.entrypoints.cli_common import console, settings_or_exit
 from aoms.entrypoints.cli_handoff import handoff_app
 from aoms.entrypoints.cli_lab import replay_app, simulate_app
 from aoms.entrypoints.cli_promise import promise_app
+from aoms.entrypoints.cli_returns import returns_app
 
 app = typer.Typer(
     pretty_exceptions_enable=False,
@@ -30,6 +31,7 @@ app.add_typer(replay_app, name="replay")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(promise_app, name="promise")
 app.add_typer(handoff_app, name="handoff")
+app.add_typer(returns_app, name="returns")
 _settings = settings_or_exit  # the name sub-command modules have used
 
 

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from aoms.domain.errors import AomsError, Conflict, Unavailable
 from aoms.services.orders import Outcome, receive_order
-from aoms.services.ports import Clock, Delivery, Geocoder, OrderParser, Store
+from aoms.services.ports import Clock, Delivery, Geocoder, OrderParser, Store, Tx
+
+TopicHandler = Callable[[Tx, Delivery, datetime], int | None]
+"""Applies a delivery of a topic that carries no order (a refund, a transaction, a
+fulfilment) in the delivery's transaction; returns the order it touched, or None to ignore."""
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +26,13 @@ class BatchResult:
 
 
 def process_delivery(
-    store: Store, delivery: Delivery, *, parse: OrderParser, geocode: Geocoder, clock: Clock
+    store: Store,
+    delivery: Delivery,
+    *,
+    parse: OrderParser,
+    geocode: Geocoder,
+    clock: Clock,
+    handlers: Mapping[str, TopicHandler] | None = None,
 ) -> str:
     """Apply one stored delivery; the order change and the inbox mark commit together.
 
@@ -34,6 +46,12 @@ def process_delivery(
             with store.transaction() as tx:
                 if not tx.claim_delivery(delivery.id):
                     return "skipped"  # another worker has it, or had it
+                handler = (handlers or {}).get(delivery.topic)
+                if handler is not None:
+                    touched = handler(tx, delivery, clock())
+                    status = "processed" if touched is not None else "ignored"
+                    tx.finish_delivery(delivery.id, status=status, now=clock(), order_id=touched)
+                    return status
                 order = parse(delivery.shop, delivery.topic, delivery.body)
                 if order is None:
                     tx.finish_delivery(delivery.id, status="ignored", now=clock())
@@ -79,10 +97,15 @@ def process_pending(
     limit: int = 100,
     lane: int = 0,
     lanes: int = 1,
+    handlers: Mapping[str, TopicHandler] | None = None,
 ) -> BatchResult:
     counts = {"processed": 0, "ignored": 0, "failed": 0, "skipped": 0}
     for delivery in store.pending_deliveries(limit, lane, lanes):
-        counts[process_delivery(store, delivery, parse=parse, geocode=geocode, clock=clock)] += 1
+        counts[
+            process_delivery(
+                store, delivery, parse=parse, geocode=geocode, clock=clock, handlers=handlers
+            )
+        ] += 1
         store.pause_between_writes()
     del counts["skipped"]
     return BatchResult(**counts)

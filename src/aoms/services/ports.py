@@ -189,3 +189,32 @@ OrderParser = Callable[[str, str, bytes], Order | None]
 """(shop, topic, raw body) -> the order in it, or None for a topic that carries no order."""
 
 Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class RefundToPush:
+    """A refund aoms made, as the channel is to be told of it (after it committed)."""
+
+    refund_id: int
+    shop: str
+    channel: str
+    order_external_id: str
+    currency: str
+    amount: str  # what goes back to the payments
+    lines: tuple[tuple[str | None, int, str | None], ...]  # (line external id, units, restock at)
+    shipping: str
+    note: str  # carries "aoms-refund:<id>" so the channel's refunds/create is recognised
+
+
+class RefundPublisher(Protocol):
+    """Tells the channel (Shopify's Admin API) of a refund; returns the channel's refund id,
+    or None when there is nothing to tell (the order came from another channel)."""
+
+    def publish_refund(self, refund: RefundToPush) -> str | None: ...
+
+
+class NoRefundPublisher:
+    """Publishes nothing: the refund stays in aoms until a channel client is wired in."""
+
+    def publish_refund(self, refund: RefundToPush) -> str | None:
+        return None

@@ -467,3 +467,141 @@ tpl_messages = Table(
     Column("received_at", UTCDateTime, nullable=False),
     UniqueConstraint("location_id", "message_id", name="uq_tpl_messages_once"),
 )
+
+# -- returns, refunds and payments ----------------------------------------------------------
+
+order_payments = Table(
+    "order_payments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", Id, ForeignKey("orders.id"), nullable=False),
+    Column("method", String(64), nullable=False),  # gateway, e.g. gift_card, shopify_payments
+    Column("captured_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("external_id", String(64)),  # the channel's transaction id, if known
+    Column("source", String(16), nullable=False),  # channel | default
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("captured_minor >= 0", name="captured_not_negative"),
+    Index("ix_order_payments_order", "order_id"),
+)
+
+order_deliveries = Table(
+    "order_deliveries",
+    metadata,
+    Column("order_id", Id, ForeignKey("orders.id"), primary_key=True),
+    Column("fulfilled_at", UTCDateTime),
+    Column("delivered_at", UTCDateTime),
+    Column("source", String(32), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+return_policies = Table(
+    "return_policies",
+    metadata,
+    Column("shop", String(255), primary_key=True),
+    Column("document", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+returns = Table(
+    "returns",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", Id, ForeignKey("orders.id"), nullable=False),
+    Column("shop", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("decision", String(16), nullable=False),  # approve | reject | review
+    Column("decision_reasons", JSON, nullable=False),
+    Column("policy", JSON, nullable=False),  # the policy as it was when the return was opened
+    Column("customer_tags", JSON, nullable=False),
+    Column("refund_to", String(16), nullable=False),
+    Column("refund_shipping", Boolean, nullable=False),
+    Column("fees_waived", Boolean, nullable=False),
+    Column("carrier", String(32)),
+    Column("tracking_number", String(64), unique=True),
+    Column("label", Text),
+    Column("location_id", String(64)),  # where it was received
+    Column("refund_id", Id),
+    Column("exchange", JSON),  # the replacement asked for, its price and its order
+    Column("exchange_order_id", Id),
+    Column("exchange_deadline", UTCDateTime),
+    Column("exchange_status", String(16)),  # open | returned | overdue (the replacement is due)
+    Column("external_id", String(64)),  # Shopify's return id, when it came from Shopify
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("shop", "external_id", name="uq_returns_external"),
+    Index("ix_returns_order", "order_id"),
+    Index("ix_returns_status", "status", "id"),
+)
+
+return_items = Table(
+    "return_items",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("return_id", Id, ForeignKey("returns.id"), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("sku", String(255), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("has_photos", Boolean, nullable=False),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+    Index("ix_return_items_return", "return_id"),
+)
+
+return_dispositions = Table(
+    "return_dispositions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("return_id", Id, ForeignKey("returns.id"), nullable=False),
+    Column("item_id", Id, ForeignKey("return_items.id"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("disposition", String(16), nullable=False),  # restock | refurbish | dispose
+    Column("location_id", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+    Index("ix_return_dispositions_return", "return_id"),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", Id, ForeignKey("orders.id"), nullable=False),
+    Column("return_id", Id),
+    Column("source", String(16), nullable=False),  # aoms | shopify (made in Shopify's admin)
+    Column("destination", String(16), nullable=False),  # original | store_credit
+    Column("currency", String(3), nullable=False),
+    Column("items_minor", BigInteger, nullable=False),
+    Column("shipping_minor", BigInteger, nullable=False),
+    Column("shipping_tax_minor", BigInteger, nullable=False),
+    Column("fees_minor", BigInteger, nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("bonus_minor", BigInteger, nullable=False),  # store credit given on top
+    Column("exchange_minor", BigInteger, nullable=False),  # kept for an exchange's replacement
+    Column("detail", JSON, nullable=False),  # fees and the explanation, as shown
+    Column("idempotency_key", String(255), unique=True),
+    Column("external_id", String(64)),  # Shopify's refund id once pushed or received
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("order_id", "external_id", name="uq_refunds_external"),
+    Index("ix_refunds_order", "order_id"),
+)
+
+refund_lines = Table(
+    "refund_lines",
+    metadata,
+    Column("refund_id", Id, ForeignKey("refunds.id"), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("units", Integer, nullable=False),
+    Column("goods_minor", BigInteger, nullable=False),
+    Column("tax_minor", BigInteger, nullable=False),
+    Column("restock_location_id", String(64)),
+)
+
+refund_payments = Table(
+    "refund_payments",
+    metadata,
+    Column("refund_id", Id, ForeignKey("refunds.id"), primary_key=True),
+    Column("payment_id", Id, ForeignKey("order_payments.id"), primary_key=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
+)

@@ -27,7 +27,7 @@ from aoms.domain.money import Money
 from aoms.domain.orders import OrderStatus
 from aoms.domain.routing import RateCard
 from aoms.entrypoints.api import handoff as handoff_api
-from aoms.entrypoints.api import promises, routing_policies
+from aoms.entrypoints.api import promises, returns, routing_policies
 from aoms.entrypoints.api.schemas import (
     AdjustmentIn,
     LocationIn,
@@ -156,6 +156,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
     app.include_router(promises.router)
     app.include_router(routing_policies.router)
     app.include_router(handoff_api.router)
+    app.include_router(returns.router)
 
     # -- operations -----------------------------------------------------------------------
     @app.get("/health", tags=["operations"])
@@ -252,6 +253,8 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
         order = body.to_domain()
         with r.store.transaction() as tx:
             result = orders.receive_order(tx, order, geocode=r.geocode, now=r.clock())
+            if body.payments and result.outcome is orders.Outcome.CREATED:
+                returns.record_order_payments(tx, result.order_id, body.payments, r.clock())
         with r.store.read() as conn:
             detail = queries.order_detail(conn, result.order_id)
         status = 201 if result.outcome is orders.Outcome.CREATED else 200

@@ -103,6 +103,18 @@ class LineIn(_Strict):
     external_id: str | None = Field(default=None, max_length=64)
 
 
+class PaymentIn(_Strict):
+    method: str = Field(
+        min_length=1,
+        max_length=64,
+        examples=["card", "gift_card"],
+        description="The payment method or gateway; a return policy's payment_order names "
+        "methods to refund first.",
+    )
+    amount: Amount = Field(description="What this payment captured.")
+    external_id: str | None = Field(default=None, max_length=64)
+
+
 class OrderIn(_Strict):
     """An order from any channel other than Shopify (marketplace, POS, B2B portal …)."""
 
@@ -121,9 +133,22 @@ class OrderIn(_Strict):
     total: Amount | None = None
     taxes_included: bool = False
     tags: list[Annotated[str, Field(max_length=255)]] = Field(default_factory=list, max_length=250)
+    shipping_tax: Amount = Field("0", description="Tax charged on the shipping.")
+    order_discount: Amount = Field(
+        "0",
+        description="A discount on the whole order, not on a line (refunds allocate it "
+        "over the lines in proportion to their prices).",
+    )
+    payments: list[PaymentIn] | None = Field(
+        None,
+        max_length=50,
+        description="What each payment method captured; when omitted, one payment of the "
+        "order's total is assumed.",
+    )
 
     def to_domain(self) -> Order:
         cur = self.currency
+        line_tax = sum((Money.of(ln.tax, cur).amount for ln in self.lines), Money.zero(cur).amount)
         return Order(
             shop=self.shop.strip().lower().rstrip("."),  # domains are case-insensitive
             channel=self.channel,
@@ -154,6 +179,9 @@ class OrderIn(_Strict):
             total_price=Money.of(self.total, cur) if self.total is not None else None,
             taxes_included=self.taxes_included,
             tags=tuple(self.tags),
+            shipping_tax=Money.of(self.shipping_tax, cur),
+            order_discount=Money.of(self.order_discount, cur),
+            total_tax=Money(line_tax, cur) + Money.of(self.shipping_tax, cur),
         )
 
 
