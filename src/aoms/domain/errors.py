@@ -108,3 +108,56 @@ class PlanBroken(AomsError):
 
     code = "routing_plan_invalid"
     status = 500
+
+
+# -- shipping ---------------------------------------------------------------------------------
+
+
+class MissingDimensions(InvalidInput):
+    """A product to be packed has no length, width or height (PUT /v1/products/{sku})."""
+
+    code = "missing_dimensions"
+
+
+class ItemFitsNoBox(InvalidInput):
+    """A unit is larger or heavier than every box in the merchant's box list."""
+
+    code = "item_fits_no_box"
+
+
+class NoBoxes(Conflict):
+    code = "no_boxes"
+
+
+class InvalidRateCard(InvalidInput):
+    code = "invalid_rate_card"
+
+
+class CustomsDataMissing(InvalidInput):
+    """An international shipment whose customs data is incomplete: no label is bought."""
+
+    code = "customs_data_missing"
+
+
+class NoRates(Conflict):
+    """No carrier answered with a quote for a parcel (each carrier's reason is in details)."""
+
+    code = "no_rates"
+
+
+class CarrierError(AomsError):
+    """A carrier refused or failed a request (its own message is kept)."""
+
+    code = "carrier_error"
+    status = 502
+
+
+class ShipmentNotVoidable(Conflict):
+    code = "shipment_not_voidable"
+
+
+class InvalidSignature(AomsError):
+    """A carrier webhook whose signature (or token) does not verify."""
+
+    code = "invalid_signature"
+    status = 401
