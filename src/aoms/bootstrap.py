@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from aoms.adapters.db import migrate
 from aoms.adapters.db.engine import make_engine
 from aoms.adapters.db.outbox import relay_once
+from aoms.adapters.db.shipping import SqlShippingStore
 from aoms.adapters.db.store import SqlStore
 from aoms.adapters.geocode import geocode
 from aoms.adapters.plugins import load_routing_policies
@@ -22,8 +23,11 @@ from aoms.adapters.shopify.webhooks import parse_delivery
 from aoms.config import Settings
 from aoms.domain.events import Event
 from aoms.domain.policies import PolicyRegistry
+from aoms.services.carriers import Carrier
 from aoms.services.inbox import BatchResult, process_pending
 from aoms.services.ports import Geocoder, OrderParser
+from aoms.services.rate_shopping import RateShopper
+from aoms.services.shipping import Shipping
 
 log = logging.getLogger("aoms")
 
@@ -45,6 +49,7 @@ class Runtime:
     subscribers: list[Subscriber] = field(default_factory=list)
     recent_events: deque[tuple[int, Event]] = field(default_factory=lambda: deque(maxlen=200))
     inbox_signal: threading.Event = field(default_factory=threading.Event)
+    shipping: Shipping | None = None  # carriers and the rate shopper (docs/carriers.md)
 
     def process_inbox(self, limit: int = 200, lane: int = 0, lanes: int = 1) -> BatchResult:
         return process_pending(
@@ -79,6 +84,8 @@ class Runtime:
         migrate.upgrade(self.engine)
 
     def close(self) -> None:
+        if self.shipping is not None:
+            self.shipping.shopper.close()
         self.engine.dispose()
 
 
@@ -88,7 +95,47 @@ def build(settings: Settings | None = None) -> Runtime:
     policies = PolicyRegistry()  # the built-ins, then the installed plug-ins
     load_routing_policies(policies)
     store = SqlStore(engine, default_policy=settings.default_routing_policy, policies=policies)
-    return Runtime(settings=settings, engine=engine, store=store)
+    runtime = Runtime(settings=settings, engine=engine, store=store)
+    runtime.shipping = build_shipping(settings, store)
+    return runtime
+
+
+def build_shipping(settings: Settings, store: SqlStore, extra: Sequence[Carrier] = ()) -> Shipping:
+    """The carriers the settings name (the table-rate card, EasyPost, Shippo) plus `extra`."""
+    from aoms.adapters.carriers.easypost import EasyPostCarrier
+    from aoms.adapters.carriers.shippo import ShippoCarrier
+    from aoms.adapters.carriers.table_rate import TableRateCarrier, load_rate_card
+    from aoms.adapters.carriers.zones import load_zones
+
+    deadline = settings.rate_shop_deadline_seconds
+    carriers: list[Carrier] = []
+    if settings.table_rates_csv is not None:
+        cards = load_rate_card(settings.table_rates_csv, settings.table_surcharges_csv)
+        carriers.append(TableRateCarrier(cards, load_zones(settings.zones_csv)))
+    if settings.easypost_api_key is not None:
+        carriers.append(
+            EasyPostCarrier(settings.easypost_api_key.get_secret_value(),
+                            base_url=settings.easypost_base_url, timeout=deadline)
+        )  # fmt: skip
+    if settings.shippo_api_token is not None:
+        carriers.append(
+            ShippoCarrier(settings.shippo_api_token.get_secret_value(),
+                          base_url=settings.shippo_base_url, timeout=deadline)
+        )  # fmt: skip
+    carriers.extend(extra)
+    secrets = {
+        name: value.get_secret_value()
+        for name, value in (
+            ("easypost", settings.easypost_webhook_secret),
+            ("shippo", settings.shippo_webhook_secret),
+            ("shippo_token", settings.shippo_webhook_token),
+        )
+        if value is not None
+    }
+    shopper = RateShopper(
+        carriers, deadline_seconds=deadline, cache_seconds=settings.rate_cache_seconds
+    )
+    return Shipping(SqlShippingStore(store), {c.name: c for c in carriers}, shopper, secrets)
 
 
 class Workers:

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cachetools import TTLCache
 
@@ -90,7 +90,9 @@ class RateShopper:
                     text = error.message if isinstance(error, AomsError) else repr(error)
                     failures.append(CarrierFailure(carrier.name, f"error: {text}"))
                     continue
-                answer = tuple(future.result())
+                answer = tuple(
+                    replace(q, ref={**q.ref, "adapter": carrier.name}) for q in future.result()
+                )
                 with self._lock:
                     self._cache[(carrier.name, *key)] = answer
                 quotes.extend(answer)

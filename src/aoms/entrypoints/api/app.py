@@ -27,6 +27,7 @@ from aoms.domain.money import Money
 from aoms.domain.orders import OrderStatus
 from aoms.domain.routing import RateCard
 from aoms.entrypoints.api import promises, routing_policies
+from aoms.entrypoints.api import shipping as shipping_api
 from aoms.entrypoints.api.schemas import (
     AdjustmentIn,
     LocationIn,
@@ -132,6 +133,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
     app.state.runtime = runtime
     app.include_router(promises.router)
     app.include_router(routing_policies.router)
+    app.include_router(shipping_api.router)
 
     # -- operations -----------------------------------------------------------------------
     @app.get("/health", tags=["operations"])
@@ -322,9 +324,12 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
     def put_product(
         sku: Annotated[str, Path(min_length=1, max_length=255)], body: ProductIn, r: Rt
     ) -> dict[str, Any]:
-        """A product's title, unit weight and tags (routing policies' rules can name tags)."""
+        """A product's title, unit weight and tags (routing policies' rules can name tags), and
+        for shipping its packed size in mm and customs data (HS code, country of origin)."""
         with r.store.writer() as conn:
-            setup.upsert_product(conn, sku, body.title, body.grams, tags=body.tags)
+            setup.upsert_product(
+                conn, sku, body.title, body.grams, tags=body.tags, shipping=body.shipping_fields()
+            )
         return {"sku": sku, **body.model_dump(mode="json")}
 
     # -- shops and rate cards ---------------------------------------------------------------
