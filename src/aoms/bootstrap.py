@@ -28,6 +28,7 @@ from aoms.services.inbox import BatchResult, process_pending
 from aoms.services.ports import Geocoder, OrderParser
 from aoms.services.rate_shopping import RateShopper
 from aoms.services.shipping import Shipping
+from aoms.services.shipping import on_event as shipping_on_event
 
 log = logging.getLogger("aoms")
 
@@ -97,7 +98,17 @@ def build(settings: Settings | None = None) -> Runtime:
     store = SqlStore(engine, default_policy=settings.default_routing_policy, policies=policies)
     runtime = Runtime(settings=settings, engine=engine, store=store)
     runtime.shipping = build_shipping(settings, store)
+    runtime.subscribers.append(partial(_void_labels_on, runtime))
     return runtime
+
+
+def _void_labels_on(runtime: Runtime, event_id: int, event: Event) -> None:
+    if runtime.shipping is None:
+        return
+    try:
+        shipping_on_event(runtime.shipping, runtime.clock, event)
+    except Exception:  # a carrier's failure must not stop the relay; the next event retries
+        log.exception("voiding labels after %s failed", event.name)
 
 
 def build_shipping(settings: Settings, store: SqlStore, extra: Sequence[Carrier] = ()) -> Shipping:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -137,6 +137,7 @@ class ShippingRepo(Protocol):
         self, parcel_id: int, status: TrackingStatus, at: datetime, *, shipped: bool
     ) -> None: ...
     def parcels_to_poll(self, limit: int) -> list[tuple[str, str, str]]: ...
+    def shipments_to_void(self) -> list[int]: ...
     def quoted(self, tracking_numbers: Sequence[str]) -> dict[str, Money]: ...
     def emit(self, events: Iterable[Event], now: datetime) -> None: ...
 
@@ -333,6 +334,30 @@ def void_shipment(shipping: Shipping, shipment_id: int, *, now: datetime) -> dic
         )
     with shipping.store.reading() as repo:
         return repo.shipment(shipment_id) or {}
+
+
+VOID_WHEN = {"order.cancelled", "order.routed"}  # a re-route cancels the old fulfilment orders
+
+
+def void_orphaned(shipping: Shipping, *, now: datetime) -> list[int]:
+    """Void the labels of every shipment whose fulfilment order is no longer open (the order
+    was cancelled or routed again). What a carrier refuses stays for the next pass."""
+    with shipping.store.reading() as repo:
+        due = repo.shipments_to_void()
+    done = []
+    for shipment_id in due:
+        try:
+            void_shipment(shipping, shipment_id, now=now)
+            done.append(shipment_id)
+        except AomsError as exc:
+            log.warning("shipment %s could not be voided: %s", shipment_id, exc.message)
+    return done
+
+
+def on_event(shipping: Shipping, clock: Callable[[], datetime], event: Event) -> None:
+    """After commit, an order's cancellation (or re-route) voids its shipments' labels."""
+    if event.name in VOID_WHEN:
+        void_orphaned(shipping, now=clock())
 
 
 @dataclass(frozen=True, slots=True)

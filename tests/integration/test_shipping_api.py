@@ -1,0 +1,298 @@
+"""Shipping over the API on SQLite and PostgreSQL, with the table-rate card, EasyPost and
+Shippo (local fakes over real HTTP) all configured: pack, rate shop, choose, buy, track, void."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from aoms.adapters.db import schema as t
+from aoms.bootstrap import Runtime, build_shipping
+from aoms.config import Settings
+from aoms.entrypoints.api.app import create_app
+from tests.fakes.easypost import FakeEasyPost
+from tests.fakes.server import FakeServer
+from tests.fakes.shippo import FakeShippo
+from tests.unit.test_table_rate import RATES, SURCHARGES
+
+MONDAY = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+EP_SECRET = "easypost-webhook-secret"
+SHIPPO_TOKEN = "hook-token-123"
+
+
+@dataclass
+class World:
+    client: TestClient
+    runtime: Runtime
+    easypost: FakeEasyPost
+    shippo: FakeShippo
+
+
+@pytest.fixture
+def world(runtime: Runtime, tmp_path: Path) -> Iterator[World]:
+    (tmp_path / "rates.csv").write_text(RATES)
+    (tmp_path / "surcharges.csv").write_text(SURCHARGES)
+    ep, sh = FakeEasyPost(), FakeShippo()
+    with FakeServer(ep) as ep_server, FakeServer(sh) as sh_server:
+        ep.base_url, sh.base_url = ep_server.url, sh_server.url
+        settings = Settings(
+            database_url=runtime.settings.database_url,
+            table_rates_csv=tmp_path / "rates.csv",
+            table_surcharges_csv=tmp_path / "surcharges.csv",
+            easypost_api_key=ep.api_key,
+            easypost_base_url=ep_server.url + "/v2",
+            easypost_webhook_secret=EP_SECRET,
+            shippo_api_token=sh.token,
+            shippo_base_url=sh_server.url,
+            shippo_webhook_token=SHIPPO_TOKEN,
+            rate_shop_deadline_seconds=5,
+        )
+        runtime.shipping = build_shipping(settings, runtime.store)
+        runtime.clock = lambda: MONDAY
+        with TestClient(create_app(runtime, migrate_on_start=False)) as client:
+            _setup(client)
+            yield World(client, runtime, ep, sh)
+        runtime.shipping.shopper.close()
+
+
+def _ok(response: Any, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def _setup(client: TestClient) -> None:
+    _ok(
+        client.put(
+            "/v1/shops/acme.myshopify.com", json={"routing_policy": "nearest", "currency": "USD"}
+        )
+    )
+    _ok(client.put("/v1/rate-cards/USD", json={"distance_km": [5000], "weight_g": [30000],
+                                               "prices": [["8.00"]]}))  # fmt: skip
+    loc = {"name": "Hoboken DC", "lat": 40.7447, "lng": -74.03, "country_code": "US",
+           "handling_cost": "1.00", "currency": "USD"}  # fmt: skip
+    _ok(client.put("/v1/locations/hob", json=loc))
+    _ok(client.put("/v1/locations/hob/ship-from", json={
+        "name": "Hoboken DC", "street1": "1 Hudson Pl", "city": "Hoboken", "state": "NJ",
+        "zip": "07030", "country": "US"}))  # fmt: skip
+    mug = {"title": "Ceramic mug", "grams": 300, "length_mm": 100, "width_mm": 100,
+           "height_mm": 50, "hs_code": "6912.00", "country_of_origin": "PT"}  # fmt: skip
+    assert _ok(client.put("/v1/products/mug", json=mug))["hs_code"] == "6912.00"
+    _ok(client.put("/v1/products/vase", json={"title": "Vase", "grams": 900, "length_mm": 120,
+                                              "width_mm": 120, "height_mm": 80}))  # fmt: skip
+    for sku in ("mug", "vase"):
+        adjustment = {"sku": sku, "location_id": "hob", "delta": 50, "reason": "receipt"}
+        _ok(client.post("/v1/inventory/adjustments", json=adjustment))
+    _ok(client.put("/v1/shipping/boxes", json={"boxes": [
+        {"code": "S", "length_mm": 200, "width_mm": 150, "height_mm": 100, "max_grams": 5000,
+         "tare_grams": 0},
+        {"code": "M", "length_mm": 300, "width_mm": 200, "height_mm": 200, "max_grams": 10000,
+         "tare_grams": 200},
+    ]}))  # fmt: skip
+
+
+def _order(
+    client: TestClient, ref: str, lines: list[tuple[str, int]], address: dict[str, Any]
+) -> int:
+    body = {
+        "shop": "acme.myshopify.com", "channel": "web", "external_id": ref, "currency": "USD",
+        "placed_at": "2026-12-07T09:00:00Z", "shipping_address": address,
+        "lines": [{"sku": s, "quantity": n, "unit_price": "12.00", "grams": 300} for s, n in lines],
+    }  # fmt: skip
+    order_id = int(_ok(client.post("/v1/orders", json=body), 201)["order"]["id"])
+    [fo] = _ok(client.get(f"/v1/orders/{order_id}"))["fulfilment_orders"]
+    return int(fo["id"])
+
+
+LA = {"name": "Ana Ruiz", "address1": "200 N Spring St", "city": "Los Angeles",
+      "province_code": "CA", "zip": "90012", "country_code": "US",
+      "latitude": 34.0537, "longitude": -118.2427}  # fmt: skip
+
+
+def _events(runtime: Runtime, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+    o = t.outbox.c
+    with runtime.store.read() as conn:
+        rows = conn.execute(
+            select(o.name, o.data).where(o.name.like(prefix + "%")).order_by(o.id)
+        ).all()
+    return [(r.name, r.data) for r in rows]
+
+
+def test_a_shipment_is_packed_rate_shopped_across_carriers_labelled_tracked_and_voided(
+    world: World,
+) -> None:
+    client = world.client
+    fo = _order(client, "A-1", [("mug", 2)], LA)
+    shipment = _ok(client.post(f"/v1/fulfilment-orders/{fo}/shipments",
+                               json={"deliver_by": "2026-12-10"}), 201)  # fmt: skip
+    [parcel] = shipment["parcels"]
+    # Two mugs: 2 x 100x100x50 = 1,000,000 mm³ in S (3,000,000), 600 g, no tare.
+    assert (parcel["box"], parcel["grams"], parcel["items"]) == ("S", 600, {"mug": 2})
+    # Quotes, by hand (600 g; EasyPost sees 21.2 oz, Shippo 0.6 kg; 070 -> 900 is zone 8):
+    #   table   usps/ground_advantage 10.90 (5 d)  usps/priority 14.80 (3 d)
+    #   easypost usps/GroundAdvantage 5.20+0.05x21.2=6.26 (4 d)  usps/Priority 8.10+0.06x21.2
+    #            =9.37 (2 d)  ups/Ground 9.30+0.04x21.2=10.15 (3 d)
+    #   shippo  usps_ground_advantage 5.05+1.10x0.6=5.71 (4 d)  usps_priority 7.95+1.40x0.6=8.79
+    #            (2 d)  fedex_home_delivery 9.90+0.90x0.6=10.44 (3 d)
+    # Promise Thursday the 10th from Monday: at most 3 days. Cheapest that makes it: 8.79.
+    assert (parcel["carrier"], parcel["service"], parcel["amount"]) == (
+        "usps",
+        "usps_priority",
+        "8.79",
+    )
+    quotes = {(q["carrier"], q["service"], q["amount"]): q for q in parcel["quotes"]}
+    assert len(quotes) == 8
+    assert quotes["usps", "usps_priority", "8.79"]["chosen"] is True
+    assert quotes["usps", "usps_ground_advantage", "5.71"]["reason"] == (
+        "misses the promise: arrives 2026-12-11, after 2026-12-10"
+    )
+    assert (
+        quotes["usps", "Priority", "9.37"]["reason"]
+        == "costs 0.58 USD more than usps/usps_priority"
+    )
+    assert shipment["status"] == "labelled"
+    assert parcel["status"] == "label_created" and parcel["has_label"]
+    assert len(world.shippo.transactions) == 1 and world.easypost.refunds == []
+    label = client.get(f"/v1/shipments/{shipment['id']}/parcels/1/label")
+    assert label.headers["content-type"] == "application/pdf"
+    assert label.content.startswith(b"%PDF-1.4 shippo label")
+    assert [n for n, _ in _events(world.runtime, "shipment.")] == [
+        "shipment.planned",
+        "shipment.labelled",
+    ]
+
+    # A second shipment for the same fulfilment order is refused while this one stands.
+    again = client.post(f"/v1/fulfilment-orders/{fo}/shipments", json={})
+    assert again.status_code == 409
+
+    # Shippo says it is in transit, then delivered; the same delivery again changes nothing.
+    tn = parcel["tracking_number"]
+
+    def track(status: str, at: str) -> dict[str, Any]:
+        return {"event": "track_updated", "test": True, "data": {
+            "carrier": "usps", "tracking_number": tn, "eta": None,
+            "tracking_status": {"status": status, "status_details": status.title(),
+                                "status_date": at, "location": {"city": "Los Angeles"}},
+            "tracking_history": []}}  # fmt: skip
+
+    hook = f"/webhooks/shippo?token={SHIPPO_TOKEN}"
+    assert _ok(client.post(hook, json=track("TRANSIT", "2026-12-08T03:00:00Z")))["changed"] == 1
+    assert _ok(client.post(hook, json=track("DELIVERED", "2026-12-09T17:00:00Z")))["changed"] == 1
+    assert _ok(client.post(hook, json=track("DELIVERED", "2026-12-09T17:00:00Z")))["new"] == 0
+    # A late, older scan is kept in the history but does not undeliver the parcel.
+    assert _ok(client.post(hook, json=track("TRANSIT", "2026-12-08T20:00:00Z")))["changed"] == 0
+    assert (
+        client.post(
+            "/webhooks/shippo?token=wrong", json=track("FAILURE", "2026-12-10T00:00:00Z")
+        ).status_code
+        == 401
+    )
+    got = _ok(client.get(f"/v1/shipments/{shipment['id']}"))["parcels"][0]
+    assert got["status"] == "delivered"
+    assert [e["status"] for e in got["tracking"]] == ["in_transit", "in_transit", "delivered"]
+    changes = [(d["from"], d["to"]) for n, d in _events(world.runtime, "parcel.tracking_changed")]
+    assert changes == [("label_created", "in_transit"), ("in_transit", "delivered")]
+    assert len(_events(world.runtime, "parcel.delivered")) == 1
+
+    # Delivered Wednesday for a 2-day service that left Tuesday: on time. It now counts.
+    with world.runtime.shipping.store.reading() as repo:  # type: ignore[union-attr]
+        records = repo.on_time_records()
+    assert (
+        records["usps", "usps_priority"].delivered,
+        records["usps", "usps_priority"].on_time,
+    ) == (1, 1)
+
+    voided = _ok(client.post(f"/v1/shipments/{shipment['id']}/void"))
+    assert voided["status"] == "voided"
+    assert world.shippo.refunds == [next(iter(world.shippo.transactions))]
+    assert _ok(client.post(f"/v1/shipments/{shipment['id']}/void"))["status"] == "voided"
+    assert len(world.shippo.refunds) == 1
+
+
+def test_easypost_webhooks_are_verified_and_mapped(world: World) -> None:
+    client = world.client
+    fo = _order(client, "A-2", [("vase", 1)], LA)
+    shipment = _ok(client.post(f"/v1/fulfilment-orders/{fo}/shipments", json={}), 201)
+    tn = shipment["parcels"][0]["tracking_number"]
+    event = {"object": "Event", "id": "evt_1", "mode": "test", "description": "tracker.updated",
+             "result": {"object": "Tracker", "id": "trk_1", "tracking_code": tn, "carrier": "USPS",
+                        "status": "out_for_delivery", "tracking_details": [
+                            {"object": "TrackingDetail", "status": "out_for_delivery",
+                             "message": "Out for Delivery", "datetime": "2026-12-09T07:00:00Z",
+                             "tracking_location": {"city": "LOS ANGELES"}}]}}  # fmt: skip
+    body = json.dumps(event).encode()
+    sig = "hmac-sha256-hex=" + hmac.new(EP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    bad = client.post(
+        "/webhooks/easypost", content=body, headers={"x-hmac-signature": "hmac-sha256-hex=00"}
+    )
+    assert bad.status_code == 401 and bad.json()["code"] == "invalid_signature"
+    ok = _ok(client.post("/webhooks/easypost", content=body, headers={"x-hmac-signature": sig}))
+    assert ok["unknown_parcels"] == 0  # the vase went by whichever carrier was cheapest
+    got = _ok(client.get(f"/v1/shipments/{shipment['id']}"))["parcels"][0]
+    assert got["status"] == "out_for_delivery"
+
+
+def test_cancelling_the_order_voids_its_labels(world: World) -> None:
+    client = world.client
+    order_fo = _order(client, "A-3", [("mug", 1)], LA)
+    shipment = _ok(client.post(f"/v1/fulfilment-orders/{order_fo}/shipments", json={}), 201)
+    # No promise date: the cheapest service whose on-time prior (90%) passes, Shippo's ground
+    # advantage at 5.05 + 1.10 x 0.3 = 5.38 (300 g).
+    assert shipment["parcels"][0]["amount"] == "5.38"
+    order_id = shipment["order_id"]
+    _ok(client.post(f"/v1/orders/{order_id}/cancel"))
+    world.runtime.relay_events()  # the outbox relay hands order.cancelled to the subscriber
+    assert _ok(client.get(f"/v1/shipments/{shipment['id']}"))["status"] == "voided"
+    assert len(world.shippo.refunds) == 1
+    assert [n for n, _ in _events(world.runtime, "shipment.voided")] == ["shipment.voided"]
+
+
+def test_a_shipment_abroad_without_an_hs_code_is_refused_and_nothing_is_bought(
+    world: World,
+) -> None:
+    client = world.client
+    toronto = {"name": "Lee", "address1": "1 King St W", "city": "Toronto",
+               "province_code": "ON", "zip": "M5H 1A1", "country_code": "CA",
+               "latitude": 43.6487, "longitude": -79.3776}  # fmt: skip
+    fo = _order(client, "A-4", [("mug", 1), ("vase", 1)], toronto)
+    refused = client.post(f"/v1/fulfilment-orders/{fo}/shipments", json={})
+    assert refused.status_code == 422
+    problem = refused.json()
+    assert problem["code"] == "customs_data_missing"
+    assert "vase" in problem["detail"]
+    with world.runtime.store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(t.shipments)).scalar_one() == 0
+    assert world.shippo.transactions == {} and world.easypost.shipments == {}
+    # With the vase's HS code and origin, customs go to the carriers and a label is bought.
+    vase = {"title": "Vase", "grams": 900, "length_mm": 120, "width_mm": 120, "height_mm": 80,
+            "hs_code": "691390", "country_of_origin": "US"}  # fmt: skip
+    _ok(client.put("/v1/products/vase", json=vase))
+    shipment = _ok(client.post(f"/v1/fulfilment-orders/{fo}/shipments", json={}), 201)
+    assert shipment["customs"]["duties"] == "DDU"
+    assert shipment["customs"]["total"] == "24.00"
+    assert [x["hs_code"] for x in shipment["customs"]["lines"]] == ["6912.00", "691390"]
+
+
+def test_invoice_audit_flags_lines_over_the_quote(world: World) -> None:
+    client = world.client
+    fo = _order(client, "A-5", [("mug", 1)], LA)
+    shipment = _ok(client.post(f"/v1/fulfilment-orders/{fo}/shipments", json={}), 201)
+    tn, quoted = shipment["parcels"][0]["tracking_number"], shipment["parcels"][0]["amount"]
+    assert quoted == "5.38"
+    invoice = ("invoice_date,tracking_number,service,amount,currency\n"
+               f"2026-12-14,{tn},usps_ground_advantage,6.13,USD\n"
+               "2026-12-14,1Z999,ground,9.99,USD\n")  # fmt: skip
+    report = _ok(client.post("/v1/carrier-invoices/audit", content=invoice.encode(),
+                             headers={"content-type": "text/csv"}))  # fmt: skip
+    assert report["total_overcharge"] == {"USD": "0.75"}  # 6.13 - 5.38
+    assert [(f["line"], f["problem"]) for f in report["findings"]] == [
+        (2, "over_quote"), (3, "unknown_shipment")]  # fmt: skip
