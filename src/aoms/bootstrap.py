@@ -112,8 +112,10 @@ def _void_labels_on(runtime: Runtime, event_id: int, event: Event) -> None:
 
 
 def build_shipping(settings: Settings, store: SqlStore, extra: Sequence[Carrier] = ()) -> Shipping:
-    """The carriers the settings name (the table-rate card, EasyPost, Shippo) plus `extra`."""
+    """The carriers the settings name (the table-rate card, EasyPost, Shippo), the installed
+    carrier plug-ins (entry points `aoms.carriers`), and `extra`."""
     from aoms.adapters.carriers.easypost import EasyPostCarrier
+    from aoms.adapters.carriers.plugins import load_carriers
     from aoms.adapters.carriers.shippo import ShippoCarrier
     from aoms.adapters.carriers.table_rate import TableRateCarrier, load_rate_card
     from aoms.adapters.carriers.zones import load_zones
@@ -133,6 +135,7 @@ def build_shipping(settings: Settings, store: SqlStore, extra: Sequence[Carrier]
             ShippoCarrier(settings.shippo_api_token.get_secret_value(),
                           base_url=settings.shippo_base_url, timeout=deadline)
         )  # fmt: skip
+    carriers.extend(load_carriers(settings))
     carriers.extend(extra)
     secrets = {
         name: value.get_secret_value()

@@ -296,3 +296,30 @@ def test_invoice_audit_flags_lines_over_the_quote(world: World) -> None:
     assert report["total_overcharge"] == {"USD": "0.75"}  # 6.13 - 5.38
     assert [(f["line"], f["problem"]) for f in report["findings"]] == [
         (2, "over_quote"), (3, "unknown_shipment")]  # fmt: skip
+
+
+def test_tracking_is_polled_from_the_carrier_that_sold_the_label(world: World) -> None:
+    client = world.client
+    world.shippo.levels = []  # Shippo quotes nothing: EasyPost's ground advantage is cheapest
+    fo = _order(client, "A-6", [("mug", 1)], LA)
+    shipment = _ok(client.post(f"/v1/fulfilment-orders/{fo}/shipments", json={}), 201)
+    parcel = shipment["parcels"][0]
+    # 300 g = 10.6 oz: 5.20 + 0.05 x 10.6 = 5.73 (the card's zone 8 ground is 10.90).
+    assert (parcel["carrier"], parcel["service"], parcel["amount"]) == (
+        "usps",
+        "GroundAdvantage",
+        "5.73",
+    )
+    assert {q["carrier"] for q in parcel["quotes"]} == {"usps", "ups"}  # no FedEx from Shippo
+    world.easypost.trackers[parcel["tracking_number"]] = [
+        {"object": "TrackingDetail", "status": "in_transit", "message": "Departed",
+         "datetime": "2026-12-08T01:00:00Z", "tracking_location": {"city": "NEWARK"}},
+        {"object": "TrackingDetail", "status": "return_to_sender", "message": "Refused",
+         "datetime": "2026-12-10T12:00:00Z", "tracking_location": {}},
+    ]  # fmt: skip
+    polled = _ok(client.post("/v1/shipping/tracking/poll"))
+    assert (polled["new"], polled["changed"]) == (2, 2)
+    got = _ok(client.get(f"/v1/shipments/{shipment['id']}"))["parcels"][0]
+    assert got["status"] == "returned"
+    # Returned is final: the next poll finds nothing to ask.
+    assert _ok(client.post("/v1/shipping/tracking/poll"))["received"] == 0
