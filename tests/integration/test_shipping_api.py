@@ -323,3 +323,19 @@ def test_tracking_is_polled_from_the_carrier_that_sold_the_label(world: World) -
     assert got["status"] == "returned"
     # Returned is final: the next poll finds nothing to ask.
     assert _ok(client.post("/v1/shipping/tracking/poll"))["received"] == 0
+
+
+def test_addresses_are_verified_by_a_carrier_that_offers_it(world: World) -> None:
+    client = world.client
+    good = _ok(client.post("/v1/shipping/addresses/verify?carrier=shippo",
+                           json={"street1": "200 N Spring St", "city": "Los Angeles",
+                                 "state": "CA", "zip": "90012"}))  # fmt: skip
+    assert (good["carrier"], good["valid"]) == ("shippo", True)
+    bad = _ok(client.post("/v1/shipping/addresses/verify", json={"city": "Nowhere"}))
+    # The table-rate carrier has no address check; EasyPost is the first that does.
+    assert (bad["carrier"], bad["valid"], bad["messages"]) == (
+        "easypost",
+        False,
+        ["Address not found"],
+    )
+    assert client.post("/v1/shipping/addresses/verify?carrier=fedex", json={}).status_code == 409

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import time
+from dataclasses import asdict
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -21,7 +22,7 @@ from aoms.domain.money import Money
 from aoms.domain.shipping import Dimensions, Duties, Rule, ShippingRule
 from aoms.entrypoints.api.schemas import _Strict
 from aoms.services import shipping as svc
-from aoms.services.carriers import TrackingUpdate
+from aoms.services.carriers import ShipAddress, TrackingUpdate
 
 router = APIRouter(tags=["shipping"])
 Mm = Annotated[int, Field(ge=1, le=10_000)]
@@ -171,6 +172,32 @@ def void(shipment_id: int, r: Rt) -> dict[str, Any]:
     """Void every label of the shipment at its carrier (a refund request where the carrier
     works that way); the shipment is then `voided`."""
     return svc.void_shipment(_shipping(r), shipment_id, now=r.clock())
+
+
+class AddressIn(_Strict):
+    name: str = Field("", max_length=255)
+    street1: str = Field("", max_length=255)
+    street2: str = Field("", max_length=255)
+    city: str = Field("", max_length=255)
+    state: str = Field("", max_length=64)
+    zip: str = Field("", max_length=32)
+    country: str = Field("US", pattern=r"^[A-Z]{2}$")
+
+
+@router.post("/v1/shipping/addresses/verify")
+def verify_address(body: AddressIn, r: Rt, carrier: str | None = None) -> dict[str, Any]:
+    """Check an address with a carrier that offers it (EasyPost, Shippo); the first
+    configured one that does, unless `carrier` names one."""
+    shipping = _shipping(r)
+    names = [carrier] if carrier else list(shipping.carriers)
+    address = ShipAddress(**body.model_dump())
+    for name in names:
+        result = shipping.carrier(name).verify_address(address)
+        if result is not None:
+            suggested = None if result.suggested is None else asdict(result.suggested)
+            return {"carrier": name, "valid": result.valid, "messages": list(result.messages),
+                    "suggested": suggested}  # fmt: skip
+    raise NotFound("no configured carrier verifies addresses")
 
 
 @router.post("/v1/shipping/tracking/poll")
