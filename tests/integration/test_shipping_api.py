@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -339,3 +340,46 @@ def test_addresses_are_verified_by_a_carrier_that_offers_it(world: World) -> Non
         ["Address not found"],
     )
     assert client.post("/v1/shipping/addresses/verify?carrier=fedex", json={}).status_code == 409
+
+
+def test_two_racing_shipments_of_one_fulfilment_order_leave_one_and_void_the_other(
+    world: World,
+) -> None:
+    from aoms.domain.errors import Conflict
+    from aoms.services.shipping import plan_shipment
+
+    fo = _order(world.client, "A-7", [("mug", 1)], LA)
+    both_bought = threading.Barrier(2, timeout=10)
+    original = world.shippo._transaction
+
+    def transaction(body: dict[str, Any]) -> Any:
+        reply = original(body)
+        both_bought.wait()  # each has read "no shipment yet" and bought a label
+        return reply
+
+    world.shippo._transaction = transaction  # type: ignore[method-assign]
+    shipping = world.runtime.shipping
+    assert shipping is not None
+    results: list[object] = []
+
+    def ship() -> None:
+        try:
+            results.append(plan_shipment(shipping, fo, now=MONDAY))
+        except Conflict as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=ship) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=30)
+    ids = [r for r in results if isinstance(r, int)]
+    assert len(ids) == 1 and len(results) == 2
+    assert "meanwhile" in str(next(r for r in results if isinstance(r, Conflict)))
+    with world.runtime.store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(t.shipments)).scalar_one() == 1
+    # Two labels were bought; the loser's was voided again, the winner's stands.
+    assert len(world.shippo.transactions) == 2
+    [refunded] = world.shippo.refunds
+    kept = _ok(world.client.get(f"/v1/shipments/{ids[0]}"))["parcels"][0]["tracking_number"]
+    assert world.shippo.transactions[refunded]["tracking_number"] != kept

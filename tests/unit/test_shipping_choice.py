@@ -157,3 +157,26 @@ def test_invoice_audit_flags_each_line_over_its_quote() -> None:
     ]  # fmt: skip
     # 2.25 + 0.01 + 6.05 + 1.00
     assert report.total_overcharge == {"USD": usd("9.31")}
+
+
+cents = st.integers(min_value=0, max_value=100_000)
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 9), cents), max_size=30),
+    st.lists(cents, min_size=10, max_size=10),
+)
+def test_the_total_overcharge_is_every_excess_over_the_quote_counted_once(
+    billed: list[tuple[int, int]], quotes: list[int]
+) -> None:
+    quoted = {f"T{i}": Money.from_minor(q, "USD") for i, q in enumerate(quotes)}
+    lines = [InvoiceLine(n, f"T{i}", Money.from_minor(c, "USD")) for n, (i, c) in enumerate(billed)]
+    report = audit_invoice(lines, quoted)
+    # Independently: the first bill of a parcel counts what it exceeds its quote by; any
+    # later bill of the same parcel counts whole.
+    expected, seen = 0, set()
+    for i, c in billed:
+        expected += c if i in seen else max(c - quotes[i], 0)
+        seen.add(i)
+    assert report.total_overcharge.get("USD", Money.zero("USD")).in_minor() == expected
+    assert all(f.overcharge is None or f.overcharge.amount >= 0 for f in report.findings)

@@ -112,6 +112,7 @@ class ShippingRepo(Protocol):
     def store_rule(self, shop: str) -> StoreRule: ...
     def on_time_records(self) -> dict[tuple[str, str], OnTimeRecord]: ...
     def open_shipment(self, fo_id: int) -> int | None: ...
+    def lock_fulfilment_order(self, fo_id: int) -> str | None: ...
     def save_shipment(
         self,
         fo: FulfilmentToShip,
@@ -264,6 +265,9 @@ def plan_shipment(
         planned = _buy_all(shipping, planned, rule.label_format)
     try:
         with shipping.store.writing() as repo:
+            status = repo.lock_fulfilment_order(fo_id)
+            if status != "open":
+                raise Conflict(f"fulfilment order {fo_id} became {status} meanwhile", status=status)
             if repo.open_shipment(fo_id) is not None:
                 raise Conflict(f"fulfilment order {fo_id} got a shipment meanwhile")
             return repo.save_shipment(
@@ -394,7 +398,9 @@ def record_tracking(
                 continue  # a late scan after delivery does not undeliver it
             if current == update.status.value:
                 continue
-            shipped = update.status is not TrackingStatus.LABEL_CREATED
+            # Left the building: the first scan in transit (a delivery seen first says nothing
+            # of when it left, and the ship date stands in).
+            shipped = update.status in (TrackingStatus.IN_TRANSIT, TrackingStatus.OUT_FOR_DELIVERY)
             repo.set_parcel_status(parcel["id"], update.status, update.occurred_at, shipped=shipped)
             changed += 1
             data = {

@@ -206,6 +206,17 @@ class SqlShippingRepo:
             c[1] += on_time(left, r.delivered_at.date(), r.promised_days)
         return {k: OnTimeRecord(n, k_on) for k, (n, k_on) in counts.items()}
 
+    def lock_fulfilment_order(self, fo_id: int) -> str | None:
+        """The fulfilment order's status, its row locked (PostgreSQL; SQLite's write lock is
+        already held): two shipments of one fulfilment order cannot both be written, nor a
+        shipment of one being cancelled."""
+        f = t.fulfilment_orders.c
+        query = select(f.status).where(f.id == fo_id)
+        if self.conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        found: str | None = self.conn.execute(query).scalar_one_or_none()
+        return found
+
     def open_shipment(self, fo_id: int) -> int | None:
         s = t.shipments.c
         found: int | None = self.conn.execute(
