@@ -80,7 +80,7 @@ def _setup(client: TestClient) -> None:
     _ok(client.put("/v1/rate-cards/USD", json={"distance_km": [5000], "weight_g": [30000],
                                                "prices": [["8.00"]]}))  # fmt: skip
     loc = {"name": "Hoboken DC", "lat": 40.7447, "lng": -74.03, "country_code": "US",
-           "handling_cost": "1.00", "currency": "USD"}  # fmt: skip
+           "region": "NJ", "handling_cost": "1.00", "currency": "USD"}  # fmt: skip
     _ok(client.put("/v1/locations/hob", json=loc))
     _ok(client.put("/v1/locations/hob/ship-from", json={
         "name": "Hoboken DC", "street1": "1 Hudson Pl", "city": "Hoboken", "state": "NJ",
@@ -383,3 +383,22 @@ def test_two_racing_shipments_of_one_fulfilment_order_leave_one_and_void_the_oth
     [refunded] = world.shippo.refunds
     kept = _ok(world.client.get(f"/v1/shipments/{ids[0]}"))["parcels"][0]["tracking_number"]
     assert world.shippo.transactions[refunded]["tracking_number"] != kept
+
+
+def test_the_orders_learned_promise_can_be_the_date_to_meet(world: World) -> None:
+    client = world.client
+    history = [
+        {"external_id": f"h{i}", "origin_location_id": "hob", "destination_country": "US",
+         "destination_region": "CA", "ordered_at": f"2026-11-{i + 1:02d}T10:00:00Z",
+         "delivered_at": f"2026-11-{i + 4:02d}T15:00:00Z"}
+        for i in range(5)
+    ]  # fmt: skip
+    _ok(client.post("/v1/delivery-history", json={"deliveries": history}))
+    _ok(client.post("/v1/promise-model/fit", json={"confidence": 0.5, "prior_weight": 0}), 201)
+    fo = _order(client, "A-8", [("mug", 2)], LA)
+    # Every NJ -> CA delivery took 3 days: placed Monday the 7th, promised Thursday the 10th.
+    shipment = _ok(
+        client.post(f"/v1/fulfilment-orders/{fo}/shipments", json={"promised": True}), 201
+    )
+    assert shipment["deliver_by"] == "2026-12-10"
+    assert shipment["parcels"][0]["amount"] == "8.79"  # as with deliver_by 2026-12-10 given

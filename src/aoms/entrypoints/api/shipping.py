@@ -14,6 +14,7 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from aoms.adapters.carriers import easypost, shippo
+from aoms.adapters.db.promises import SqlPromiseStore
 from aoms.adapters.db.shipping import SqlShippingRepo
 from aoms.bootstrap import Runtime
 from aoms.domain.cartonise import Box
@@ -23,6 +24,7 @@ from aoms.domain.shipping import Dimensions, Duties, Rule, ShippingRule
 from aoms.entrypoints.api.schemas import _Strict
 from aoms.services import shipping as svc
 from aoms.services.carriers import ShipAddress, TrackingUpdate
+from aoms.services.promises import promise_order
 
 router = APIRouter(tags=["shipping"])
 Mm = Annotated[int, Field(ge=1, le=10_000)]
@@ -80,6 +82,11 @@ class RuleIn(_Strict):
 
 class ShipmentIn(_Strict):
     deliver_by: date | None = Field(None, description="the promise date (delivered by)")
+    promised: bool = Field(
+        False,
+        description="without deliver_by: use the order's learned delivery promise "
+        "(GET /v1/orders/{id}/promise) as the date to meet",
+    )
     buy: bool = Field(True, description="buy the labels now (false: plan and quote only)")
 
 
@@ -139,8 +146,15 @@ def create_shipment(fo_id: int, body: ShipmentIn, r: Rt) -> dict[str, Any]:
     the store's rule and buy the labels. The answer has each parcel's chosen quote and every
     rejected one with its reason."""
     shipping = _shipping(r)
+    deliver_by = body.deliver_by
+    if deliver_by is None and body.promised:
+        with r.store.read() as conn:
+            fo = SqlShippingRepo(conn).fulfilment_order(fo_id)
+        if fo is None:
+            raise NotFound(f"no fulfilment order {fo_id}")
+        deliver_by = promise_order(SqlPromiseStore(r.store), fo.order_id).promise.arrives_by
     shipment_id = svc.plan_shipment(
-        shipping, fo_id, now=r.clock(), deliver_by=body.deliver_by, buy=body.buy
+        shipping, fo_id, now=r.clock(), deliver_by=deliver_by, buy=body.buy
     )
     with shipping.store.reading() as repo:
         return repo.shipment(shipment_id) or {}
