@@ -168,3 +168,22 @@ def test_international_lanes_get_no_table_rates() -> None:
         ShipAddress(zip="07030"), ShipAddress(zip="M5V 2T6", country="CA"), SMALL, "USD"
     )
     assert _carrier().rates(req) == []
+
+
+def test_a_card_by_distance_band_prices_by_the_lanes_km() -> None:
+    card = ("carrier,service,max_km,max_weight_g,price,currency,transit_days\n"
+            "regional,ground,500,1000,4.00,USD,1\n"
+            "regional,ground,1500,1000,6.50,USD,2\n"
+            "regional,ground,5000,1000,9.00,USD,4\n")  # fmt: skip
+    carrier = TableRateCarrier(parse_rate_card(io.StringIO(card)), shipped_zones())
+    # Prefix 070 (40.7588, -74.2299) to 021 (42.3378, -71.0659): 1.579° of latitude and 3.164°
+    # of longitude at 41.5°N ≈ sqrt(175.6² + 263.4²) ≈ 317 km: the 500 km band.
+    [near] = carrier.rates(_request("07030", "02108", SMALL))
+    assert (near.amount.amount, near.days, near.detail["max_km"]) == (Decimal("4.00"), 1, 500)
+    assert 300 < near.detail["distance_km"] < 330  # type: ignore[operator]
+    # 070 to 900 (Los Angeles) is about 3,950 km: the 5,000 km band.
+    [far] = carrier.rates(_request("07030", "90012", SMALL))
+    assert (far.amount.amount, far.detail["max_km"]) == (Decimal("9.00"), 5000)
+    with pytest.raises(InvalidRateCard, match="not both"):
+        parse_rate_card(io.StringIO("carrier,service,zone,max_km,max_weight_g,price,currency,"
+                                    "transit_days\nr,g,1,500,1000,4.00,USD,1\n"))  # fmt: skip

@@ -108,6 +108,11 @@ class ServiceCard:
     days: Mapping[int, int]  # zone -> transit days the card promises
     dim_divisor: int | None = None
     surcharges: tuple[Surcharge, ...] = ()
+    by_km: bool = False  # the keys of `prices` are distance bands (upper bounds in km), not zones
+
+    def km_band(self, distance_km: float) -> int | None:
+        """The distance band a lane falls in: the least upper bound at or above it."""
+        return next((b for b in sorted(self.prices) if distance_km <= b), None)
 
     def __post_init__(self) -> None:
         if not self.bands_g or list(self.bands_g) != sorted(set(self.bands_g)):
@@ -128,7 +133,7 @@ class ServiceCard:
         """(total, billable grams, [(charge, amount)]) or the reason the card has no price."""
         row = self.prices.get(zone)
         if row is None:
-            return f"zone {zone} is not on the card"
+            return f"{'band' if self.by_km else 'zone'} {zone} is not on the card"
         billable = billable_grams(parcel, self.dim_divisor)
         band = next((i for i, bound in enumerate(self.bands_g) if billable <= bound), None)
         if band is None:

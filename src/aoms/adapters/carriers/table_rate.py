@@ -1,7 +1,8 @@
 """The built-in table-rate carrier: the merchant's negotiated rate card, from CSV, by USPS zone.
 
-rates CSV (one row per service, zone and weight band):
+rates CSV (one row per service, zone — or distance band — and weight band):
     carrier,service,zone,max_weight_g,price,currency,transit_days[,dim_divisor]
+    carrier,service,max_km,max_weight_g,price,currency,transit_days[,dim_divisor]
 surcharges CSV (optional):
     carrier,service,name,kind,threshold,amount,currency
 See docs/carriers.md for the meaning of each column.
@@ -29,7 +30,7 @@ from aoms.services.carriers import (
     VoidResult,
 )
 
-RATE_COLUMNS = ("carrier", "service", "zone", "max_weight_g", "price", "currency", "transit_days")
+RATE_COLUMNS = ("carrier", "service", "max_weight_g", "price", "currency", "transit_days")
 SURCHARGE_COLUMNS = ("carrier", "service", "name", "kind", "threshold", "amount", "currency")
 
 
@@ -56,11 +57,19 @@ def parse_rate_card(rates: IO[str], surcharges: IO[str] | None = None) -> list[S
     days: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
     divisor: dict[tuple[str, str], int | None] = {}
     currency: dict[tuple[str, str], str] = {}
+    by_km: dict[tuple[str, str], bool] = {}
     for n, row in enumerate(_rows(rates, RATE_COLUMNS, "rates"), start=2):
         key = (row["carrier"], row["service"])
         if not all(key):
             raise InvalidRateCard(f"line {n}: carrier and service are required", field="service")
-        zone, bound = _int(row, "zone", n), _int(row, "max_weight_g", n)
+        km = bool(row.get("max_km"))
+        if km == bool(row.get("zone")):
+            raise InvalidRateCard(f"line {n}: give a zone or a max_km, not both", field="zone")
+        if by_km.setdefault(key, km) != km:
+            raise InvalidRateCard(f"line {n}: one service is priced by zone or by distance",
+                                  field="zone")  # fmt: skip
+        zone = _int(row, "max_km" if km else "zone", n)
+        bound = _int(row, "max_weight_g", n)
         try:
             price = Money.of(row["price"], row["currency"])
         except AomsError as exc:
@@ -110,6 +119,7 @@ def parse_rate_card(rates: IO[str], surcharges: IO[str] | None = None) -> list[S
                 days=days[key],
                 dim_divisor=divisor[key],
                 surcharges=tuple(extra[key]),
+                by_km=by_km[key],
             )
         )
     return cards
@@ -138,11 +148,15 @@ class TableRateCarrier:
         if o.country.upper() != "US" or d.country.upper() != "US":
             return []  # the zone chart is domestic
         zone = self.zones.zone(o.zip, d.zip)
+        km = self.zones.distance_km(o.zip, d.zip) if any(c.by_km for c in self.cards) else None
         quotes = []
         for card in self.cards:
             if card.currency != request.currency:
                 continue
-            priced = card.price(request.parcel, zone.zone, residential=bool(d.residential))
+            band = zone.zone if not card.by_km else None if km is None else card.km_band(km)
+            if band is None:
+                continue
+            priced = card.price(request.parcel, band, residential=bool(d.residential))
             if isinstance(priced, str):
                 continue
             total, billable, parts = priced
@@ -151,11 +165,12 @@ class TableRateCarrier:
                     carrier=card.carrier,
                     service=card.service,
                     amount=total,
-                    days=card.days[zone.zone],
+                    days=card.days[band],
                     ref={"card": f"{card.carrier}/{card.service}"},
                     detail={
                         "zone": zone.zone,
                         "zone_source": zone.source,
+                        **({"distance_km": round(km), "max_km": band} if card.by_km and km else {}),
                         "billable_g": billable,
                         "charges": {name: str(m.amount) for name, m in parts},
                     },

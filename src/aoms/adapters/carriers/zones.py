@@ -88,6 +88,13 @@ class ZoneTable:
             )  # fmt: skip
         return Zone(zone_for_miles(_miles(a, b)), "distance")
 
+    def distance_km(self, origin_zip: str | None, dest_zip: str | None) -> float | None:
+        """Great-circle km between the two ZIP prefixes' centroids (None if one is unknown)."""
+        a, b = self.centroids.get(zip3(origin_zip) or ""), self.centroids.get(zip3(dest_zip) or "")
+        if a is None or b is None:
+            return None
+        return _miles(a, b) * 1.609344
+
     def to_text(self) -> str:
         return "".join(f"{o} {z.decode()}\n" for o, z in sorted(self.charts.items()))
 
