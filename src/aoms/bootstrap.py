@@ -12,6 +12,11 @@ from functools import partial
 
 from sqlalchemy import Engine
 
+from aoms.adapters.carriers.easypost import EasyPostCarrier
+from aoms.adapters.carriers.plugins import load_carriers
+from aoms.adapters.carriers.shippo import ShippoCarrier
+from aoms.adapters.carriers.table_rate import TableRateCarrier, load_rate_card
+from aoms.adapters.carriers.zones import load_zones
 from aoms.adapters.db import migrate
 from aoms.adapters.db.engine import make_engine
 from aoms.adapters.db.outbox import relay_once
@@ -114,12 +119,6 @@ def _void_labels_on(runtime: Runtime, event_id: int, event: Event) -> None:
 def build_shipping(settings: Settings, store: SqlStore, extra: Sequence[Carrier] = ()) -> Shipping:
     """The carriers the settings name (the table-rate card, EasyPost, Shippo), the installed
     carrier plug-ins (entry points `aoms.carriers`), and `extra`."""
-    from aoms.adapters.carriers.easypost import EasyPostCarrier
-    from aoms.adapters.carriers.plugins import load_carriers
-    from aoms.adapters.carriers.shippo import ShippoCarrier
-    from aoms.adapters.carriers.table_rate import TableRateCarrier, load_rate_card
-    from aoms.adapters.carriers.zones import load_zones
-
     deadline = settings.rate_shop_deadline_seconds
     carriers: list[Carrier] = []
     if settings.table_rates_csv is not None:

@@ -19,7 +19,6 @@ from typing import IO, Any, Protocol
 from aoms.domain.cartonise import Box, cartonise
 from aoms.domain.errors import (
     AomsError,
-    CarrierError,
     Conflict,
     InvalidInput,
     NoRates,
@@ -429,7 +428,7 @@ def poll_tracking(shipping: Shipping, *, now: datetime, limit: int = 200) -> Tra
     for adapter, tracking_number, service in due:
         try:
             updates.extend(shipping.carrier(adapter).track(tracking_number, service=service))
-        except (AomsError, CarrierError) as exc:
+        except AomsError as exc:
             log.warning("tracking %s at %s failed: %s", tracking_number, adapter, exc)
     return record_tracking(shipping, updates, source="poll", now=now)
 

@@ -14,7 +14,6 @@ import hmac
 import json
 import unicodedata
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -223,8 +222,8 @@ def tracker_updates(tracker: Mapping[str, Any]) -> list[TrackingUpdate]:
         )  # fmt: skip
     if not updates:
         status = map_status(str(tracker.get("status") or ""))
-        at = parse_time(tracker.get("updated_at")) or datetime.now(UTC)
-        if status is not None:
+        at = parse_time(tracker.get("updated_at"))
+        if status is not None and at is not None:
             updates.append(
                 TrackingUpdate(code, status, str(tracker["status"]), at, "", "", carrier)
             )
