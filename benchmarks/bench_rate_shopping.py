@@ -25,7 +25,7 @@ import random
 import statistics
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import date, datetime
@@ -130,11 +130,12 @@ def _fan_out(
     rule = ShippingRule()
     today = date(2026, 12, 7)
 
-    def one_parallel(i: int) -> tuple[float, int, bool]:
+    def one_parallel(i: int) -> tuple[float, list[str], bool]:
         started = time.perf_counter()
         result = shopper.shop(_request(i))
         choice = choose(result.quotes, rule, ship_on=today, deliver_by=None, records={})
-        return time.perf_counter() - started, len(result.failures), choice is not None
+        reasons = [f.reason[:60] for f in result.failures]
+        return time.perf_counter() - started, reasons, choice is not None
 
     def one_sequential(i: int) -> float:
         started = time.perf_counter()
@@ -152,12 +153,12 @@ def _fan_out(
     for c in carriers:
         c.close()
     times = [t for t, _, _ in parallel]
-    timeouts = sum(f for _, f, _ in parallel)
+    failures = Counter(reason for _, reasons, _ in parallel for reason in reasons)
     return {
         "shops": shops,
         "deadline_s": deadline,
         "carrier_calls": shops * 4,
-        "carrier_timeouts": timeouts,
+        "carrier_failures": dict(failures),
         "chosen": sum(1 for *_, ok in parallel if ok),
         "parallel_p50_s": round(statistics.median(times), 3),
         "parallel_p99_s": round(_pct(times, 0.99), 3),
