@@ -402,3 +402,28 @@ def test_the_orders_learned_promise_can_be_the_date_to_meet(world: World) -> Non
     )
     assert shipment["deliver_by"] == "2026-12-10"
     assert shipment["parcels"][0]["amount"] == "8.79"  # as with deliver_by 2026-12-10 given
+
+
+def test_a_parcel_past_its_promise_is_flagged_late_once_and_a_late_delivery_says_so(
+    world: World,
+) -> None:
+    client = world.client
+    fo = _order(client, "A-9", [("mug", 2)], LA)
+    shipment = _ok(client.post(f"/v1/fulfilment-orders/{fo}/shipments",
+                               json={"deliver_by": "2026-12-10"}), 201)  # fmt: skip
+    tn = shipment["parcels"][0]["tracking_number"]
+    _ok(client.post("/v1/shipping/tracking/poll"))  # Monday: not late
+    assert _events(world.runtime, "parcel.late") == []
+    world.runtime.clock = lambda: datetime(2026, 12, 11, 9, 0, tzinfo=UTC)
+    _ok(client.post("/v1/shipping/tracking/poll"))
+    _ok(client.post("/v1/shipping/tracking/poll"))
+    [(_, late)] = _events(world.runtime, "parcel.late")
+    assert (late["tracking_number"], late["deliver_by"]) == (tn, "2026-12-10")
+    hook = f"/webhooks/shippo?token={SHIPPO_TOKEN}"
+    delivered = {"event": "track_updated", "test": True, "data": {
+        "carrier": "usps", "tracking_number": tn, "tracking_history": [],
+        "tracking_status": {"status": "DELIVERED", "status_details": "Delivered",
+                            "status_date": "2026-12-11T16:00:00Z"}}}  # fmt: skip
+    _ok(client.post(hook, json=delivered))
+    [(_, data)] = _events(world.runtime, "parcel.delivered_late")
+    assert (data["tracking_number"], data["deliver_by"]) == (tn, "2026-12-10")

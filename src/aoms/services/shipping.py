@@ -55,6 +55,8 @@ SHIPMENT_VOIDED = "shipment.voided"
 PARCEL_TRACKING_CHANGED = "parcel.tracking_changed"
 PARCEL_EXCEPTION = "parcel.exception"
 PARCEL_DELIVERED = "parcel.delivered"
+PARCEL_LATE = "parcel.late"  # past its promise date, not delivered (found by a poll)
+PARCEL_DELIVERED_LATE = "parcel.delivered_late"  # delivered after its promise date
 FINAL = {TrackingStatus.DELIVERED, TrackingStatus.RETURNED}
 
 
@@ -137,6 +139,7 @@ class ShippingRepo(Protocol):
         self, parcel_id: int, status: TrackingStatus, at: datetime, *, shipped: bool
     ) -> None: ...
     def parcels_to_poll(self, limit: int) -> list[tuple[str, str, str]]: ...
+    def flag_late(self, today: date, now: datetime) -> list[dict[str, Any]]: ...
     def shipments_to_void(self) -> list[int]: ...
     def quoted(self, tracking_numbers: Sequence[str]) -> dict[str, Money]: ...
     def emit(self, events: Iterable[Event], now: datetime) -> None: ...
@@ -416,6 +419,12 @@ def record_tracking(
                 events.append(Event(PARCEL_EXCEPTION, f"shipment:{parcel['shipment_id']}", data))
             if update.status is TrackingStatus.DELIVERED:
                 events.append(Event(PARCEL_DELIVERED, f"shipment:{parcel['shipment_id']}", data))
+                promised = parcel.get("deliver_by")
+                if promised is not None and update.occurred_at.date() > promised.date():
+                    late = {**data, "deliver_by": promised.date().isoformat()}
+                    events.append(
+                        Event(PARCEL_DELIVERED_LATE, f"shipment:{parcel['shipment_id']}", late)
+                    )
             repo.emit(events, now)
     return TrackingResult(len(updates), new, changed, unknown)
 
@@ -430,7 +439,26 @@ def poll_tracking(shipping: Shipping, *, now: datetime, limit: int = 200) -> Tra
             updates.extend(shipping.carrier(adapter).track(tracking_number, service=service))
         except AomsError as exc:
             log.warning("tracking %s at %s failed: %s", tracking_number, adapter, exc)
-    return record_tracking(shipping, updates, source="poll", now=now)
+    result = record_tracking(shipping, updates, source="poll", now=now)
+    flag_late(shipping, now=now)
+    return result
+
+
+def flag_late(shipping: Shipping, *, now: datetime) -> int:
+    """One `parcel.late` event for each parcel past its promise date and not delivered."""
+    with shipping.store.writing() as repo:
+        late = repo.flag_late(now.date(), now)
+        repo.emit(
+            [
+                Event(PARCEL_LATE, f"shipment:{r['shipment_id']}",
+                      {"parcel_id": r["id"], "shipment_id": r["shipment_id"],
+                       "tracking_number": r["tracking_number"], "status": r["status"],
+                       "deliver_by": r["deliver_by"].date().isoformat()})
+                for r in late
+            ],
+            now,
+        )  # fmt: skip
+    return len(late)
 
 
 def read_invoice(source: IO[str]) -> Iterator[InvoiceLine]:

@@ -461,6 +461,7 @@ parcels = Table(
     Column("shipped_at", UTCDateTime),
     Column("delivered_at", UTCDateTime),
     Column("voided_at", UTCDateTime),
+    Column("late_at", UTCDateTime),  # when it was found past its promise date undelivered
     UniqueConstraint("shipment_id", "seq", name="uq_parcels_shipment_seq"),
 )
 

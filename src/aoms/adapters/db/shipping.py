@@ -383,9 +383,11 @@ class SqlShippingRepo:
 
     # -- tracking -----------------------------------------------------------------------------
     def parcel_by_tracking(self, tracking_number: str) -> dict[str, Any] | None:
-        p = t.parcels.c
-        query = select(p.id, p.shipment_id, p.status, p.status_at).where(
-            p.tracking_number == tracking_number
+        p, s = t.parcels.c, t.shipments.c
+        query = (
+            select(p.id, p.shipment_id, p.status, p.status_at, s.deliver_by)
+            .join(t.shipments, s.id == p.shipment_id)
+            .where(p.tracking_number == tracking_number)
         )
         if self.conn.dialect.name == "postgresql":
             query = query.with_for_update()
@@ -437,6 +439,29 @@ class SqlShippingRepo:
             .limit(limit)
         ).all()
         return [(r.adapter, r.tracking_number, r.service) for r in rows]
+
+    def flag_late(self, today: date, now: datetime) -> list[dict[str, Any]]:
+        """Parcels past their shipment's promise date, not delivered, not flagged before:
+        flag them now and return them."""
+        p, s = t.parcels.c, t.shipments.c
+        query = (
+            select(p.id, p.shipment_id, p.tracking_number, p.status, s.deliver_by)
+            .join(t.shipments, s.id == p.shipment_id)
+            .where(
+                s.deliver_by < _utc_day(today), p.delivered_at.is_(None), p.voided_at.is_(None),
+                p.late_at.is_(None), p.tracking_number.is_not(None),
+                p.status.not_in(("returned", "voided")),
+            )
+            .order_by(p.id)
+        )  # fmt: skip
+        if self.conn.dialect.name == "postgresql":
+            query = query.with_for_update(of=t.parcels, skip_locked=True)
+        rows = [dict(r._mapping) for r in self.conn.execute(query)]
+        if rows:
+            self.conn.execute(
+                update(t.parcels).where(p.id.in_([r["id"] for r in rows])).values(late_at=now)
+            )
+        return rows
 
     def quoted(self, tracking_numbers: Sequence[str]) -> dict[str, Money]:
         p = t.parcels.c

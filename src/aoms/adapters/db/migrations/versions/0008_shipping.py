@@ -3,7 +3,7 @@ shipments, parcels (with their labels), the quotes behind each choice, tracking 
 
 Revision ID: 0008
 Revises: 0003
-Create Date: 2026-12-04 02:04:38.703108
+Create Date: 2026-12-04 02:38:05.583713
 """
 
 import sqlalchemy as sa
@@ -128,6 +128,7 @@ def upgrade() -> None:
             "delivered_at", aoms.adapters.db.schema.UTCDateTime(timezone=True), nullable=True
         ),
         sa.Column("voided_at", aoms.adapters.db.schema.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("late_at", aoms.adapters.db.schema.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["shipment_id"], ["shipments.id"], name=op.f("fk_parcels_shipment_id_shipments")
         ),
