@@ -427,3 +427,37 @@ def test_a_parcel_past_its_promise_is_flagged_late_once_and_a_late_delivery_says
     _ok(client.post(hook, json=delivered))
     [(_, data)] = _events(world.runtime, "parcel.delivered_late")
     assert (data["tracking_number"], data["deliver_by"]) == (tn, "2026-12-10")
+
+
+def test_a_service_that_keeps_arriving_late_stops_being_chosen(world: World) -> None:
+    client = world.client
+    hook = f"/webhooks/shippo?token={SHIPPO_TOKEN}"
+    for i in range(2):
+        fo = _order(client, f"L-{i}", [("mug", 2)], LA)
+        shipment = _ok(client.post(f"/v1/fulfilment-orders/{fo}/shipments",
+                                   json={"deliver_by": "2026-12-10"}), 201)  # fmt: skip
+        parcel = shipment["parcels"][0]
+        assert (parcel["service"], parcel["amount"]) == ("usps_priority", "8.79")
+        # A 2-day service, shipped Monday the 7th, delivered Saturday the 12th: late. After
+        # one: (0 + 0.9 x 20) / (1 + 20) = 85.7%, still at least 85%.
+        status = {
+            "status": "DELIVERED",
+            "status_details": "",
+            "status_date": "2026-12-12T12:00:00Z",
+        }
+        late = {"event": "track_updated", "test": True, "data": {
+            "carrier": "usps", "tracking_number": parcel["tracking_number"],
+            "tracking_history": [], "tracking_status": status}}  # fmt: skip
+        _ok(client.post(hook, json=late))
+    # Learned: (0 on time + 0.9 x 20) / (2 + 20) = 81.8% < 85%. The next order with the same
+    # promise goes by EasyPost's Priority at 9.37 (no history: the 90% prior), not 8.79.
+    fo = _order(client, "L-3", [("mug", 2)], LA)
+    shipment = _ok(client.post(f"/v1/fulfilment-orders/{fo}/shipments",
+                               json={"deliver_by": "2026-12-10"}), 201)  # fmt: skip
+    parcel = shipment["parcels"][0]
+    assert (parcel["service"], parcel["amount"]) == ("Priority", "9.37")
+    [shippo_priority] = [q for q in parcel["quotes"] if q["service"] == "usps_priority"]
+    assert shippo_priority["on_time_rate"] == round(18 / 22, 4)
+    assert shippo_priority["reason"] == (
+        "misses the promise: on time 82% (2 tracked deliveries), below 85%"
+    )

@@ -37,8 +37,8 @@ def q(carrier: str, service: str, amount: str, days: int) -> Quote:
 
 def test_a_cheaper_service_that_would_miss_the_promise_is_not_chosen() -> None:
     # Promise: Thursday 10th. Ground (3 days, arrives 10th) claims to make it, but its tracked
-    # record is 60 on time of 100: (60 + 0.9*10) / (100 + 10) = 62.7% < 85%. Economy arrives
-    # on the 12th. Priority (2 days, 96 of 100: 95.5%) is chosen although it costs more.
+    # record is 60 on time of 100: (60 + 0.9*20) / (100 + 20) = 65% < 85%. Economy arrives
+    # on the 12th. Priority (2 days, 96 of 100: 95%) is chosen although it costs more.
     quotes = [q("usps", "ground", "6.05", 3), q("usps", "priority", "9.10", 2),
               q("ups", "economy", "4.90", 5)]  # fmt: skip
     records = {
@@ -50,10 +50,10 @@ def test_a_cheaper_service_that_would_miss_the_promise_is_not_chosen() -> None:
     assert choice is not None
     assert choice.chosen.quote.service == "priority"
     assert choice.met_promise
-    assert round(choice.chosen.on_time_rate, 4) == round(105 / 110, 4)
+    assert round(choice.chosen.on_time_rate, 4) == round(114 / 120, 4)
     reasons = {c.quote.service: c.reason for c in choice.rejected}
     assert reasons["ground"] == (
-        "misses the promise: on time 63% (100 tracked deliveries), below 85%"
+        "misses the promise: on time 65% (100 tracked deliveries), below 85%"
     )
     assert reasons["economy"] == "misses the promise: arrives 2026-12-12, after 2026-12-10"
 
@@ -78,7 +78,7 @@ def test_when_nothing_meets_the_promise_the_earliest_arrival_is_chosen() -> None
 def test_fastest_under_the_cost_cap() -> None:
     quotes = [q("ups", "next_day", "31.00", 1), q("usps", "priority", "9.10", 2),
               q("fedex", "2day", "9.10", 2), q("usps", "ground", "6.05", 4)]  # fmt: skip
-    records = {("fedex", "2day"): OnTimeRecord(40, 39)}  # (39+9)/(50) = 96% > usps's prior 90%
+    records = {("fedex", "2day"): OnTimeRecord(40, 39)}  # (39+18)/60 = 95% > usps's prior 90%
     rule = ShippingRule(Rule.FASTEST_UNDER_CAP, cost_cap=usd("12.00"))
     choice = choose(quotes, rule, ship_on=MON, deliver_by=None, records=records)
     assert choice is not None

@@ -193,7 +193,7 @@ class ShippingRule:
     min_on_time: float = 0.85  # a service below this learned on-time rate misses the promise
     cost_cap: Money | None = None  # for fastest_under_cap
     prior_on_time: float = 0.9  # what a service with no history is assumed to achieve
-    prior_weight: float = 10.0
+    prior_weight: float = 20.0  # deliveries' worth: one late delivery alone does not disqualify
 
 
 @dataclass(frozen=True, slots=True)
