@@ -461,3 +461,23 @@ def test_a_service_that_keeps_arriving_late_stops_being_chosen(world: World) -> 
     assert shippo_priority["reason"] == (
         "misses the promise: on time 82% (2 tracked deliveries), below 85%"
     )
+
+
+def test_the_store_rule_fastest_under_a_cost_cap(world: World) -> None:
+    client = world.client
+    rule = {"rule": "fastest_under_cap", "cost_cap": "8.00", "currency": "USD"}
+    _ok(client.put("/v1/shops/acme.myshopify.com/shipping-rule", json=rule))
+    fo = _order(client, "R-1", [("mug", 2)], LA)
+    parcel = _ok(client.post(f"/v1/fulfilment-orders/{fo}/shipments", json={}), 201)["parcels"][0]
+    # Under 8.00: EasyPost ground advantage 6.26 (4 d) and Shippo's 5.71 (4 d): as fast, and
+    # the same 90% prior, so the lower price. Priority at 8.79 (2 d) is over the cap.
+    assert (parcel["service"], parcel["amount"]) == ("usps_ground_advantage", "5.71")
+    reasons = {(q["service"], q["amount"]): q["reason"] for q in parcel["quotes"]}
+    assert reasons["usps_priority", "8.79"] == "over the cost cap: 8.79 USD > 8.00 USD"
+    assert reasons["GroundAdvantage", "6.26"] == (
+        "as fast, costs 0.55 USD more than usps/usps_ground_advantage"
+    )
+    bad = client.put(
+        "/v1/shops/acme.myshopify.com/shipping-rule", json={"rule": "fastest_under_cap"}
+    )
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid_input"

@@ -290,17 +290,22 @@ def choose(
 
 
 def _lost_because(c: Considered, winner: Considered, rule: Rule) -> str:
-    w = winner.quote
-    if rule is Rule.CHEAPEST_ON_TIME and w.amount < c.quote.amount:
-        return f"costs {c.quote.amount - w.amount} more than {w.carrier}/{w.service}"
-    if rule is Rule.FASTEST_UNDER_CAP and w.days < c.quote.days:
-        return f"{c.quote.days - w.days} day(s) slower than {w.carrier}/{w.service}"
+    w, q = winner.quote, c.quote
+    name = f"{w.carrier}/{w.service}"
+    if rule is Rule.CHEAPEST_ON_TIME and w.amount < q.amount:
+        return f"costs {q.amount - w.amount} more than {name}"
+    if rule is Rule.FASTEST_UNDER_CAP and w.days < q.days:
+        return f"{q.days - w.days} day(s) slower than {name}"
     if c.on_time_rate < winner.on_time_rate:
         return (
             f"tie, lower on-time record: {_pct(c.on_time_rate)} against "
-            f"{_pct(winner.on_time_rate)} for {w.carrier}/{w.service}"
+            f"{_pct(winner.on_time_rate)} for {name}"
         )
-    return f"tie, {w.carrier}/{w.service} comes first"
+    if rule is Rule.CHEAPEST_ON_TIME and w.days < q.days:
+        return f"same price, {q.days - w.days} day(s) slower than {name}"
+    if rule is Rule.FASTEST_UNDER_CAP and w.amount < q.amount:
+        return f"as fast, costs {q.amount - w.amount} more than {name}"
+    return f"tie, {name} comes first"
 
 
 def on_time(shipped_on: date, delivered_on: date, promised_days: int) -> bool:
