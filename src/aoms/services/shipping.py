@@ -37,7 +37,6 @@ from aoms.domain.shipping import (
     InvoiceLine,
     OnTimeRecord,
     Parcel,
-    Quote,
     ShippingRule,
     TrackingStatus,
     audit_invoice,
@@ -502,14 +501,4 @@ def report_dict(report: AuditReport) -> dict[str, Any]:
             }
             for f in report.findings
         ],
-    }
-
-
-def quote_summary(quote: Quote) -> dict[str, Any]:
-    return {
-        "carrier": quote.carrier,
-        "service": quote.service,
-        "amount": str(quote.amount.amount),
-        "currency": quote.amount.currency,
-        "days": quote.days,
     }
