@@ -13,10 +13,16 @@ from functools import partial
 
 from sqlalchemy import Engine
 
+from aoms.adapters.carriers.easypost import EasyPostCarrier
+from aoms.adapters.carriers.plugins import load_carriers
+from aoms.adapters.carriers.shippo import ShippoCarrier
+from aoms.adapters.carriers.table_rate import TableRateCarrier, load_rate_card
+from aoms.adapters.carriers.zones import load_zones
 from aoms.adapters.db import migrate, queries
 from aoms.adapters.db.engine import make_engine
 from aoms.adapters.db.outbox import relay_once
 from aoms.adapters.db.scarcity import SqlScarcityStore
+from aoms.adapters.db.shipping import SqlShippingStore
 from aoms.adapters.db.store import SqlStore
 from aoms.adapters.geocode import geocode
 from aoms.adapters.plugins import load_routing_policies
@@ -28,9 +34,13 @@ from aoms.domain.errors import AomsError
 from aoms.domain.events import Event
 from aoms.domain.policies import PolicyRegistry
 from aoms.services import scarcity, waves
+from aoms.services.carriers import Carrier
 from aoms.services.inbox import BatchResult, TopicHandler, process_pending
 from aoms.services.ports import Geocoder, NoRefundPublisher, OrderParser, RefundPublisher
+from aoms.services.rate_shopping import RateShopper
 from aoms.services.returns_ports import ReturnCarrier
+from aoms.services.shipping import Shipping
+from aoms.services.shipping import on_event as shipping_on_event
 
 log = logging.getLogger("aoms")
 
@@ -57,6 +67,7 @@ class Runtime:
     refund_publisher: RefundPublisher = field(default_factory=NoRefundPublisher)
     return_carrier: ReturnCarrier = field(default_factory=BuiltinReturnCarrier)
     topic_handlers: dict[str, TopicHandler] = field(default_factory=lambda: dict(TOPIC_HANDLERS))
+    shipping: Shipping | None = None  # carriers and the rate shopper (docs/carriers.md)
 
     def process_inbox(self, limit: int = 200, lane: int = 0, lanes: int = 1) -> BatchResult:
         return process_pending(
@@ -121,6 +132,8 @@ class Runtime:
         migrate.upgrade(self.engine)
 
     def close(self) -> None:
+        if self.shipping is not None:
+            self.shipping.shopper.close()
         self.engine.dispose()
 
 
@@ -130,7 +143,54 @@ def build(settings: Settings | None = None) -> Runtime:
     policies = PolicyRegistry()  # the built-ins, then the installed plug-ins
     load_routing_policies(policies)
     store = SqlStore(engine, default_policy=settings.default_routing_policy, policies=policies)
-    return Runtime(settings=settings, engine=engine, store=store)
+    runtime = Runtime(settings=settings, engine=engine, store=store)
+    runtime.shipping = build_shipping(settings, store)
+    runtime.subscribers.append(partial(_void_labels_on, runtime))
+    return runtime
+
+
+def _void_labels_on(runtime: Runtime, event_id: int, event: Event) -> None:
+    if runtime.shipping is None:
+        return
+    try:
+        shipping_on_event(runtime.shipping, runtime.clock, event)
+    except Exception:  # a carrier's failure must not stop the relay; the next event retries
+        log.exception("voiding labels after %s failed", event.name)
+
+
+def build_shipping(settings: Settings, store: SqlStore, extra: Sequence[Carrier] = ()) -> Shipping:
+    """The carriers the settings name (the table-rate card, EasyPost, Shippo), the installed
+    carrier plug-ins (entry points `aoms.carriers`), and `extra`."""
+    deadline = settings.rate_shop_deadline_seconds
+    carriers: list[Carrier] = []
+    if settings.table_rates_csv is not None:
+        cards = load_rate_card(settings.table_rates_csv, settings.table_surcharges_csv)
+        carriers.append(TableRateCarrier(cards, load_zones(settings.zones_csv)))
+    if settings.easypost_api_key is not None:
+        carriers.append(
+            EasyPostCarrier(settings.easypost_api_key.get_secret_value(),
+                            base_url=settings.easypost_base_url, timeout=deadline)
+        )  # fmt: skip
+    if settings.shippo_api_token is not None:
+        carriers.append(
+            ShippoCarrier(settings.shippo_api_token.get_secret_value(),
+                          base_url=settings.shippo_base_url, timeout=deadline)
+        )  # fmt: skip
+    carriers.extend(load_carriers(settings))
+    carriers.extend(extra)
+    secrets = {
+        name: value.get_secret_value()
+        for name, value in (
+            ("easypost", settings.easypost_webhook_secret),
+            ("shippo", settings.shippo_webhook_secret),
+            ("shippo_token", settings.shippo_webhook_token),
+        )
+        if value is not None
+    }
+    shopper = RateShopper(
+        carriers, deadline_seconds=deadline, cache_seconds=settings.rate_cache_seconds
+    )
+    return Shipping(SqlShippingStore(store), {c.name: c for c in carriers}, shopper, secrets)
 
 
 class Workers:

@@ -46,6 +46,28 @@ class Settings(BaseSettings):
         description="Inbox threads; 0 = 1, or 4 in `aoms worker` on PostgreSQL.",
     )
     log_level: str = "INFO"
+    # -- shipping: carriers (docs/carriers.md) --
+    table_rates_csv: Path | None = Field(
+        default=None, description="The merchant's rate card (CSV) for the built-in carrier."
+    )
+    table_surcharges_csv: Path | None = Field(default=None, description="Its surcharges (CSV).")
+    zones_csv: Path | None = Field(
+        default=None, description="A zone chart (origin_zip,dest_zip,zone) to use instead of "
+        "the USPS zones shipped with aoms.",
+    )  # fmt: skip
+    easypost_api_key: SecretStr | None = None
+    easypost_base_url: str = "https://api.easypost.com/v2"
+    easypost_webhook_secret: SecretStr | None = None
+    shippo_api_token: SecretStr | None = None
+    shippo_base_url: str = "https://api.goshippo.com"
+    shippo_webhook_secret: SecretStr | None = Field(
+        default=None, description="Shippo's HMAC secret (Shippo-Auth-Signature)."
+    )
+    shippo_webhook_token: SecretStr | None = Field(
+        default=None, description="The ?token= the Shippo webhook URL carries."
+    )
+    rate_shop_deadline_seconds: float = Field(default=2.5, gt=0, le=60)
+    rate_cache_seconds: float = Field(default=600, ge=0, le=86_400)
 
     @field_validator("database_url")
     @classmethod

@@ -126,7 +126,7 @@ class NotReadyForFulfilment(Conflict):
 
 
 class InvalidSignature(AomsError):
-    """A 3PL callback whose signature or timestamp does not check out."""
+    """A 3PL callback or carrier webhook whose signature (token, timestamp) does not verify."""
 
     code = "invalid_signature"
     status = 401
@@ -189,3 +189,49 @@ class UnknownReturn(NotFound):
 
 class PaymentsAlreadyRecorded(Conflict):
     code = "payments_already_recorded"
+
+
+# -- shipping ---------------------------------------------------------------------------------
+
+
+class MissingDimensions(InvalidInput):
+    """A product to be packed has no length, width or height (PUT /v1/products/{sku})."""
+
+    code = "missing_dimensions"
+
+
+class ItemFitsNoBox(InvalidInput):
+    """A unit is larger or heavier than every box in the merchant's box list."""
+
+    code = "item_fits_no_box"
+
+
+class NoBoxes(Conflict):
+    code = "no_boxes"
+
+
+class InvalidRateCard(InvalidInput):
+    code = "invalid_rate_card"
+
+
+class CustomsDataMissing(InvalidInput):
+    """An international shipment whose customs data is incomplete: no label is bought."""
+
+    code = "customs_data_missing"
+
+
+class NoRates(Conflict):
+    """No carrier answered with a quote for a parcel (each carrier's reason is in details)."""
+
+    code = "no_rates"
+
+
+class CarrierError(AomsError):
+    """A carrier refused or failed a request (its own message is kept)."""
+
+    code = "carrier_error"
+    status = 502
+
+
+class ShipmentNotVoidable(Conflict):
+    code = "shipment_not_voidable"

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from aoms.domain.errors import AomsError
+from aoms.entrypoints import cli_shipping
 from aoms.entrypoints.cli_common import console, settings_or_exit
 from aoms.entrypoints.cli_handoff import handoff_app
 from aoms.entrypoints.cli_lab import replay_app, simulate_app
@@ -32,6 +33,7 @@ app.add_typer(simulate_app, name="simulate")
 app.add_typer(promise_app, name="promise")
 app.add_typer(handoff_app, name="handoff")
 app.add_typer(returns_app, name="returns")
+app.add_typer(cli_shipping.app, name="shipping")
 _settings = settings_or_exit  # the name sub-command modules have used
 
 

@@ -112,6 +112,12 @@ products = Table(
     Column("title", String(255), nullable=False),
     Column("grams", Integer, nullable=False),
     Column("tags", JSON),  # product tags (a list), for routing policies' eligibility rules
+    # shipping: packed size of one unit, and its customs data
+    Column("length_mm", Integer),
+    Column("width_mm", Integer),
+    Column("height_mm", Integer),
+    Column("hs_code", String(16)),
+    Column("country_of_origin", String(2)),
 )
 
 stock_levels = Table(
@@ -604,4 +610,119 @@ refund_payments = Table(
     Column("payment_id", Id, ForeignKey("order_payments.id"), primary_key=True),
     Column("amount_minor", BigInteger, nullable=False),
     CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
+)
+
+# -- shipping: boxes, ship-from addresses, rules, shipments, parcels, quotes, tracking ---------
+
+shipping_boxes = Table(
+    "shipping_boxes",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("length_mm", Integer, nullable=False),
+    Column("width_mm", Integer, nullable=False),
+    Column("height_mm", Integer, nullable=False),
+    Column("max_grams", Integer, nullable=False),
+    Column("tare_grams", Integer, nullable=False),
+    Column("fill_pct", Integer, nullable=False),
+    Column("active", Boolean, nullable=False),
+)
+
+shipping_origins = Table(
+    "shipping_origins",
+    metadata,
+    Column("location_id", String(64), ForeignKey("locations.id"), primary_key=True),
+    Column("address", JSON, nullable=False),  # street, city, state, zip, country, phone, ...
+)
+
+shipping_rules = Table(
+    "shipping_rules",
+    metadata,
+    Column("shop", String(255), primary_key=True),
+    Column("rule", String(32), nullable=False),
+    Column("min_on_time", Float, nullable=False),
+    Column("cost_cap_minor", BigInteger),
+    Column("currency", String(3)),
+    Column("duties", String(3), nullable=False),
+    Column("label_format", String(8), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+shipments = Table(
+    "shipments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("fulfilment_order_id", Id, ForeignKey("fulfilment_orders.id"), nullable=False),
+    Column("order_id", Id, ForeignKey("orders.id"), nullable=False),
+    Column("status", String(16), nullable=False),  # planned | labelled | voided
+    Column("rule", JSON, nullable=False),  # the rule the choice was made by
+    Column("ship_on", UTCDateTime, nullable=False),
+    Column("deliver_by", UTCDateTime),
+    Column("currency", String(3), nullable=False),
+    Column("customs", JSON),  # the commercial invoice, for an international shipment
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_shipments_fulfilment_order", "fulfilment_order_id"),
+)
+
+parcels = Table(
+    "parcels",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("shipment_id", Id, ForeignKey("shipments.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("box", String(64)),
+    Column("length_mm", Integer, nullable=False),
+    Column("width_mm", Integer, nullable=False),
+    Column("height_mm", Integer, nullable=False),
+    Column("grams", Integer, nullable=False),
+    Column("items", JSON, nullable=False),
+    Column("carrier", String(64), nullable=False),
+    Column("service", String(64), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),  # the chosen quote
+    Column("currency", String(3), nullable=False),
+    Column("promised_days", Integer, nullable=False),
+    Column("quote_ref", JSON, nullable=False),
+    Column("adapter", String(64), nullable=False),  # which configured carrier adapter quoted it
+    Column("tracking_number", String(64), unique=True),
+    Column("label_id", String(128)),
+    Column("label_format", String(8)),
+    Column("label", LargeBinary),
+    Column("label_url", Text),
+    Column("status", String(32), nullable=False),  # planned | label_created | ... | voided
+    Column("status_at", UTCDateTime),
+    Column("shipped_at", UTCDateTime),
+    Column("delivered_at", UTCDateTime),
+    Column("voided_at", UTCDateTime),
+    Column("late_at", UTCDateTime),  # when it was found past its promise date undelivered
+    UniqueConstraint("shipment_id", "seq", name="uq_parcels_shipment_seq"),
+)
+
+shipment_quotes = Table(
+    "shipment_quotes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("parcel_id", Id, ForeignKey("parcels.id"), nullable=False),
+    Column("carrier", String(64), nullable=False),
+    Column("service", String(64), nullable=False),
+    Column("amount_minor", BigInteger),
+    Column("currency", String(3)),
+    Column("days", Integer),
+    Column("on_time_rate", Float),
+    Column("chosen", Boolean, nullable=False),
+    Column("reason", Text),  # why it was chosen, or why it lost; a carrier's failure
+    Index("ix_shipment_quotes_parcel", "parcel_id"),
+)
+
+tracking_events = Table(
+    "tracking_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("parcel_id", Id, ForeignKey("parcels.id"), nullable=False),
+    Column("source", String(32), nullable=False),  # easypost | shippo | poll
+    Column("provider_status", String(64), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    UniqueConstraint("parcel_id", "provider_status", "occurred_at", name="uq_tracking_events_once"),
 )

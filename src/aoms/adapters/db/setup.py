@@ -75,11 +75,18 @@ def upsert_location(
 
 
 def upsert_product(
-    conn: Connection, sku: str, title: str, grams: int, *, tags: list[str] | None = None
+    conn: Connection,
+    sku: str,
+    title: str,
+    grams: int,
+    *,
+    tags: list[str] | None = None,
+    shipping: dict[str, object] | None = None,
 ) -> None:
     values: dict[str, object] = {"sku": sku, "title": title, "grams": grams}
     if tags is not None:
         values["tags"] = sorted(set(tags))
+    values.update(shipping or {})  # dimensions and customs data, where given
     _upsert(conn, t.products, values, ["sku"])
 
 

@@ -28,6 +28,7 @@ from aoms.domain.orders import OrderStatus
 from aoms.domain.routing import RateCard
 from aoms.entrypoints.api import handoff as handoff_api
 from aoms.entrypoints.api import promises, returns, routing_policies
+from aoms.entrypoints.api import shipping as shipping_api
 from aoms.entrypoints.api.schemas import (
     AdjustmentIn,
     LocationIn,
@@ -69,6 +70,8 @@ PATTERN_WORDS = {
     r"^\d{1,6}(\.\d{1,6})?$": 'must be a non-negative decimal written as a string, e.g. "0.002"',
     r"\S": "must not be blank",
     r"^https?://": "must be an http:// or https:// URL",
+    r"^\d{4}(\.?\d{2}){1,3}$": "must be an HS code of 6, 8 or 10 digits, e.g. 6912.00 or 691200",
+    r"^[A-Za-z]{2}$": "must be a two-letter ISO 3166 country code, e.g. DE",
 }
 
 
@@ -157,6 +160,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
     app.include_router(routing_policies.router)
     app.include_router(handoff_api.router)
     app.include_router(returns.router)
+    app.include_router(shipping_api.router)
 
     # -- operations -----------------------------------------------------------------------
     @app.get("/health", tags=["operations"])
@@ -349,9 +353,12 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
     def put_product(
         sku: Annotated[str, Path(min_length=1, max_length=255)], body: ProductIn, r: Rt
     ) -> dict[str, Any]:
-        """A product's title, unit weight and tags (routing policies' rules can name tags)."""
+        """A product's title, unit weight and tags (routing policies' rules can name tags), and
+        for shipping its packed size in mm and customs data (HS code, country of origin)."""
         with r.store.writer() as conn:
-            setup.upsert_product(conn, sku, body.title, body.grams, tags=body.tags)
+            setup.upsert_product(
+                conn, sku, body.title, body.grams, tags=body.tags, shipping=body.shipping_fields()
+            )
         return {"sku": sku, **body.model_dump(mode="json")}
 
     # -- shops and rate cards ---------------------------------------------------------------

@@ -241,6 +241,16 @@ class ProductIn(_Strict):
     tags: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
         default_factory=list, max_length=250
     )
+    # shipping: the packed size of one unit (cartonisation) and its customs data
+    length_mm: int | None = Field(None, ge=1, le=10_000)
+    width_mm: int | None = Field(None, ge=1, le=10_000)
+    height_mm: int | None = Field(None, ge=1, le=10_000)
+    hs_code: str | None = Field(None, pattern=r"^\d{4}(\.?\d{2}){1,3}$", description="HS code")
+    country_of_origin: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+
+    def shipping_fields(self) -> dict[str, object]:
+        names = ("length_mm", "width_mm", "height_mm", "hs_code", "country_of_origin")
+        return {k: getattr(self, k) for k in names if k in self.model_fields_set}
 
 
 # -- routing policy documents ---------------------------------------------------------------

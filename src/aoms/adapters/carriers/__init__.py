@@ -1,0 +1,1 @@
+"""Carrier adapters: the built-in table-rate carrier, EasyPost and Shippo."""

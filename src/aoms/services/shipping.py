@@ -1,0 +1,512 @@
+"""Shipping use cases: plan a fulfilment order's shipment (pack, rate shop, choose), buy its
+labels, void them, take tracking updates, audit a carrier invoice.
+
+Network calls (rates, labels, voids) happen outside the database transaction; what they
+produced is then written with its events in one transaction. If that write fails after labels
+were bought, the labels are voided again (the undo of the step).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import IO, Any, Protocol
+
+from aoms.domain.cartonise import Box, cartonise
+from aoms.domain.errors import (
+    AomsError,
+    Conflict,
+    InvalidInput,
+    NoRates,
+    NotFound,
+    ShipmentNotVoidable,
+)
+from aoms.domain.events import Event
+from aoms.domain.money import Money
+from aoms.domain.shipping import (
+    AuditReport,
+    Choice,
+    CommercialInvoice,
+    CustomsLine,
+    Dimensions,
+    Duties,
+    InvoiceLine,
+    OnTimeRecord,
+    Parcel,
+    ShippingRule,
+    TrackingStatus,
+    audit_invoice,
+    choose,
+    commercial_invoice,
+)
+from aoms.services.carriers import Carrier, Label, RateRequest, ShipAddress, TrackingUpdate
+from aoms.services.rate_shopping import CarrierFailure, RateShopper
+
+log = logging.getLogger("aoms.shipping")
+
+SHIPMENT_PLANNED = "shipment.planned"
+SHIPMENT_LABELLED = "shipment.labelled"
+SHIPMENT_VOIDED = "shipment.voided"
+PARCEL_TRACKING_CHANGED = "parcel.tracking_changed"
+PARCEL_EXCEPTION = "parcel.exception"
+PARCEL_DELIVERED = "parcel.delivered"
+PARCEL_LATE = "parcel.late"  # past its promise date, not delivered (found by a poll)
+PARCEL_DELIVERED_LATE = "parcel.delivered_late"  # delivered after its promise date
+FINAL = {TrackingStatus.DELIVERED, TrackingStatus.RETURNED}
+
+
+@dataclass(frozen=True, slots=True)
+class ProductInfo:
+    title: str
+    grams: int
+    dims: Dimensions | None
+    hs_code: str | None
+    country_of_origin: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FulfilmentToShip:
+    id: int
+    order_id: int
+    shop: str
+    status: str
+    location_id: str
+    currency: str
+    items: Mapping[str, int]
+    ship_to: Mapping[str, Any]
+    unit_prices: Mapping[str, Money]  # sku -> the order's net price of one unit
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRule:
+    rule: ShippingRule
+    duties: Duties = Duties.DDU
+    label_format: str = "PDF"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedParcel:
+    parcel: Parcel
+    request: RateRequest
+    choice: Choice
+    failures: tuple[CarrierFailure, ...]
+    label: Label | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParcelLabel:
+    parcel_id: int
+    adapter: str
+    label: Label
+
+
+class ShippingRepo(Protocol):
+    def fulfilment_order(self, fo_id: int) -> FulfilmentToShip | None: ...
+    def origin(self, location_id: str) -> Mapping[str, Any] | None: ...
+    def products(self, skus: Iterable[str]) -> dict[str, ProductInfo]: ...
+    def boxes(self) -> list[Box]: ...
+    def store_rule(self, shop: str) -> StoreRule: ...
+    def on_time_records(self) -> dict[tuple[str, str], OnTimeRecord]: ...
+    def open_shipment(self, fo_id: int) -> int | None: ...
+    def lock_fulfilment_order(self, fo_id: int) -> str | None: ...
+    def save_shipment(
+        self,
+        fo: FulfilmentToShip,
+        planned: Sequence[PlannedParcel],
+        *,
+        rule: StoreRule,
+        ship_on: datetime,
+        deliver_by: date | None,
+        customs: CommercialInvoice | None,
+        now: datetime,
+    ) -> int: ...
+    def shipment(self, shipment_id: int) -> dict[str, Any] | None: ...
+    def labels(self, shipment_id: int) -> list[ParcelLabel]: ...
+    def lock_shipment(self, shipment_id: int) -> str | None: ...
+    def mark_voided(
+        self, shipment_id: int, parcel_ids: Sequence[int], now: datetime, *, whole: bool
+    ) -> None: ...
+    def parcel_by_tracking(self, tracking_number: str) -> dict[str, Any] | None: ...
+    def add_tracking_event(
+        self, parcel_id: int, update: TrackingUpdate, source: str, now: datetime
+    ) -> bool: ...
+    def set_parcel_status(
+        self, parcel_id: int, status: TrackingStatus, at: datetime, *, shipped: bool
+    ) -> None: ...
+    def parcels_to_poll(self, limit: int) -> list[tuple[str, str, str]]: ...
+    def flag_late(self, today: date, now: datetime) -> list[dict[str, Any]]: ...
+    def shipments_to_void(self) -> list[int]: ...
+    def quoted(self, tracking_numbers: Sequence[str]) -> dict[str, Money]: ...
+    def emit(self, events: Iterable[Event], now: datetime) -> None: ...
+
+
+class ShippingStore(Protocol):
+    def reading(self) -> AbstractContextManager[ShippingRepo]: ...
+    def writing(self) -> AbstractContextManager[ShippingRepo]: ...
+
+
+@dataclass
+class Shipping:
+    """What the shipping use cases run with: the store, the configured carrier adapters and
+    the rate shopper over them."""
+
+    store: ShippingStore
+    carriers: Mapping[str, Carrier]
+    shopper: RateShopper
+    webhook_secrets: Mapping[str, str] = field(default_factory=dict)
+
+    def carrier(self, adapter: str) -> Carrier:
+        found = self.carriers.get(adapter)
+        if found is None:
+            raise Conflict(f"carrier adapter {adapter!r} is not configured", adapter=adapter)
+        return found
+
+
+def _destination(ship_to: Mapping[str, Any]) -> ShipAddress:
+    address = ShipAddress.from_dict(ship_to)
+    if not address.zip and address.country.upper() == "US":
+        raise InvalidInput("the shipping address has no ZIP code", field="ship_to.zip")
+    return address
+
+
+def _customs(
+    fo: FulfilmentToShip,
+    products: Mapping[str, ProductInfo],
+    origin: ShipAddress,
+    dest: ShipAddress,
+    duties: Duties,
+) -> CommercialInvoice | None:
+    if origin.country.upper() == dest.country.upper():
+        return None
+    lines = []
+    for sku, qty in sorted(fo.items.items()):
+        info = products.get(sku)
+        price = fo.unit_prices.get(sku, Money.zero(fo.currency))
+        lines.append(
+            CustomsLine(
+                sku=sku,
+                description=info.title if info else "",
+                quantity=qty,
+                value=price * qty,
+                grams=(info.grams if info else 0) * qty,
+                hs_code=info.hs_code if info else None,
+                origin_country=info.country_of_origin if info else None,
+            )
+        )
+    return commercial_invoice(
+        lines,
+        exporter=origin.country.upper(),
+        importer=dest.country.upper(),
+        currency=fo.currency,
+        duties=duties,
+    )
+
+
+def plan_shipment(
+    shipping: Shipping,
+    fo_id: int,
+    *,
+    now: datetime,
+    deliver_by: date | None = None,
+    buy: bool = True,
+    rule: StoreRule | None = None,
+) -> int:
+    """Pack the fulfilment order, rate shop every parcel, choose, buy the labels (if `buy`)
+    and store it all; returns the shipment id."""
+    with shipping.store.reading() as repo:
+        fo = repo.fulfilment_order(fo_id)
+        if fo is None:
+            raise NotFound(f"no fulfilment order {fo_id}")
+        if fo.status not in LABELLABLE:
+            raise Conflict(f"fulfilment order {fo_id} is {fo.status}", status=fo.status)
+        existing = repo.open_shipment(fo_id)
+        if existing is not None:
+            raise Conflict(
+                f"fulfilment order {fo_id} already has shipment {existing}; void it first",
+                shipment_id=existing,
+            )
+        origin_row = repo.origin(fo.location_id)
+        if origin_row is None:
+            raise Conflict(
+                f"location {fo.location_id} has no ship-from address "
+                f"(PUT /v1/locations/{fo.location_id}/ship-from)",
+                location_id=fo.location_id,
+            )
+        products = repo.products(fo.items)
+        boxes = repo.boxes()
+        rule = rule or repo.store_rule(fo.shop)
+        records = repo.on_time_records()
+    origin = ShipAddress.from_dict(origin_row)
+    dest = _destination(fo.ship_to)
+    customs = _customs(fo, products, origin, dest, rule.duties)
+    parcels = cartonise(
+        fo.items, {s: (p.dims, p.grams) for s, p in products.items()}, boxes
+    ) if fo.items else []  # fmt: skip
+    if not parcels:
+        raise Conflict(f"fulfilment order {fo_id} has nothing to ship")
+    planned: list[PlannedParcel] = []
+    for parcel in parcels:
+        options = {"label_format": rule.label_format}
+        request = RateRequest(origin, dest, parcel, fo.currency, customs, options)
+        result = shipping.shopper.shop(request)
+        choice = choose(
+            result.quotes, rule.rule, ship_on=now.date(), deliver_by=deliver_by, records=records
+        )
+        if choice is None:
+            raise NoRates(
+                f"no carrier quoted parcel {len(planned) + 1} ({parcel.box}, {parcel.grams} g)",
+                failures=[{"carrier": f.carrier, "reason": f.reason} for f in result.failures],
+            )
+        planned.append(PlannedParcel(parcel, request, choice, result.failures))
+    if buy:
+        planned = _buy_all(shipping, planned, rule.label_format)
+    try:
+        with shipping.store.writing() as repo:
+            status = repo.lock_fulfilment_order(fo_id)
+            if status not in LABELLABLE:
+                raise Conflict(f"fulfilment order {fo_id} became {status} meanwhile", status=status)
+            if repo.open_shipment(fo_id) is not None:
+                raise Conflict(f"fulfilment order {fo_id} got a shipment meanwhile")
+            return repo.save_shipment(
+                fo, planned, rule=rule, ship_on=now, deliver_by=deliver_by, customs=customs,
+                now=now,
+            )  # fmt: skip
+    except BaseException:
+        _undo_labels(shipping, [p for p in planned if p.label is not None])
+        raise
+
+
+def _buy_all(shipping: Shipping, planned: list[PlannedParcel], fmt: str) -> list[PlannedParcel]:
+    bought: list[PlannedParcel] = []
+    try:
+        for p in planned:
+            quote = p.choice.chosen.quote
+            label = shipping.carrier(quote.ref["adapter"]).buy(quote, p.request, label_format=fmt)
+            bought.append(PlannedParcel(p.parcel, p.request, p.choice, p.failures, label))
+    except BaseException:
+        _undo_labels(shipping, bought)
+        raise
+    return bought
+
+
+def _undo_labels(shipping: Shipping, bought: Sequence[PlannedParcel]) -> None:
+    for p in bought:
+        assert p.label is not None
+        try:
+            shipping.carrier(p.choice.chosen.quote.ref["adapter"]).void(p.label)
+        except Exception:  # the undo must try every label; what failed is logged for a person
+            log.exception("could not void label %s", p.label.tracking_number)
+
+
+def void_shipment(shipping: Shipping, shipment_id: int, *, now: datetime) -> dict[str, Any]:
+    """Void every label of a shipment at its carrier, then mark the shipment voided."""
+    with shipping.store.reading() as repo:
+        shipment = repo.shipment(shipment_id)
+        if shipment is None:
+            raise NotFound(f"no shipment {shipment_id}")
+        if shipment["status"] == "voided":
+            return shipment
+        labels = repo.labels(shipment_id)
+    refused: list[dict[str, str]] = []
+    voided: list[int] = []
+    for pl in labels:
+        try:
+            result = shipping.carrier(pl.adapter).void(pl.label)
+        except AomsError as exc:
+            refused.append({"tracking_number": pl.label.tracking_number, "reason": exc.message})
+            continue
+        if result.accepted:
+            voided.append(pl.parcel_id)
+        else:
+            refused.append({"tracking_number": pl.label.tracking_number,
+                            "reason": result.message or result.status})  # fmt: skip
+    with shipping.store.writing() as repo:
+        status = repo.lock_shipment(shipment_id)
+        if status == "voided":
+            return repo.shipment(shipment_id) or {}
+        repo.mark_voided(shipment_id, voided, now, whole=not refused)
+        if voided:
+            data = {"shipment_id": shipment_id, "parcels": voided, "whole": not refused}
+            repo.emit([Event(SHIPMENT_VOIDED, f"shipment:{shipment_id}", data)], now)
+    if refused:
+        raise ShipmentNotVoidable(
+            f"{len(refused)} label(s) of shipment {shipment_id} could not be voided",
+            refused=refused,
+        )
+    with shipping.store.reading() as repo:
+        return repo.shipment(shipment_id) or {}
+
+
+VOID_WHEN = {
+    "order.cancelled",
+    "order.routed",
+    "fulfilment_order.rejected",
+    "fulfilment_order.cancelled",
+}  # fmt: skip  (a re-route cancels the old ones)
+# A fulfilment order can be labelled until it ships: before it is handed to its warehouse,
+# or once the warehouse has it (and buys no label of its own).
+LABELLABLE = frozenset({"open", "requested", "accepted"})
+
+
+def void_orphaned(shipping: Shipping, *, now: datetime) -> list[int]:
+    """Void the labels of every shipment whose fulfilment order is no longer open (the order
+    was cancelled or routed again). What a carrier refuses stays for the next pass."""
+    with shipping.store.reading() as repo:
+        due = repo.shipments_to_void()
+    done = []
+    for shipment_id in due:
+        try:
+            void_shipment(shipping, shipment_id, now=now)
+            done.append(shipment_id)
+        except AomsError as exc:
+            log.warning("shipment %s could not be voided: %s", shipment_id, exc.message)
+    return done
+
+
+def on_event(shipping: Shipping, clock: Callable[[], datetime], event: Event) -> None:
+    """After commit, an order's cancellation (or re-route) voids its shipments' labels."""
+    if event.name in VOID_WHEN:
+        void_orphaned(shipping, now=clock())
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingResult:
+    received: int
+    new: int
+    changed: int
+    unknown: int
+
+
+def record_tracking(
+    shipping: Shipping, updates: Sequence[TrackingUpdate], *, source: str, now: datetime
+) -> TrackingResult:
+    """Store tracking updates once each; a parcel's status moves to the newest update's, and
+    each change is an event in the same transaction. An update older than the status it
+    would replace is kept in the history but changes nothing (deliveries come out of order)."""
+    new = changed = unknown = 0
+    with shipping.store.writing() as repo:
+        for update in sorted(updates, key=lambda u: u.occurred_at):
+            parcel = repo.parcel_by_tracking(update.tracking_number)
+            if parcel is None:
+                unknown += 1
+                continue
+            if not repo.add_tracking_event(parcel["id"], update, source, now):
+                continue
+            new += 1
+            current = parcel["status"]
+            if current == "voided":
+                continue
+            at = parcel["status_at"]
+            if at is not None and update.occurred_at < at:
+                continue
+            if current in {s.value for s in FINAL} and update.status not in FINAL:
+                continue  # a late scan after delivery does not undeliver it
+            if current == update.status.value:
+                continue
+            # Left the building: the first scan in transit (a delivery seen first says nothing
+            # of when it left, and the ship date stands in).
+            shipped = update.status in (TrackingStatus.IN_TRANSIT, TrackingStatus.OUT_FOR_DELIVERY)
+            repo.set_parcel_status(parcel["id"], update.status, update.occurred_at, shipped=shipped)
+            changed += 1
+            data = {
+                "parcel_id": parcel["id"],
+                "shipment_id": parcel["shipment_id"],
+                "tracking_number": update.tracking_number,
+                "from": current,
+                "to": update.status.value,
+                "provider_status": update.provider_status,
+                "occurred_at": update.occurred_at.isoformat(),
+            }
+            events = [Event(PARCEL_TRACKING_CHANGED, f"shipment:{parcel['shipment_id']}", data)]
+            if update.status is TrackingStatus.EXCEPTION:
+                events.append(Event(PARCEL_EXCEPTION, f"shipment:{parcel['shipment_id']}", data))
+            if update.status is TrackingStatus.DELIVERED:
+                events.append(Event(PARCEL_DELIVERED, f"shipment:{parcel['shipment_id']}", data))
+                promised = parcel.get("deliver_by")
+                if promised is not None and update.occurred_at.date() > promised.date():
+                    late = {**data, "deliver_by": promised.date().isoformat()}
+                    events.append(
+                        Event(PARCEL_DELIVERED_LATE, f"shipment:{parcel['shipment_id']}", late)
+                    )
+            repo.emit(events, now)
+    return TrackingResult(len(updates), new, changed, unknown)
+
+
+def poll_tracking(shipping: Shipping, *, now: datetime, limit: int = 200) -> TrackingResult:
+    """Ask each parcel's carrier for its tracking (parcels not yet delivered or voided)."""
+    with shipping.store.reading() as repo:
+        due = repo.parcels_to_poll(limit)
+    updates: list[TrackingUpdate] = []
+    for adapter, tracking_number, service in due:
+        try:
+            updates.extend(shipping.carrier(adapter).track(tracking_number, service=service))
+        except AomsError as exc:
+            log.warning("tracking %s at %s failed: %s", tracking_number, adapter, exc)
+    result = record_tracking(shipping, updates, source="poll", now=now)
+    flag_late(shipping, now=now)
+    return result
+
+
+def flag_late(shipping: Shipping, *, now: datetime) -> int:
+    """One `parcel.late` event for each parcel past its promise date and not delivered."""
+    with shipping.store.writing() as repo:
+        late = repo.flag_late(now.date(), now)
+        repo.emit(
+            [
+                Event(PARCEL_LATE, f"shipment:{r['shipment_id']}",
+                      {"parcel_id": r["id"], "shipment_id": r["shipment_id"],
+                       "tracking_number": r["tracking_number"], "status": r["status"],
+                       "deliver_by": r["deliver_by"].date().isoformat()})
+                for r in late
+            ],
+            now,
+        )  # fmt: skip
+    return len(late)
+
+
+def read_invoice(source: IO[str]) -> Iterator[InvoiceLine]:
+    """A carrier invoice CSV with the columns tracking_number, amount, currency (others are
+    ignored). A line that cannot be read is refused with its line number."""
+    reader = csv.DictReader(source)
+    need = {"tracking_number", "amount", "currency"}
+    missing = need - set(reader.fieldnames or ())
+    if missing:
+        raise InvalidInput(f"the invoice has no column {', '.join(sorted(missing))}",
+                           field="invoice")  # fmt: skip
+    for n, row in enumerate(reader, start=2):
+        try:
+            billed = Money.of((row["amount"] or "").strip(), (row["currency"] or "").strip())
+        except AomsError as exc:
+            raise InvalidInput(f"invoice line {n}: {exc.message}", field="amount") from None
+        yield InvoiceLine(n, (row["tracking_number"] or "").strip(), billed)
+
+
+def audit_carrier_invoice(shipping: Shipping, source: IO[str]) -> AuditReport:
+    lines = list(read_invoice(source))
+    with shipping.store.reading() as repo:
+        quoted = repo.quoted(sorted({ln.tracking_number for ln in lines}))
+    return audit_invoice(lines, quoted)
+
+
+def report_dict(report: AuditReport) -> dict[str, Any]:
+    return {
+        "lines": report.lines,
+        "flagged": len(report.findings),
+        "total_overcharge": {c: str(m.amount) for c, m in sorted(report.total_overcharge.items())},
+        "findings": [
+            {
+                "line": f.line_no,
+                "tracking_number": f.tracking_number,
+                "problem": f.problem,
+                "billed": str(f.billed.amount),
+                "quoted": None if f.quoted is None else str(f.quoted.amount),
+                "overcharge": None if f.overcharge is None else str(f.overcharge.amount),
+                "currency": f.billed.currency,
+            }
+            for f in report.findings
+        ],
+    }
