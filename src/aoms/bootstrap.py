@@ -21,9 +21,10 @@ from aoms.adapters.plugins import load_routing_policies
 from aoms.adapters.shopify.webhooks import parse_delivery
 from aoms.config import Settings
 from aoms.domain.events import Event
+from aoms.domain.orders import Order
 from aoms.domain.policies import PolicyRegistry
 from aoms.services.inbox import BatchResult, process_pending
-from aoms.services.ports import Geocoder, OrderParser
+from aoms.services.ports import AfterReceive, Geocoder, OrderParser
 
 log = logging.getLogger("aoms")
 
@@ -45,6 +46,7 @@ class Runtime:
     subscribers: list[Subscriber] = field(default_factory=list)
     recent_events: deque[tuple[int, Event]] = field(default_factory=lambda: deque(maxlen=200))
     inbox_signal: threading.Event = field(default_factory=threading.Event)
+    after_receive: AfterReceive | None = None  # the lifecycle checks, see build()
 
     def process_inbox(self, limit: int = 200, lane: int = 0, lanes: int = 1) -> BatchResult:
         return process_pending(
@@ -55,6 +57,7 @@ class Runtime:
             limit=limit,
             lane=lane,
             lanes=lanes,
+            after_receive=self.after_receive,
         )
 
     def inbox_threads(self, *, dedicated: bool) -> int:
@@ -88,7 +91,22 @@ def build(settings: Settings | None = None) -> Runtime:
     policies = PolicyRegistry()  # the built-ins, then the installed plug-ins
     load_routing_policies(policies)
     store = SqlStore(engine, default_policy=settings.default_routing_policy, policies=policies)
-    return Runtime(settings=settings, engine=engine, store=store)
+    runtime = Runtime(settings=settings, engine=engine, store=store)
+    runtime.after_receive = lifecycle_checks(runtime)
+    return runtime
+
+
+def lifecycle_checks(runtime: Runtime) -> AfterReceive:
+    """Payment, address, fraud and merchant-rule checks on every order received."""
+    from aoms.adapters.db.lifecycle import SqlLifecycleRepo
+    from aoms.adapters.db.store import SqlTx
+    from aoms.services.holds import check_order
+
+    def run(tx: object, order: Order, order_id: int, created: bool) -> None:
+        assert isinstance(tx, SqlTx)
+        check_order(SqlLifecycleRepo(tx), order_id, order, now=runtime.clock(), created=created)
+
+    return run
 
 
 class Workers:

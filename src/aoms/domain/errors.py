@@ -108,3 +108,15 @@ class PlanBroken(AomsError):
 
     code = "routing_plan_invalid"
     status = 500
+
+
+class BelowShipped(Conflict):
+    """An edit would take a line below the units that have already shipped."""
+
+    code = "quantity_below_shipped"
+
+
+class HoldNotOpen(Conflict):
+    """A hold that was released or cancelled already."""
+
+    code = "hold_not_open"

@@ -20,6 +20,7 @@ from rich.table import Table
 from aoms.config import Settings
 from aoms.domain.errors import AomsError
 from aoms.domain.routing import Policy
+from aoms.entrypoints.cli_ledger import ledger_app
 from aoms.services.policy_lab import POLICIES
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ simulate_app = typer.Typer(
     help="The policy lab: compare routing policies on one order history.", no_args_is_help=True
 )
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(ledger_app, name="ledger")
 console = Console(stderr=True)
 
 

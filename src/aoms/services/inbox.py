@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aoms.domain.errors import AomsError, Conflict, Unavailable
 from aoms.services.orders import Outcome, receive_order
-from aoms.services.ports import Clock, Delivery, Geocoder, OrderParser, Store
+from aoms.services.ports import AfterReceive, Clock, Delivery, Geocoder, OrderParser, Store
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,13 @@ class BatchResult:
 
 
 def process_delivery(
-    store: Store, delivery: Delivery, *, parse: OrderParser, geocode: Geocoder, clock: Clock
+    store: Store,
+    delivery: Delivery,
+    *,
+    parse: OrderParser,
+    geocode: Geocoder,
+    clock: Clock,
+    after_receive: AfterReceive | None = None,
 ) -> str:
     """Apply one stored delivery; the order change and the inbox mark commit together.
 
@@ -39,6 +45,8 @@ def process_delivery(
                     tx.finish_delivery(delivery.id, status="ignored", now=clock())
                     return "ignored"
                 result = receive_order(tx, order, geocode=geocode, now=clock())
+                if after_receive is not None and result.outcome is not Outcome.STALE:
+                    after_receive(tx, order, result.order_id, result.outcome is Outcome.CREATED)
                 status = "ignored" if result.outcome is Outcome.STALE else "processed"
                 tx.finish_delivery(
                     delivery.id, status=status, now=clock(), order_id=result.order_id
@@ -79,10 +87,14 @@ def process_pending(
     limit: int = 100,
     lane: int = 0,
     lanes: int = 1,
+    after_receive: AfterReceive | None = None,
 ) -> BatchResult:
     counts = {"processed": 0, "ignored": 0, "failed": 0, "skipped": 0}
     for delivery in store.pending_deliveries(limit, lane, lanes):
-        counts[process_delivery(store, delivery, parse=parse, geocode=geocode, clock=clock)] += 1
+        outcome = process_delivery(
+            store, delivery, parse=parse, geocode=geocode, clock=clock, after_receive=after_receive
+        )
+        counts[outcome] += 1
         store.pause_between_writes()
     del counts["skipped"]
     return BatchResult(**counts)

@@ -188,3 +188,7 @@ OrderParser = Callable[[str, str, bytes], Order | None]
 """(shop, topic, raw body) -> the order in it, or None for a topic that carries no order."""
 
 Clock = Callable[[], datetime]
+
+AfterReceive = Callable[[Tx, Order, int, bool], None]
+"""Run in the receiving transaction after an order was applied: (tx, order, order id, whether
+it was created). The lifecycle checks (payment, address, fraud, holds) hang here."""

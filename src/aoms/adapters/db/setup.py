@@ -115,3 +115,4 @@ def load_store(
             reference=reference,
             now=now,
         )
+    tx.flush()  # the movements' ledger entries

@@ -253,9 +253,22 @@ def _parse_order(shop: str, payload: Mapping[str, Any]) -> Order:
             else None,
             taxes_included=bool(payload.get("taxes_included")),
             tags=tuple(t.strip()[:255] for t in str(tags).split(",") if t.strip())[:250],
+            billing_address=_address(payload["billing_address"])
+            if isinstance(payload.get("billing_address"), Mapping)
+            else None,
+            customer_key=_customer_key(payload),
         )
     except (InvalidOperation, TypeError, ValueError) as exc:
         raise InvalidPayload(f"cannot read the order: {exc}") from exc
+
+
+def _customer_key(payload: Mapping[str, Any]) -> str | None:
+    """Who placed the order, for velocity checks: Shopify's customer id, else the e-mail."""
+    customer = payload.get("customer")
+    if isinstance(customer, Mapping) and isinstance(customer.get("id"), int):
+        return f"customer:{customer['id']}"
+    email = payload.get("email") or payload.get("contact_email")
+    return f"email:{email.strip().lower()[:240]}" if isinstance(email, str) and email else None
 
 
 def parse_delivery(shop: str, topic: str, body: bytes) -> Order | None:

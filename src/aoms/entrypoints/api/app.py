@@ -20,13 +20,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from aoms import __version__
 from aoms.adapters.db import migrate, queries, setup
 from aoms.adapters.db import schema as t
+from aoms.adapters.db.lifecycle import SqlLifecycleRepo
 from aoms.adapters.shopify.webhooks import verify
 from aoms.bootstrap import Runtime, Workers
 from aoms.domain.errors import AomsError, InvalidInput, NotFound
 from aoms.domain.money import Money
 from aoms.domain.orders import OrderStatus
 from aoms.domain.routing import RateCard
-from aoms.entrypoints.api import promises, routing_policies
+from aoms.entrypoints.api import lifecycle, promises, routing_policies
 from aoms.entrypoints.api.schemas import (
     AdjustmentIn,
     LocationIn,
@@ -35,7 +36,7 @@ from aoms.entrypoints.api.schemas import (
     RateCardIn,
     ShopIn,
 )
-from aoms.services import inventory, orders
+from aoms.services import holds, inventory, orders
 
 log = logging.getLogger("aoms.api")
 PROBLEM = "application/problem+json"
@@ -132,6 +133,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
     app.state.runtime = runtime
     app.include_router(promises.router)
     app.include_router(routing_policies.router)
+    app.include_router(lifecycle.router)
 
     # -- operations -----------------------------------------------------------------------
     @app.get("/health", tags=["operations"])
@@ -228,6 +230,10 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
         order = body.to_domain()
         with r.store.transaction() as tx:
             result = orders.receive_order(tx, order, geocode=r.geocode, now=r.clock())
+            if r.after_receive is not None and result.outcome is not orders.Outcome.STALE:
+                r.after_receive(
+                    tx, order, result.order_id, result.outcome is orders.Outcome.CREATED
+                )
         with r.store.read() as conn:
             detail = queries.order_detail(conn, result.order_id)
         status = 201 if result.outcome is orders.Outcome.CREATED else 200
@@ -237,8 +243,8 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
 
     @app.post("/v1/orders/{order_id}/cancel", tags=["orders"])
     def cancel_order(order_id: OrderId, r: Rt) -> dict[str, Any]:
-        with r.store.transaction() as tx:
-            orders.cancel_order(tx, order_id, now=r.clock())
+        with r.store.transaction() as tx:  # its open holds are closed with it
+            holds.cancel_with_holds(SqlLifecycleRepo(tx), order_id, now=r.clock(), actor="api")
         with r.store.read() as conn:
             return queries.order_detail(conn, order_id)
 
