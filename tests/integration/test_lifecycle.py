@@ -30,10 +30,16 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
 
 def deliver(client: TestClient, runtime: Runtime, payload: Any, topic: str, wid: str) -> None:
     raw = json.dumps(payload).encode()
-    answer = client.post("/webhooks/shopify", content=raw, headers={
-        "X-Shopify-Topic": topic, "X-Shopify-Shop-Domain": SHOP,
-        "X-Shopify-Hmac-Sha256": sign(raw, SECRET), "X-Shopify-Webhook-Id": wid,
-    })  # fmt: skip
+    answer = client.post(
+        "/webhooks/shopify",
+        content=raw,
+        headers={
+            "X-Shopify-Topic": topic,
+            "X-Shopify-Shop-Domain": SHOP,
+            "X-Shopify-Hmac-Sha256": sign(raw, SECRET),
+            "X-Shopify-Webhook-Id": wid,
+        },
+    )
     assert answer.status_code == 200, answer.text
     assert runtime.process_inbox().failed == 0
 
@@ -97,10 +103,16 @@ def test_an_unpaid_order_is_reserved_but_held_until_shopify_says_it_is_paid(
     assert len(events(runtime, oid, "order.released_for_fulfilment")) == 1
     history = [x["event"] for x in client.get(f"/v1/orders/{oid}/history").json()["items"]]
     assert history == [
-        "order.received", "order.routed", "stock.reserved", "order.hold_placed",
-        "order.fraud_assessed", "order.updated", "order.hold_released",
-        "order.released_for_fulfilment", "order.updated",
-    ]  # fmt: skip
+        "order.received",
+        "order.routed",
+        "stock.reserved",
+        "order.hold_placed",
+        "order.fraud_assessed",
+        "order.updated",
+        "order.hold_released",
+        "order.released_for_fulfilment",
+        "order.updated",
+    ]
 
 
 def test_a_store_that_ships_on_authorisation_does_not_hold_an_authorised_order(
@@ -163,17 +175,36 @@ def test_a_high_risk_assessment_holds_for_review_and_a_higher_score_cancels(
     client: TestClient, runtime: Runtime
 ) -> None:
     network(runtime.engine, {("X", "a"): 10})
-    client.put(f"/v1/shops/{SHOP}/lifecycle", json={
-        "payment_gate": "authorized",
-        "fraud": {"review_at": 50, "cancel_at": 90, "high_value": "100.00",
-                  "high_value_currency": "USD", "high_value_points": 20},
-    })  # fmt: skip
+    client.put(
+        f"/v1/shops/{SHOP}/lifecycle",
+        json={
+            "payment_gate": "authorized",
+            "fraud": {
+                "review_at": 50,
+                "cancel_at": 90,
+                "high_value": "100.00",
+                "high_value_currency": "USD",
+                "high_value_points": 20,
+            },
+        },
+    )
     paid = shopify_payload(7001, lines=[("X", 1, "10.00")], financial_status="paid")
     deliver(client, runtime, paid, "orders/create", "w1")
     small = order_id(runtime, 7001)
-    risk = {"assessments": [{"riskLevel": "HIGH", "provider": None, "facts": [
-        {"description": "Billing address is far from the IP location", "sentiment": "NEGATIVE"},
-    ]}]}  # fmt: skip
+    risk = {
+        "assessments": [
+            {
+                "riskLevel": "HIGH",
+                "provider": None,
+                "facts": [
+                    {
+                        "description": "Billing address is far from the IP location",
+                        "sentiment": "NEGATIVE",
+                    },
+                ],
+            }
+        ]
+    }
     state = client.post(f"/v1/orders/{small}/risk-assessments", json=risk).json()
     # HIGH is 70 points: at least 50 (review), below 90 (cancel).
     assert [d["score"] for d in state["fraud_decisions"]] == [0, 70]
