@@ -24,7 +24,7 @@ from aoms.domain.events import Event
 from aoms.domain.orders import Order
 from aoms.domain.policies import PolicyRegistry
 from aoms.services.inbox import BatchResult, process_pending
-from aoms.services.ports import AfterReceive, Geocoder, OrderParser
+from aoms.services.ports import AfterReceive, AfterRoute, Geocoder, OrderParser
 
 log = logging.getLogger("aoms")
 
@@ -47,6 +47,7 @@ class Runtime:
     recent_events: deque[tuple[int, Event]] = field(default_factory=lambda: deque(maxlen=200))
     inbox_signal: threading.Event = field(default_factory=threading.Event)
     after_receive: AfterReceive | None = None  # the lifecycle checks, see build()
+    after_route: AfterRoute | None = None  # the fulfilment gate, see build()
 
     def process_inbox(self, limit: int = 200, lane: int = 0, lanes: int = 1) -> BatchResult:
         return process_pending(
@@ -93,6 +94,7 @@ def build(settings: Settings | None = None) -> Runtime:
     store = SqlStore(engine, default_policy=settings.default_routing_policy, policies=policies)
     runtime = Runtime(settings=settings, engine=engine, store=store)
     runtime.after_receive = lifecycle_checks(runtime)
+    runtime.after_route = fulfilment_gate(runtime)
     return runtime
 
 
@@ -155,3 +157,17 @@ class Workers:
                 busy = False
             if not busy:
                 self.runtime.inbox_signal.wait(poll)
+
+
+def fulfilment_gate(runtime: Runtime) -> AfterRoute:
+    """Release an order routed again (stock arrived, a rate card was set, by hand) for
+    fulfilment when it is now fully routed and nothing holds it."""
+    from aoms.adapters.db.lifecycle import SqlLifecycleRepo
+    from aoms.adapters.db.store import SqlTx
+    from aoms.services.holds import gate
+
+    def run(tx: object, order_id: int) -> None:
+        assert isinstance(tx, SqlTx)
+        gate(SqlLifecycleRepo(tx), order_id, now=runtime.clock())
+
+    return run

@@ -242,3 +242,39 @@ def test_cancelling_from_the_review_queue_releases_the_stock_and_closes_the_hold
     assert [h["status"] for h in state["holds"]] == ["cancelled"]
     assert reserved(runtime, "X", "a") == 0
     assert client.get("/v1/holds").json()["items"] == []
+
+
+def test_a_backordered_order_is_released_when_stock_arrives_and_routes_it(
+    client: TestClient, runtime: Runtime
+) -> None:
+    network(runtime.engine, {("X", "a"): 1})
+    paid = shopify_payload(9001, lines=[("X", 3, "10.00")], financial_status="paid")
+    deliver(client, runtime, paid, "orders/create", "w1")
+    oid = order_id(runtime, 9001)
+    assert client.get(f"/v1/orders/{oid}/lifecycle").json()["state"] == "backordered"
+    assert events(runtime, oid, "order.released_for_fulfilment") == []
+    receipt = {"kind": "receipt", "sku": "X", "location_id": "a", "quantity": 5,
+               "idempotency_key": "asn-9"}  # fmt: skip
+    answer = client.post("/v1/inventory/changes", json={"changes": [receipt]})
+    assert answer.json()["rerouted"] == {"routed": 1}
+    assert client.get(f"/v1/orders/{oid}/lifecycle").json()["state"] == "ready_for_fulfilment"
+    assert len(events(runtime, oid, "order.released_for_fulfilment")) == 1
+
+
+def test_a_tagged_order_and_an_address_that_cannot_be_placed_are_held(
+    client: TestClient, runtime: Runtime
+) -> None:
+    network(runtime.engine, {("X", "a"): 5})
+    client.put(f"/v1/shops/{SHOP}/lifecycle", json={"hold_tags": ["wholesale"]})
+    tagged = {**shopify_payload(9101, lines=[("X", 1, "10.00")], financial_status="paid"),
+              "tags": "vip, wholesale"}  # fmt: skip
+    deliver(client, runtime, tagged, "orders/create", "w1")
+    holds = client.get(f"/v1/orders/{order_id(runtime, 9101)}/lifecycle").json()["holds"]
+    assert [(h["kind"], h["reason"]) for h in holds] == [("merchant_rule", "tagged wholesale")]
+
+    nowhere = shopify_payload(9102, lines=[("X", 1, "10.00")], financial_status="paid")
+    nowhere["shipping_address"] = {"country_code": None, "zip": None}
+    deliver(client, runtime, nowhere, "orders/create", "w2")
+    state = client.get(f"/v1/orders/{order_id(runtime, 9102)}/lifecycle").json()
+    assert state["routing_status"] == "unroutable"
+    assert [h["kind"] for h in state["holds"]] == ["incorrect_address"]

@@ -192,3 +192,7 @@ Clock = Callable[[], datetime]
 AfterReceive = Callable[[Tx, Order, int, bool], None]
 """Run in the receiving transaction after an order was applied: (tx, order, order id, whether
 it was created). The lifecycle checks (payment, address, fraud, holds) hang here."""
+
+AfterRoute = Callable[[Tx, int], None]
+"""Run in the routing transaction after an order was routed again: (tx, order id). The
+lifecycle releases a fully routed order with no open hold for fulfilment here."""

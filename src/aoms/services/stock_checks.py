@@ -2,7 +2,8 @@
 
 - reserved equals the sum of the open (active) reservations at that SKU and location;
 - on_hand and reserved equal the sums of their stock movements (the ledger of stock);
-- available (on_hand - reserved - safety stock) is not negative.
+- on_hand is not below reserved, unless a warehouse count made it so (which raised a
+  `stock.count_below_reserved` alert of its own).
 
 Each broken invariant is reported and raised as a `stock.invariant_broken` event.
 """
@@ -17,6 +18,8 @@ from typing import Protocol
 from aoms.domain import events as ev
 from aoms.domain.events import Event
 
+COUNT_REASONS = frozenset({"cycle_count", "full_count", "count"})  # a warehouse's counts
+
 
 @dataclass(frozen=True, slots=True)
 class StockRow:
@@ -28,6 +31,7 @@ class StockRow:
     open_reservations: int  # sum of active reservations
     moved_on_hand: int  # sum of on_hand deltas of its movements
     moved_reserved: int  # sum of reserved deltas of its movements
+    last_count_reason: str | None = None  # reason of its latest on_hand movement
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +64,9 @@ def breaches(row: StockRow) -> list[Breach]:
                           f"reserved is {row.reserved} but its movements add up to "
                           f"{row.moved_reserved}"))  # fmt: skip
     available = row.on_hand - row.reserved - row.safety_stock
-    if row.on_hand - row.reserved < 0:
+    if row.on_hand - row.reserved < 0 and row.last_count_reason not in COUNT_REASONS:
+        # A warehouse count may leave fewer units than are reserved (it raised its own alert);
+        # anything else doing so is a bug.
         out.append(Breach(*at, "available_not_negative",
                           f"available is {available}: {row.reserved} reserved but "
                           f"{row.on_hand} on hand"))  # fmt: skip

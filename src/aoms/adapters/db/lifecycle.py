@@ -345,6 +345,11 @@ class SqlStockCheck:
                 .group_by(m.sku, m.location_id)
             )
         }  # fmt: skip
+        latest = select(func.max(m.id)).where(m.on_hand_delta != 0).group_by(m.sku, m.location_id)
+        last_reason = {
+            (x.sku, x.location_id): x.reason
+            for x in conn.execute(select(m.sku, m.location_id, m.reason).where(m.id.in_(latest)))
+        }
         rows = conn.execute(
             select(s.sku, s.location_id, s.on_hand, s.reserved, s.safety_stock).order_by(
                 s.sku, s.location_id
@@ -353,6 +358,7 @@ class SqlStockCheck:
         return [
             StockRow(x.sku, x.location_id, x.on_hand, x.reserved, x.safety_stock,
                      held.get((x.sku, x.location_id), 0),
-                     *moved.get((x.sku, x.location_id), (0, 0)))
+                     *moved.get((x.sku, x.location_id), (0, 0)),
+                     last_reason.get((x.sku, x.location_id)))
             for x in rows
         ]  # fmt: skip

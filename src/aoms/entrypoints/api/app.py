@@ -253,6 +253,8 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
         """Route an open order again on today's stock (release what it holds, plan, reserve)."""
         with r.store.transaction() as tx:
             orders.reroute(tx, order_id, geocode=r.geocode, now=r.clock())
+            if r.after_route is not None:
+                r.after_route(tx, order_id)
         with r.store.read() as conn:
             return queries.order_detail(conn, order_id)
 
@@ -289,7 +291,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
             # Stock arrived: the orders that waited longest for this SKU get it first.
             rerouted = orders.retry_waiting(
                 r.store, geocode=r.geocode, clock=r.clock, status=OrderStatus.BACKORDERED,
-                sku=body.sku,
+                sku=body.sku, after_route=r.after_route,
             )  # fmt: skip
         with r.store.read() as conn:
             level = queries.stock_level(conn, body.sku, body.location_id)
@@ -353,7 +355,11 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
         with r.store.writer() as conn:
             setup.set_rate_card(conn, card, r.clock())
         rerouted = orders.retry_waiting(
-            r.store, geocode=r.geocode, clock=r.clock, status=OrderStatus.UNROUTABLE
+            r.store,
+            geocode=r.geocode,
+            clock=r.clock,
+            status=OrderStatus.UNROUTABLE,
+            after_route=r.after_route,
         )
         return {**card.as_dict(), "rerouted": rerouted}
 

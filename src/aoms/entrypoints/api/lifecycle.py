@@ -23,8 +23,9 @@ from aoms.domain.lifecycle import (
     RiskAssessment,
 )
 from aoms.domain.money import Money
+from aoms.domain.orders import OrderStatus
 from aoms.entrypoints.api.schemas import _Strict
-from aoms.services import holds, order_edits
+from aoms.services import holds, order_edits, orders, stock_changes
 
 router = APIRouter(tags=["lifecycle"])
 CURSOR = re.compile(r"[0-9]{1,18}")
@@ -114,6 +115,22 @@ class EditIn(_Strict):
     actor: Actor
     lines: list[LineQuantityIn] = Field(default_factory=list, max_length=1000)
     add: list[NewLineIn] = Field(default_factory=list, max_length=1000)
+
+
+class StockChangeIn(_Strict):
+    kind: stock_changes.ChangeKind
+    sku: str = Field(min_length=1, max_length=255)
+    location_id: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(
+        ge=-1_000_000_000, le=1_000_000_000, description="units received, the change, or the count"
+    )
+    idempotency_key: str = Field(min_length=1, max_length=255)
+    reason: str | None = Field(None, min_length=1, max_length=64)
+    reference: str | None = Field(None, max_length=255)
+
+
+class StockChangesIn(_Strict):
+    changes: list[StockChangeIn] = Field(min_length=1, max_length=5000)
 
 
 def _lifecycle(r: Runtime) -> SqlLifecycleStore:
@@ -268,3 +285,37 @@ def edit_order(order_id: Id, body: EditIn, r: Rt) -> dict[str, Any]:
             "added_lines": list(result.added_lines),
             "order": queries.order_detail(conn, order_id),
         }
+
+
+@router.post("/v1/inventory/changes", tags=["inventory"])
+def stock_changes_in(body: StockChangesIn, r: Rt) -> dict[str, Any]:
+    """A warehouse's receipts, deltas and counts, all or none; a key seen before is skipped.
+    Orders waiting for a SKU that gained stock are routed again, oldest first."""
+    changes = [stock_changes.StockChange(**c.model_dump()) for c in body.changes]
+    with r.store.transaction() as tx:
+        done = stock_changes.apply_changes(tx, changes, now=r.clock())
+    rerouted: dict[str, int] = {}
+    for sku in sorted({a.level.sku for a in done if a.applied and a.level.available > 0}):
+        for k, v in orders.retry_waiting(
+            r.store,
+            geocode=r.geocode,
+            clock=r.clock,
+            status=OrderStatus.BACKORDERED,
+            sku=sku,
+            after_route=r.after_route,
+        ).items():
+            rerouted[k] = rerouted.get(k, 0) + v
+    return {
+        "items": [
+            {
+                "sku": a.level.sku,
+                "location_id": a.level.location_id,
+                "applied": a.applied,
+                "on_hand": a.level.on_hand,
+                "reserved": a.level.reserved,
+                "available": a.level.available,
+            }
+            for a in done
+        ],
+        "rerouted": rerouted,
+    }
