@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from aoms.adapters.db import ledger
 from aoms.adapters.db import schema as t
 from aoms.adapters.db.lifecycle import ready_for_fulfilment
 from aoms.adapters.shopify.webhooks import sign
@@ -101,6 +102,17 @@ def test_an_unpaid_order_is_reserved_but_held_until_shopify_says_it_is_paid(
     again = {**paid, "updated_at": later(9).isoformat()}
     deliver(client, runtime, again, "orders/updated", "w-3")
     assert len(events(runtime, oid, "order.released_for_fulfilment")) == 1
+    with runtime.store.read() as conn:
+        kinds = conn.execute(
+            select(t.ledger_entries.c.kind)
+            .where(t.ledger_entries.c.ref == f"order:{oid}")
+            .order_by(t.ledger_entries.c.seq)
+        ).scalars()
+        assert list(kinds) == [
+            "routing_decision", "hold_placed", "fraud_decision", "hold_resolved",
+            "released_for_fulfilment",
+        ]  # fmt: skip
+    assert ledger.verify(runtime.store).ok
     history = [x["event"] for x in client.get(f"/v1/orders/{oid}/history").json()["items"]]
     assert history == [
         "order.received",
