@@ -290,3 +290,22 @@ def test_a_tagged_order_and_an_address_that_cannot_be_placed_are_held(
     state = client.get(f"/v1/orders/{order_id(runtime, 9102)}/lifecycle").json()
     assert state["routing_status"] == "unroutable"
     assert [h["kind"] for h in state["holds"]] == ["incorrect_address"]
+
+
+def test_a_released_merchant_rule_hold_is_not_placed_again_by_the_next_update(
+    client: TestClient, runtime: Runtime
+) -> None:
+    network(runtime.engine, {("X", "a"): 5})
+    client.put(f"/v1/shops/{SHOP}/lifecycle", json={"hold_tags": ["wholesale"]})
+    tagged = {
+        **shopify_payload(9201, lines=[("X", 1, "10.00")], financial_status="paid"),
+        "tags": "wholesale",
+    }
+    deliver(client, runtime, tagged, "orders/create", "w1")
+    oid = order_id(runtime, 9201)
+    hold_id = client.get(f"/v1/orders/{oid}/lifecycle").json()["holds"][0]["id"]
+    client.post(f"/v1/holds/{hold_id}/release", json={"actor": "ann", "note": "known buyer"})
+    deliver(client, runtime, {**tagged, "updated_at": later(3).isoformat()}, "orders/updated", "w2")
+    state = client.get(f"/v1/orders/{oid}/lifecycle").json()
+    assert [h["status"] for h in state["holds"]] == ["released"]
+    assert state["state"] == "ready_for_fulfilment"

@@ -63,6 +63,7 @@ class LifecycleRepo(Protocol):
     def settings(self, shop: str) -> LifecycleSettings: ...
     def order_facts(self, order_id: int) -> OrderFacts | None: ...
     def holds_of(self, order_id: int, status: HoldStatus | None = None) -> list[Hold]: ...
+    def hold(self, hold_id: int) -> Hold | None: ...
     def lock_hold(self, hold_id: int) -> Hold | None: ...
     def add_hold(
         self, order_id: int, kind: HoldKind, reason: str, detail: Mapping[str, Any], now: datetime
@@ -116,11 +117,16 @@ def place_hold(
     *,
     now: datetime,
     detail: Mapping[str, Any] | None = None,
-) -> int:
-    """Hold the order; an open hold of the same kind is kept as it is (returns its id)."""
-    for hold in repo.holds_of(order_id, HoldStatus.OPEN):
-        if hold.kind is kind:
+    unless_released: bool = False,
+) -> int | None:
+    """Hold the order; an open hold of the same kind is kept as it is (returns its id).
+    `unless_released`: not again if a hold of this kind was released before (a person
+    decided; an automatic check must not overrule them on the next update)."""
+    for hold in repo.holds_of(order_id):
+        if hold.kind is kind and hold.status is HoldStatus.OPEN:
             return hold.id
+        if hold.kind is kind and unless_released and hold.status is HoldStatus.RELEASED:
+            return None
     hold_id = repo.add_hold(order_id, kind, reason, detail or {}, now)
     data = {"hold_id": hold_id, "kind": kind.value, "reason": reason}
     repo.tx.emit([Event(ev.HOLD_PLACED, f"order:{order_id}", data)], now)
@@ -134,10 +140,12 @@ def release_hold(
     """Release an open hold; when it was the last one, the order goes on to fulfilment."""
     if not actor.strip():
         raise InvalidInput("say who releases the hold", field="actor")
-    found = repo.lock_hold(hold_id)
+    found = repo.hold(hold_id)
     if found is None:
         raise NotFound(f"no hold {hold_id}", field="hold_id")
-    repo.tx.get_order(found.order_id)  # lock the order row first, as every order write does
+    # Lock the order row first, as every order write does, then the hold: the other way round
+    # could deadlock with a webhook updating the same order's holds.
+    repo.tx.get_order(found.order_id)
     hold = repo.lock_hold(hold_id)
     assert hold is not None
     if hold.status is not HoldStatus.OPEN:
@@ -245,12 +253,14 @@ def check_order(
         _release_kind(repo, order_id, HoldKind.INCORRECT_ADDRESS, "the address was placed", now)
     else:
         place_hold(repo, order_id, HoldKind.INCORRECT_ADDRESS,
-                   "the shipping address could not be located", now=now)  # fmt: skip
+                   "the shipping address could not be located", now=now,
+                   unless_released=True)  # fmt: skip
     # Merchant rules: the store's hold tags.
     tagged = sorted(set(facts.tags) & settings.hold_tags)
     if tagged:
         place_hold(repo, order_id, HoldKind.MERCHANT_RULE,
-                   f"tagged {', '.join(tagged)}", now=now, detail={"tags": tagged})  # fmt: skip
+                   f"tagged {', '.join(tagged)}", now=now, detail={"tags": tagged},
+                   unless_released=True)  # fmt: skip
     # Fraud: scored when the order arrives, and again when new assessments come.
     if created or assessments:
         decision = assess_fraud(repo, order_id, settings, facts, assessments, now=now)

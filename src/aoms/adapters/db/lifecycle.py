@@ -99,6 +99,13 @@ class SqlLifecycleRepo:
             query = query.where(h.status == status.value)
         return [self._hold(r) for r in self.conn.execute(query.order_by(h.id))]
 
+    def hold(self, hold_id: int) -> Hold | None:
+        h = t.holds.c
+        row = self.conn.execute(
+            select(h.id, h.order_id, h.kind, h.reason, h.status).where(h.id == hold_id)
+        ).first()
+        return self._hold(row) if row else None
+
     def lock_hold(self, hold_id: int) -> Hold | None:
         h = t.holds.c
         query = select(h.id, h.order_id, h.kind, h.reason, h.status).where(h.id == hold_id)

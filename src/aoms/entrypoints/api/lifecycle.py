@@ -188,6 +188,7 @@ def place_hold(order_id: Id, body: HoldIn, r: Rt) -> dict[str, Any]:
         hold_id = holds.place_hold(
             repo, order_id, body.kind, body.reason, now=r.clock(), detail={"actor": body.actor}
         )
+    assert hold_id is not None  # placed by hand: never skipped
     with r.store.read() as conn:
         return lq.hold(conn, hold_id)
 
