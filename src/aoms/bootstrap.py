@@ -24,7 +24,14 @@ from aoms.domain.events import Event
 from aoms.domain.orders import Order
 from aoms.domain.policies import PolicyRegistry
 from aoms.services.inbox import BatchResult, process_pending
-from aoms.services.ports import AfterReceive, AfterRoute, Geocoder, OrderParser
+from aoms.services.ports import (
+    AfterReceive,
+    AfterRoute,
+    Delivery,
+    Geocoder,
+    OrderParser,
+    OtherTopic,
+)
 
 log = logging.getLogger("aoms")
 
@@ -48,6 +55,7 @@ class Runtime:
     inbox_signal: threading.Event = field(default_factory=threading.Event)
     after_receive: AfterReceive | None = None  # the lifecycle checks, see build()
     after_route: AfterRoute | None = None  # the fulfilment gate, see build()
+    other_topic: OtherTopic | None = None  # risk assessment webhooks, see build()
 
     def process_inbox(self, limit: int = 200, lane: int = 0, lanes: int = 1) -> BatchResult:
         return process_pending(
@@ -59,6 +67,7 @@ class Runtime:
             lane=lane,
             lanes=lanes,
             after_receive=self.after_receive,
+            other_topic=self.other_topic,
         )
 
     def inbox_threads(self, *, dedicated: bool) -> int:
@@ -95,6 +104,7 @@ def build(settings: Settings | None = None) -> Runtime:
     runtime = Runtime(settings=settings, engine=engine, store=store)
     runtime.after_receive = lifecycle_checks(runtime)
     runtime.after_route = fulfilment_gate(runtime)
+    runtime.other_topic = risk_assessments(runtime)
     return runtime
 
 
@@ -169,5 +179,29 @@ def fulfilment_gate(runtime: Runtime) -> AfterRoute:
     def run(tx: object, order_id: int) -> None:
         assert isinstance(tx, SqlTx)
         gate(SqlLifecycleRepo(tx), order_id, now=runtime.clock())
+
+    return run
+
+
+def risk_assessments(runtime: Runtime) -> OtherTopic:
+    """orders/risk_assessment_changed: score the order again with the new assessment."""
+    from aoms.adapters.db.lifecycle import SqlLifecycleRepo
+    from aoms.adapters.db.store import SqlTx
+    from aoms.adapters.shopify.webhooks import parse_risk_assessment
+    from aoms.services.holds import check_order
+
+    def run(tx: object, delivery: Delivery) -> int | None:
+        assert isinstance(tx, SqlTx)
+        found = parse_risk_assessment(delivery.topic, delivery.body)
+        if found is None:
+            return None
+        external_id, assessment = found
+        stored = tx.find_order(delivery.shop, "shopify", external_id)
+        if stored is None:
+            return None  # an order we never received: reconciliation brings it in
+        order = tx.load_order(stored.id)
+        check_order(SqlLifecycleRepo(tx), stored.id, order, now=runtime.clock(),
+                    created=False, assessments=[assessment])  # fmt: skip
+        return stored.id
 
     return run

@@ -109,9 +109,12 @@ def test_an_unpaid_order_is_reserved_but_held_until_shopify_says_it_is_paid(
             .order_by(t.ledger_entries.c.seq)
         ).scalars()
         assert list(kinds) == [
-            "routing_decision", "hold_placed", "fraud_decision", "hold_resolved",
+            "routing_decision",
+            "hold_placed",
+            "fraud_decision",
+            "hold_resolved",
             "released_for_fulfilment",
-        ]  # fmt: skip
+        ]
     assert ledger.verify(runtime.store).ok
     history = [x["event"] for x in client.get(f"/v1/orders/{oid}/history").json()["items"]]
     assert history == [
@@ -265,8 +268,13 @@ def test_a_backordered_order_is_released_when_stock_arrives_and_routes_it(
     oid = order_id(runtime, 9001)
     assert client.get(f"/v1/orders/{oid}/lifecycle").json()["state"] == "backordered"
     assert events(runtime, oid, "order.released_for_fulfilment") == []
-    receipt = {"kind": "receipt", "sku": "X", "location_id": "a", "quantity": 5,
-               "idempotency_key": "asn-9"}  # fmt: skip
+    receipt = {
+        "kind": "receipt",
+        "sku": "X",
+        "location_id": "a",
+        "quantity": 5,
+        "idempotency_key": "asn-9",
+    }
     answer = client.post("/v1/inventory/changes", json={"changes": [receipt]})
     assert answer.json()["rerouted"] == {"routed": 1}
     assert client.get(f"/v1/orders/{oid}/lifecycle").json()["state"] == "ready_for_fulfilment"
@@ -278,8 +286,10 @@ def test_a_tagged_order_and_an_address_that_cannot_be_placed_are_held(
 ) -> None:
     network(runtime.engine, {("X", "a"): 5})
     client.put(f"/v1/shops/{SHOP}/lifecycle", json={"hold_tags": ["wholesale"]})
-    tagged = {**shopify_payload(9101, lines=[("X", 1, "10.00")], financial_status="paid"),
-              "tags": "vip, wholesale"}  # fmt: skip
+    tagged = {
+        **shopify_payload(9101, lines=[("X", 1, "10.00")], financial_status="paid"),
+        "tags": "vip, wholesale",
+    }
     deliver(client, runtime, tagged, "orders/create", "w1")
     holds = client.get(f"/v1/orders/{order_id(runtime, 9101)}/lifecycle").json()["holds"]
     assert [(h["kind"], h["reason"]) for h in holds] == [("merchant_rule", "tagged wholesale")]
@@ -309,3 +319,51 @@ def test_a_released_merchant_rule_hold_is_not_placed_again_by_the_next_update(
     state = client.get(f"/v1/orders/{oid}/lifecycle").json()
     assert [h["status"] for h in state["holds"]] == ["released"]
     assert state["state"] == "ready_for_fulfilment"
+
+
+def test_a_risk_assessment_webhook_scores_the_order_again_and_holds_it(
+    client: TestClient, runtime: Runtime
+) -> None:
+    network(runtime.engine, {("X", "a"): 5})
+    paid = shopify_payload(9301, lines=[("X", 1, "10.00")], financial_status="paid")
+    deliver(client, runtime, paid, "orders/create", "w1")
+    oid = order_id(runtime, 9301)
+    assert client.get(f"/v1/orders/{oid}/lifecycle").json()["state"] == "ready_for_fulfilment"
+    # The body of orders/risk_assessment_changed, as Shopify documents it.
+    assessment = {
+        "provider_id": None,
+        "provider_title": None,
+        "risk_level": "high",
+        "created_at": later(2).isoformat(),
+        "order_id": "9301",
+        "admin_graphql_api_order_id": "gid://shopify/Order/9301",
+    }
+    deliver(client, runtime, assessment, "orders/risk_assessment_changed", "w2")
+    state = client.get(f"/v1/orders/{oid}/lifecycle").json()
+    assert [d["score"] for d in state["fraud_decisions"]] == [0, 70]
+    assert [h["kind"] for h in state["holds"]] == ["high_fraud_risk"]
+    assert state["state"] == "on_hold"
+    # For an order never received it is ignored, and one that cannot be read fails alone.
+    deliver(
+        client, runtime, {**assessment, "order_id": "77"}, "orders/risk_assessment_changed", "w3"
+    )
+    raw = json.dumps({**assessment, "risk_level": "scary"}).encode()
+    client.post(
+        "/webhooks/shopify",
+        content=raw,
+        headers={
+            "X-Shopify-Topic": "orders/risk_assessment_changed",
+            "X-Shopify-Shop-Domain": SHOP,
+            "X-Shopify-Hmac-Sha256": sign(raw, SECRET),
+            "X-Shopify-Webhook-Id": "w4",
+        },
+    )
+    assert runtime.process_inbox().failed == 1
+    with runtime.store.read() as conn:
+        w = t.webhook_inbox.c
+        rows = conn.execute(select(w.webhook_id, w.status, w.error_code).order_by(w.id)).all()
+    assert [tuple(r) for r in rows][1:] == [
+        ("w2", "processed", None),
+        ("w3", "ignored", None),
+        ("w4", "failed", "invalid_input"),
+    ]

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 
 from aoms.domain.errors import AomsError, Conflict, Unavailable
 from aoms.services.orders import Outcome, receive_order
-from aoms.services.ports import AfterReceive, Clock, Delivery, Geocoder, OrderParser, Store
+from aoms.services.ports import (
+    AfterReceive,
+    Clock,
+    Delivery,
+    Geocoder,
+    OrderParser,
+    OtherTopic,
+    Store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +35,7 @@ def process_delivery(
     geocode: Geocoder,
     clock: Clock,
     after_receive: AfterReceive | None = None,
+    other_topic: OtherTopic | None = None,
 ) -> str:
     """Apply one stored delivery; the order change and the inbox mark commit together.
 
@@ -42,8 +51,10 @@ def process_delivery(
                     return "skipped"  # another worker has it, or had it
                 order = parse(delivery.shop, delivery.topic, delivery.body)
                 if order is None:
-                    tx.finish_delivery(delivery.id, status="ignored", now=clock())
-                    return "ignored"
+                    applied = other_topic(tx, delivery) if other_topic is not None else None
+                    status = "ignored" if applied is None else "processed"
+                    tx.finish_delivery(delivery.id, status=status, now=clock(), order_id=applied)
+                    return status
                 result = receive_order(tx, order, geocode=geocode, now=clock())
                 if after_receive is not None and result.outcome is not Outcome.STALE:
                     after_receive(tx, order, result.order_id, result.outcome is Outcome.CREATED)
@@ -88,12 +99,14 @@ def process_pending(
     lane: int = 0,
     lanes: int = 1,
     after_receive: AfterReceive | None = None,
+    other_topic: OtherTopic | None = None,
 ) -> BatchResult:
     counts = {"processed": 0, "ignored": 0, "failed": 0, "skipped": 0}
     for delivery in store.pending_deliveries(limit, lane, lanes):
         outcome = process_delivery(
-            store, delivery, parse=parse, geocode=geocode, clock=clock, after_receive=after_receive
-        )
+            store, delivery, parse=parse, geocode=geocode, clock=clock,
+            after_receive=after_receive, other_topic=other_topic,
+        )  # fmt: skip
         counts[outcome] += 1
         store.pause_between_writes()
     del counts["skipped"]

@@ -196,3 +196,7 @@ it was created). The lifecycle checks (payment, address, fraud, holds) hang here
 AfterRoute = Callable[[Tx, int], None]
 """Run in the routing transaction after an order was routed again: (tx, order id). The
 lifecycle releases a fully routed order with no open hold for fulfilment here."""
+
+OtherTopic = Callable[[Tx, Delivery], int | None]
+"""Handle a delivery whose topic carries no order (e.g. orders/risk_assessment_changed) in
+its transaction: the id of the order it was applied to, or None when it was not for us."""

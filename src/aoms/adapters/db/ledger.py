@@ -154,11 +154,11 @@ def verify(store: SqlStore, *, batch: int = 2000) -> Verification:
     count = 0
     seq, head = 1, GENESIS
     chained: set[int] = set()
-    with store.engine.connect() as conn:
-        if store.dialect == "postgresql":
-            # One snapshot for the whole walk: a movement committed meanwhile is either seen
-            # with its entry or not at all (they commit together).
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+    with store.engine.connect() as raw:
+        # On PostgreSQL one snapshot for the whole walk: a movement committed meanwhile is
+        # either seen with its entry or not at all (they commit together).
+        pg = store.dialect == "postgresql"
+        conn = raw.execution_options(isolation_level="REPEATABLE READ") if pg else raw
         entries = _entries(conn, batch)
         while True:
             chunk = [e for _, e in zip(range(batch), entries, strict=False)]
