@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from aoms.domain import events as ev
 from aoms.domain.errors import HoldNotOpen, InvalidInput, NotFound
@@ -178,9 +179,19 @@ def _release_kind(
             _resolve(repo, hold, HoldStatus.RELEASED, SYSTEM, why, now)
 
 
-def ready_for_fulfilment(repo: LifecycleRepo, order_id: int) -> bool:
+class LifecycleStore(Protocol):
+    def transaction(self) -> AbstractContextManager[LifecycleRepo]: ...
+
+
+def ready_for_fulfilment(tx_or_store: LifecycleRepo | LifecycleStore, order_id: int) -> bool:
     """Whether the order may be handed to a warehouse now: fully routed (every unit
-    reserved), not cancelled, and no hold open."""
+    reserved), not cancelled, and no hold open. Given a repository it reads inside that
+    transaction; given a store, in a transaction of its own. (With a `SqlTx` or `SqlStore`,
+    use `aoms.adapters.db.lifecycle.ready_for_fulfilment`.)"""
+    if not hasattr(tx_or_store, "order_facts"):
+        with tx_or_store.transaction() as inner:
+            return ready_for_fulfilment(inner, order_id)
+    repo = cast(LifecycleRepo, tx_or_store)
     facts = repo.order_facts(order_id)
     if facts is None or facts.status is not OrderStatus.ROUTED:
         return False

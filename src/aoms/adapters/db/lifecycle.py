@@ -320,8 +320,7 @@ def ready_for_fulfilment(tx_or_store: SqlTx | SqlStore, order_id: int) -> bool:
 
     if isinstance(tx_or_store, SqlTx):
         return ready(SqlLifecycleRepo(tx_or_store), order_id)
-    with tx_or_store.transaction() as tx:
-        return ready(SqlLifecycleRepo(tx), order_id)
+    return ready(SqlLifecycleStore(tx_or_store), order_id)
 
 
 class SqlStockCheck:
