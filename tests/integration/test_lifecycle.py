@@ -367,3 +367,54 @@ def test_a_risk_assessment_webhook_scores_the_order_again_and_holds_it(
         ("w3", "ignored", None),
         ("w4", "failed", "invalid_input"),
     ]
+
+
+def test_velocity_per_customer_and_a_billing_mismatch_are_scored_from_the_webhooks(
+    client: TestClient, runtime: Runtime
+) -> None:
+    network(runtime.engine, {("X", "a"): 50})
+    client.put(
+        f"/v1/shops/{SHOP}/lifecycle",
+        json={"fraud": {"review_at": 40, "velocity_limit": 3, "velocity_window_hours": 24}},
+    )
+    scores = []
+    for n in range(5):
+        body = {
+            **shopify_payload(9400 + n, lines=[("X", 1, "10.00")], financial_status="paid"),
+            "customer": {"id": 555, "email": "a@example.com"},
+            "billing_address": {"country_code": "CA" if n == 4 else "US"},
+        }
+        # A different door each time: only the customer repeats (the address has its own count).
+        body["shipping_address"] = {**body["shipping_address"], "zip": f"1000{n}"}
+        deliver(client, runtime, body, "orders/create", f"v{n}")
+        state = client.get(f"/v1/orders/{order_id(runtime, 9400 + n)}/lifecycle").json()
+        scores.append(state["fraud_decisions"][0]["score"])
+    # The 4th order is the 4th in 24 h (limit 3): +25; the 5th is also billed in Canada: +15.
+    assert scores == [0, 0, 0, 25, 40]
+    last = client.get(f"/v1/orders/{order_id(runtime, 9404)}/lifecycle").json()
+    assert last["fraud_decisions"][0]["reasons"] == [
+        "+25: 5 orders from this customer in 24 h (limit 3)",
+        "+15: billed in CA but shipped to US",
+    ]
+    assert [h["kind"] for h in last["holds"]] == ["high_fraud_risk"]  # 40 reaches review_at
+
+    # The same door for two more orders by other customers: the address count fires too.
+    for n in (5, 6):
+        body = {
+            **shopify_payload(9400 + n, lines=[("X", 1, "10.00")], financial_status="paid"),
+            "customer": {"id": 600 + n},
+        }
+        body["shipping_address"] = {**body["shipping_address"], "zip": "10004"}
+        deliver(client, runtime, body, "orders/create", f"v{n}")
+    state = client.get(f"/v1/orders/{order_id(runtime, 9406)}/lifecycle").json()
+    assert state["fraud_decisions"][0]["score"] == 0  # 3 orders to 10004: not more than 3
+    body = {
+        **shopify_payload(9407, lines=[("X", 1, "10.00")], financial_status="paid"),
+        "customer": {"id": 700},
+    }
+    body["shipping_address"] = {**body["shipping_address"], "zip": " 10004 "}
+    deliver(client, runtime, body, "orders/create", "v7")
+    state = client.get(f"/v1/orders/{order_id(runtime, 9407)}/lifecycle").json()
+    assert state["fraud_decisions"][0]["reasons"] == [
+        "+25: 4 orders from this shipping address in 24 h (limit 3)"
+    ]
