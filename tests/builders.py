@@ -118,6 +118,7 @@ def network(
             tx.change_stock(
                 sku, loc_id, on_hand=n, reason="initial_count", reference="test", now=T0
             )
+        tx.flush()  # the movements' ledger entries
 
 
 def shopify_payload(

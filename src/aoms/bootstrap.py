@@ -32,11 +32,20 @@ from aoms.adapters.shopify.webhooks import parse_delivery
 from aoms.config import Settings
 from aoms.domain.errors import AomsError
 from aoms.domain.events import Event
+from aoms.domain.orders import Order
 from aoms.domain.policies import PolicyRegistry
 from aoms.services import scarcity, waves
 from aoms.services.carriers import Carrier
 from aoms.services.inbox import BatchResult, TopicHandler, process_pending
-from aoms.services.ports import Geocoder, NoRefundPublisher, OrderParser, RefundPublisher
+from aoms.services.ports import (
+    AfterReceive,
+    AfterRoute,
+    Delivery,
+    Geocoder,
+    NoRefundPublisher,
+    OrderParser,
+    RefundPublisher,
+)
 from aoms.services.rate_shopping import RateShopper
 from aoms.services.returns_ports import ReturnCarrier
 from aoms.services.shipping import Shipping
@@ -68,6 +77,8 @@ class Runtime:
     return_carrier: ReturnCarrier = field(default_factory=BuiltinReturnCarrier)
     topic_handlers: dict[str, TopicHandler] = field(default_factory=lambda: dict(TOPIC_HANDLERS))
     shipping: Shipping | None = None  # carriers and the rate shopper (docs/carriers.md)
+    after_receive: AfterReceive | None = None  # the lifecycle checks, see build()
+    after_route: AfterRoute | None = None  # the fulfilment gate, see build()
 
     def process_inbox(self, limit: int = 200, lane: int = 0, lanes: int = 1) -> BatchResult:
         return process_pending(
@@ -79,6 +90,7 @@ class Runtime:
             lane=lane,
             lanes=lanes,
             handlers=self.topic_handlers,
+            after_receive=self.after_receive,
         )
 
     def inbox_threads(self, *, dedicated: bool) -> int:
@@ -146,7 +158,23 @@ def build(settings: Settings | None = None) -> Runtime:
     runtime = Runtime(settings=settings, engine=engine, store=store)
     runtime.shipping = build_shipping(settings, store)
     runtime.subscribers.append(partial(_void_labels_on, runtime))
+    runtime.after_receive = lifecycle_checks(runtime)
+    runtime.after_route = fulfilment_gate(runtime)
+    runtime.topic_handlers["orders/risk_assessment_changed"] = risk_assessments(runtime)
     return runtime
+
+
+def lifecycle_checks(runtime: Runtime) -> AfterReceive:
+    """Payment, address, fraud and merchant-rule checks on every order received."""
+    from aoms.adapters.db.lifecycle import SqlLifecycleRepo
+    from aoms.adapters.db.store import SqlTx
+    from aoms.services.holds import check_order
+
+    def run(tx: object, order: Order, order_id: int, created: bool) -> None:
+        assert isinstance(tx, SqlTx)
+        check_order(SqlLifecycleRepo(tx), order_id, order, now=runtime.clock(), created=created)
+
+    return run
 
 
 def _void_labels_on(runtime: Runtime, event_id: int, event: Event) -> None:
@@ -249,3 +277,41 @@ class Workers:
                 busy = False
             if not busy:
                 self.runtime.inbox_signal.wait(poll)
+
+
+def fulfilment_gate(runtime: Runtime) -> AfterRoute:
+    """Release an order routed again (stock arrived, a rate card was set, by hand) for
+    fulfilment when it is now fully routed and nothing holds it."""
+    from aoms.adapters.db.lifecycle import SqlLifecycleRepo
+    from aoms.adapters.db.store import SqlTx
+    from aoms.services.holds import gate
+
+    def run(tx: object, order_id: int) -> None:
+        assert isinstance(tx, SqlTx)
+        gate(SqlLifecycleRepo(tx), order_id, now=runtime.clock())
+
+    return run
+
+
+def risk_assessments(runtime: Runtime) -> TopicHandler:
+    """orders/risk_assessment_changed: score the order again with the new assessment."""
+    from aoms.adapters.db.lifecycle import SqlLifecycleRepo
+    from aoms.adapters.db.store import SqlTx
+    from aoms.adapters.shopify.webhooks import parse_risk_assessment
+    from aoms.services.holds import check_order
+
+    def run(tx: object, delivery: Delivery, now: datetime) -> int | None:
+        assert isinstance(tx, SqlTx)
+        found = parse_risk_assessment(delivery.topic, delivery.body)
+        if found is None:
+            return None
+        external_id, assessment = found
+        stored = tx.find_order(delivery.shop, "shopify", external_id)
+        if stored is None:
+            return None  # an order we never received: reconciliation brings it in
+        order = tx.load_order(stored.id)
+        check_order(SqlLifecycleRepo(tx), stored.id, order, now=now,
+                    created=False, assessments=[assessment])  # fmt: skip
+        return stored.id
+
+    return run

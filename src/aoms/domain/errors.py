@@ -235,3 +235,15 @@ class CarrierError(AomsError):
 
 class ShipmentNotVoidable(Conflict):
     code = "shipment_not_voidable"
+
+
+class BelowShipped(Conflict):
+    """An edit would take a line below the units that have already shipped."""
+
+    code = "quantity_below_shipped"
+
+
+class HoldNotOpen(Conflict):
+    """A hold that was released or cancelled already."""
+
+    code = "hold_not_open"

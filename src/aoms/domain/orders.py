@@ -80,6 +80,8 @@ class Order:
     total_price: Money | None = None
     taxes_included: bool = False
     tags: tuple[str, ...] = ()
+    billing_address: Address | None = None  # for fraud checks: billing vs shipping country
+    customer_key: str | None = None  # the channel's customer id, else the e-mail (velocity)
 
     def __post_init__(self) -> None:
         for dt, name in ((self.placed_at, "placed_at"), (self.source_updated_at, "updated_at")):

@@ -16,6 +16,7 @@ from aoms.entrypoints import cli_shipping
 from aoms.entrypoints.cli_common import console, settings_or_exit
 from aoms.entrypoints.cli_handoff import handoff_app
 from aoms.entrypoints.cli_lab import replay_app, simulate_app
+from aoms.entrypoints.cli_ledger import ledger_app
 from aoms.entrypoints.cli_promise import promise_app
 from aoms.entrypoints.cli_returns import returns_app
 
@@ -34,6 +35,7 @@ app.add_typer(promise_app, name="promise")
 app.add_typer(handoff_app, name="handoff")
 app.add_typer(returns_app, name="returns")
 app.add_typer(cli_shipping.app, name="shipping")
+app.add_typer(ledger_app, name="ledger")
 _settings = settings_or_exit  # the name sub-command modules have used
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from aoms.domain.errors import AomsError, Conflict, Unavailable
 from aoms.services.orders import Outcome, receive_order
-from aoms.services.ports import Clock, Delivery, Geocoder, OrderParser, Store, Tx
+from aoms.services.ports import AfterReceive, Clock, Delivery, Geocoder, OrderParser, Store, Tx
 
 TopicHandler = Callable[[Tx, Delivery, datetime], int | None]
 """Applies a delivery of a topic that carries no order (a refund, a transaction, a
@@ -33,6 +33,7 @@ def process_delivery(
     geocode: Geocoder,
     clock: Clock,
     handlers: Mapping[str, TopicHandler] | None = None,
+    after_receive: AfterReceive | None = None,
 ) -> str:
     """Apply one stored delivery; the order change and the inbox mark commit together.
 
@@ -57,6 +58,8 @@ def process_delivery(
                     tx.finish_delivery(delivery.id, status="ignored", now=clock())
                     return "ignored"
                 result = receive_order(tx, order, geocode=geocode, now=clock())
+                if after_receive is not None and result.outcome is not Outcome.STALE:
+                    after_receive(tx, order, result.order_id, result.outcome is Outcome.CREATED)
                 status = "ignored" if result.outcome is Outcome.STALE else "processed"
                 tx.finish_delivery(
                     delivery.id, status=status, now=clock(), order_id=result.order_id
@@ -98,14 +101,15 @@ def process_pending(
     lane: int = 0,
     lanes: int = 1,
     handlers: Mapping[str, TopicHandler] | None = None,
+    after_receive: AfterReceive | None = None,
 ) -> BatchResult:
     counts = {"processed": 0, "ignored": 0, "failed": 0, "skipped": 0}
     for delivery in store.pending_deliveries(limit, lane, lanes):
-        counts[
-            process_delivery(
-                store, delivery, parse=parse, geocode=geocode, clock=clock, handlers=handlers
-            )
-        ] += 1
+        outcome = process_delivery(
+            store, delivery, parse=parse, geocode=geocode, clock=clock, handlers=handlers,
+            after_receive=after_receive,
+        )  # fmt: skip
+        counts[outcome] += 1
         store.pause_between_writes()
     del counts["skipped"]
     return BatchResult(**counts)

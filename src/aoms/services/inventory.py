@@ -30,8 +30,13 @@ def adjust_stock(
     safety_stock: int | None = None,
     reference: str | None = None,
     idempotency_key: str | None = None,
+    warehouse_count: bool = False,
 ) -> Adjusted:
-    """Change on_hand by `delta`, or set it to an absolute count (`set_on_hand`)."""
+    """Change on_hand by `delta`, or set it to an absolute count (`set_on_hand`).
+
+    A `warehouse_count` is what is physically there: it is taken even below what open orders
+    hold (available goes negative), and then raises a `stock.count_below_reserved` alert so
+    those orders are re-routed or cancelled."""
     if (delta is None) == (set_on_hand is None):
         raise InvalidInput("give exactly one of delta and set_on_hand", field="delta")
     if not reason:
@@ -53,7 +58,8 @@ def adjust_stock(
             f"on_hand would be {on_hand_now + change}; it cannot go below zero", field="delta"
         )
     reserved = current.reserved if current else 0
-    if on_hand_now + change < reserved:
+    short = on_hand_now + change < reserved
+    if short and not (warehouse_count and set_on_hand is not None):
         # Taking the count below what open orders hold would oversell them. Until rejected
         # work is re-routed automatically, the operator cancels or moves those orders first.
         raise InsufficientStock(
@@ -91,4 +97,10 @@ def adjust_stock(
         ],
         now,
     )
+    if short:
+        tx.emit([Event(ev.STOCK_COUNT_NEGATIVE, f"stock:{sku}@{location_id}", {
+            "sku": sku, "location_id": location_id, "counted": level.on_hand,
+            "reserved": level.reserved, "short": level.oversold, "reason": reason,
+            "reference": reference,
+        })], now)  # fmt: skip
     return Adjusted(level, applied=True)

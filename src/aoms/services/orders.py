@@ -25,7 +25,7 @@ from aoms.domain.orders import Order, OrderStatus, allocate_to_lines
 from aoms.domain.policies import accept_plan
 from aoms.domain.routing import Candidate, Demand, Option, RateCard, RoutingConfig, RoutingPlan
 from aoms.domain.routing_policy import PolicyVersion
-from aoms.services.ports import Clock, Geocoder, Store, StoredOrder, Tx
+from aoms.services.ports import AfterRoute, Clock, Geocoder, Store, StoredOrder, Tx
 
 
 class Outcome(StrEnum):
@@ -427,6 +427,7 @@ def retry_waiting(
     status: OrderStatus,
     sku: str | None = None,
     limit: int = 200,
+    after_route: AfterRoute | None = None,
 ) -> dict[str, int]:
     """Route again the oldest orders in `status` (backordered ones with `sku`, when stock of it
     arrived; unroutable ones, when a rate card was set), each in its own transaction, so the
@@ -439,6 +440,8 @@ def retry_waiting(
         try:
             with store.transaction() as tx:
                 result = reroute(tx, order_id, geocode=geocode, now=clock()).value
+                if after_route is not None:
+                    after_route(tx, order_id)
         except AomsError as exc:
             log.warning("routing order %s again failed: %s", order_id, exc.message)
             result = "failed"

@@ -218,3 +218,12 @@ class NoRefundPublisher:
 
     def publish_refund(self, refund: RefundToPush) -> str | None:
         return None
+
+
+AfterReceive = Callable[[Tx, Order, int, bool], None]
+"""Run in the receiving transaction after an order was applied: (tx, order, order id, whether
+it was created). The lifecycle checks (payment, address, fraud, holds) hang here."""
+
+AfterRoute = Callable[[Tx, int], None]
+"""Run in the routing transaction after an order was routed again: (tx, order id). The
+lifecycle releases a fully routed order with no open hold for fulfilment here."""

@@ -726,3 +726,78 @@ tracking_events = Table(
     Column("received_at", UTCDateTime, nullable=False),
     UniqueConstraint("parcel_id", "provider_status", "occurred_at", name="uq_tracking_events_once"),
 )
+
+# -- order lifecycle: holds, fraud decisions, store settings, the ledger ----------------------
+
+# Units of each order line that have left a warehouse (written by shipment confirmations).
+order_lines.append_column(Column("shipped_qty", Integer, nullable=False, server_default="0"))
+
+# An order's history is read from its events: by aggregate, in id order.
+Index("ix_outbox_aggregate_id", outbox.c.aggregate, outbox.c.id)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", Id, ForeignKey("orders.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("detail", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+    Column("resolved_by", String(255)),
+    Column("note", Text),
+    CheckConstraint("status IN ('open', 'released', 'cancelled')", name="known_status"),
+    Index("ix_holds_status_id", "status", "id"),
+    Index("ix_holds_order", "order_id", "status"),
+)
+
+order_lifecycle = Table(
+    "order_lifecycle",
+    metadata,
+    Column("order_id", Id, ForeignKey("orders.id"), primary_key=True),
+    Column("released_at", UTCDateTime),  # when it was released for fulfilment, if it was
+    Column("customer_key", String(255)),  # for velocity: the channel's customer, or e-mail
+    Column("address_key", String(64)),  # for velocity: a digest of the shipping address
+    Column("billing_country", String(2)),
+    Column("placed_at", UTCDateTime, nullable=False),
+    Index("ix_order_lifecycle_customer", "customer_key", "placed_at"),
+    Index("ix_order_lifecycle_address", "address_key", "placed_at"),
+)
+
+fraud_decisions = Table(
+    "fraud_decisions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", Id, ForeignKey("orders.id"), nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("signals", JSON, nullable=False),
+    Column("decided_at", UTCDateTime, nullable=False),
+    Index("ix_fraud_decisions_order", "order_id", "id"),
+)
+
+shop_lifecycle_settings = Table(
+    "shop_lifecycle_settings",
+    metadata,
+    Column("shop", String(255), primary_key=True),
+    Column("settings", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    # The position in the chain, given by the writer (not the database) under the ledger lock:
+    # a second writer with the same position fails on the key instead of forking the chain.
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(32), nullable=False),
+    Column("ref", String(255)),  # e.g. "stock_movement:17", "order:4"
+    Column("body", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_ledger_entries_ref", "ref"),
+)

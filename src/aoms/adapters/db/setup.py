@@ -122,3 +122,4 @@ def load_store(
             reference=reference,
             now=now,
         )
+    tx.flush()  # the movements' ledger entries

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
+from aoms.adapters.db import ledger
 from aoms.adapters.db import schema as t
 from aoms.adapters.db.routing_tx import RoutingTx
 from aoms.adapters.db.schema import from_minor, to_minor
@@ -142,6 +143,7 @@ class SqlTx(RoutingTx):
         self.default_policy = default_policy
         self.policies = policies or PolicyRegistry()
         self._events: list[dict[str, Any]] = []
+        self.ledger_queue: list[tuple[str, str | None, dict[str, Any]]] = []  # see ledger.py
 
     # -- orders ---------------------------------------------------------------------------
     def _stored(self, row: Any) -> StoredOrder:
@@ -436,18 +438,20 @@ class SqlTx(RoutingTx):
                     "updated_at": now,
                 },
             ).one()
-        self.conn.execute(
-            SQL.insert_movement,
-            {
-                "sku": sku,
-                "location_id": location_id,
-                "on_hand_delta": on_hand,
-                "reserved_delta": reserved,
-                "reason": reason,
-                "reference": reference,
-                "idempotency_key": idempotency_key,
-                "at": now,
-            },
+        ledger.record_movements(
+            self,
+            [
+                {
+                    "sku": sku,
+                    "location_id": location_id,
+                    "on_hand_delta": on_hand,
+                    "reserved_delta": reserved,
+                    "reason": reason,
+                    "reference": reference,
+                    "idempotency_key": idempotency_key,
+                    "at": now,
+                }
+            ],
         )
         return StockLevel(sku, location_id, row.on_hand, row.reserved, row.safety_stock)
 
@@ -480,7 +484,7 @@ class SqlTx(RoutingTx):
             {"sku_": sku, "location_id_": loc, "d_reserved": q, "now": now}
             for sku, loc, q in moves
         ])  # fmt: skip
-        self.conn.execute(SQL.insert_movement, [
+        ledger.record_movements(self, [
             {"sku": sku, "location_id": loc, "on_hand_delta": 0, "reserved_delta": q,
              "reason": reason, "reference": reference, "idempotency_key": None, "at": now}
             for sku, loc, q in moves
@@ -573,6 +577,14 @@ class SqlTx(RoutingTx):
                 "decided_at": now,
             },
         )
+        ledger.append(self, "routing_decision", f"order:{order_id}", {
+            "order_id": order_id, "policy": str(plan.policy), "policy_version": policy_version,
+            "arm": arm, "cost_minor": to_minor(plan.chosen.cost),
+            "currency": plan.chosen.cost.currency, "explanation": plan.explanation,
+            "shipments": [{"location_id": s.location_id, "items": dict(s.items)}
+                          for s in plan.chosen.shipments],
+            "decided_at": ledger.stamp(now),
+        })  # fmt: skip
 
     # -- events and the inbox ---------------------------------------------------------------
     def emit(self, events: Iterable[Event], now: datetime) -> None:
@@ -583,6 +595,9 @@ class SqlTx(RoutingTx):
         )
 
     def flush(self) -> None:
+        if self.ledger_queue:
+            now = self._events[-1]["created_at"] if self._events else datetime.now(UTC)
+            ledger.flush(self, now)
         if self._events:
             self.conn.execute(SQL.insert_events, self._events)
             self._events = []

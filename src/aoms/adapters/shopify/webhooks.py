@@ -17,6 +17,7 @@ from typing import Any
 
 from aoms.domain.errors import AomsError, InvalidPayload
 from aoms.domain.geo import Point
+from aoms.domain.lifecycle import RiskAssessment
 from aoms.domain.money import Money
 from aoms.domain.orders import Address, Order, OrderLine
 
@@ -253,9 +254,22 @@ def _parse_order(shop: str, payload: Mapping[str, Any]) -> Order:
             else None,
             taxes_included=bool(payload.get("taxes_included")),
             tags=tuple(t.strip()[:255] for t in str(tags).split(",") if t.strip())[:250],
+            billing_address=_address(payload["billing_address"])
+            if isinstance(payload.get("billing_address"), Mapping)
+            else None,
+            customer_key=_customer_key(payload),
         )
     except (InvalidOperation, TypeError, ValueError) as exc:
         raise InvalidPayload(f"cannot read the order: {exc}") from exc
+
+
+def _customer_key(payload: Mapping[str, Any]) -> str | None:
+    """Who placed the order, for velocity checks: Shopify's customer id, else the e-mail."""
+    customer = payload.get("customer")
+    if isinstance(customer, Mapping) and isinstance(customer.get("id"), int):
+        return f"customer:{customer['id']}"
+    email = payload.get("email") or payload.get("contact_email")
+    return f"email:{email.strip().lower()[:240]}" if isinstance(email, str) and email else None
 
 
 def parse_delivery(shop: str, topic: str, body: bytes) -> Order | None:
@@ -267,3 +281,25 @@ def parse_delivery(shop: str, topic: str, body: bytes) -> Order | None:
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InvalidPayload(f"the body is not JSON: {exc}") from exc
     return parse_order(shop, payload)
+
+
+RISK_TOPIC = "orders/risk_assessment_changed"
+
+
+def parse_risk_assessment(topic: str, body: bytes) -> tuple[str, RiskAssessment] | None:
+    """(Shopify order id, assessment) from an orders/risk_assessment_changed delivery, whose
+    body is {"order_id", "admin_graphql_api_order_id", "risk_level", "provider_title", ...};
+    None for any other topic."""
+    if topic != RISK_TOPIC:
+        return None
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise InvalidPayload(f"the body is not JSON: {exc}") from exc
+    if not isinstance(payload, Mapping):
+        raise InvalidPayload("the body is not a JSON object")
+    raw_id = payload.get("order_id") or payload.get("admin_graphql_api_order_id")
+    order_id = str(raw_id).rsplit("/", 1)[-1] if raw_id is not None else ""
+    if not order_id.isdigit():
+        raise InvalidPayload("order_id must name a Shopify order", field="order_id")
+    return order_id, RiskAssessment.from_shopify(payload)

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from aoms import __version__
 from aoms.adapters.db import migrate, queries, setup
 from aoms.adapters.db import schema as t
+from aoms.adapters.db.lifecycle import SqlLifecycleRepo
 from aoms.adapters.shopify.webhooks import verify
 from aoms.bootstrap import Runtime, Workers
 from aoms.domain.errors import AomsError, InvalidInput, NotFound
@@ -27,7 +28,7 @@ from aoms.domain.money import Money
 from aoms.domain.orders import OrderStatus
 from aoms.domain.routing import RateCard
 from aoms.entrypoints.api import handoff as handoff_api
-from aoms.entrypoints.api import promises, returns, routing_policies
+from aoms.entrypoints.api import lifecycle, promises, returns, routing_policies
 from aoms.entrypoints.api import shipping as shipping_api
 from aoms.entrypoints.api.schemas import (
     AdjustmentIn,
@@ -37,7 +38,7 @@ from aoms.entrypoints.api.schemas import (
     RateCardIn,
     ShopIn,
 )
-from aoms.services import inventory, orders
+from aoms.services import holds, inventory, orders
 
 log = logging.getLogger("aoms.api")
 PROBLEM = "application/problem+json"
@@ -161,6 +162,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
     app.include_router(handoff_api.router)
     app.include_router(returns.router)
     app.include_router(shipping_api.router)
+    app.include_router(lifecycle.router)
 
     # -- operations -----------------------------------------------------------------------
     @app.get("/health", tags=["operations"])
@@ -259,6 +261,10 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
             result = orders.receive_order(tx, order, geocode=r.geocode, now=r.clock())
             if body.payments and result.outcome is orders.Outcome.CREATED:
                 returns.record_order_payments(tx, result.order_id, body.payments, r.clock())
+            if r.after_receive is not None and result.outcome is not orders.Outcome.STALE:
+                r.after_receive(
+                    tx, order, result.order_id, result.outcome is orders.Outcome.CREATED
+                )
         with r.store.read() as conn:
             detail = queries.order_detail(conn, result.order_id)
         status = 201 if result.outcome is orders.Outcome.CREATED else 200
@@ -268,8 +274,8 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
 
     @app.post("/v1/orders/{order_id}/cancel", tags=["orders"])
     def cancel_order(order_id: OrderId, r: Rt) -> dict[str, Any]:
-        with r.store.transaction() as tx:
-            orders.cancel_order(tx, order_id, now=r.clock())
+        with r.store.transaction() as tx:  # its open holds are closed with it
+            holds.cancel_with_holds(SqlLifecycleRepo(tx), order_id, now=r.clock(), actor="api")
         with r.store.read() as conn:
             return queries.order_detail(conn, order_id)
 
@@ -278,6 +284,8 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
         """Route an open order again on today's stock (release what it holds, plan, reserve)."""
         with r.store.transaction() as tx:
             orders.reroute(tx, order_id, geocode=r.geocode, now=r.clock())
+            if r.after_route is not None:
+                r.after_route(tx, order_id)
         with r.store.read() as conn:
             return queries.order_detail(conn, order_id)
 
@@ -314,7 +322,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
             # Stock arrived: the orders that waited longest for this SKU get it first.
             rerouted = orders.retry_waiting(
                 r.store, geocode=r.geocode, clock=r.clock, status=OrderStatus.BACKORDERED,
-                sku=body.sku,
+                sku=body.sku, after_route=r.after_route,
             )  # fmt: skip
         with r.store.read() as conn:
             level = queries.stock_level(conn, body.sku, body.location_id)
@@ -381,7 +389,11 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
         with r.store.writer() as conn:
             setup.set_rate_card(conn, card, r.clock())
         rerouted = orders.retry_waiting(
-            r.store, geocode=r.geocode, clock=r.clock, status=OrderStatus.UNROUTABLE
+            r.store,
+            geocode=r.geocode,
+            clock=r.clock,
+            status=OrderStatus.UNROUTABLE,
+            after_route=r.after_route,
         )
         return {**card.as_dict(), "rerouted": rerouted}
 
