@@ -18,8 +18,10 @@ from aoms.adapters.db.outbox import relay_once
 from aoms.adapters.db.store import SqlStore
 from aoms.adapters.geocode import geocode
 from aoms.adapters.plugins import load_routing_policies
+from aoms.adapters.shopify.admin import ShopifyAdminClient
 from aoms.adapters.shopify.webhooks import parse_delivery
 from aoms.config import Settings
+from aoms.domain.errors import ShopifyNotConfigured
 from aoms.domain.events import Event
 from aoms.domain.policies import PolicyRegistry
 from aoms.services.inbox import BatchResult, process_pending
@@ -89,6 +91,21 @@ def build(settings: Settings | None = None) -> Runtime:
     load_routing_policies(policies)
     store = SqlStore(engine, default_policy=settings.default_routing_policy, policies=policies)
     return Runtime(settings=settings, engine=engine, store=store)
+
+
+def shopify_admin(settings: Settings, shop: str) -> ShopifyAdminClient:
+    """The shop's Admin API client, with its access token and the pinned API version."""
+    token = settings.shopify_admin_tokens.get(shop)
+    if token is None:
+        raise ShopifyNotConfigured(
+            f"no Admin API access token for {shop}: set AOMS_SHOPIFY_ADMIN_TOKENS", field="shop"
+        )
+    return ShopifyAdminClient(
+        shop,
+        token.get_secret_value(),
+        api_version=settings.shopify_api_version,
+        base_url=settings.shopify_admin_url,
+    )
 
 
 class Workers:
