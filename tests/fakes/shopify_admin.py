@@ -290,6 +290,8 @@ class FakeShopifyAdmin:
         self.answer_429: int = 0  # answer the next N requests with HTTP 429 and Retry-After
         self._ids = iter(range(10_000_001, 10**12))
         self._server: ThreadingHTTPServer | None = None
+        # A query text is parsed and validated once (Shopify, too, caches query plans).
+        self._documents: dict[str, tuple[Any, list[Any]]] = {}
         self._wire_resolvers()
 
     # -- what a test arranges ------------------------------------------------------------
@@ -337,6 +339,7 @@ class FakeShopifyAdmin:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body leave at once
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -420,13 +423,17 @@ class FakeShopifyAdmin:
             return 200, {}, self._run(source, variables)
 
     def _run(self, source: str, variables: dict[str, Any]) -> dict[str, Any]:
-        try:
-            document = parse(source)
-        except GraphQLError as exc:
-            return {"errors": [exc.formatted]}
-        problems = validate(self.schema, document)
+        checked = self._documents.get(source)
+        if checked is None:
+            try:
+                document = parse(source)
+            except GraphQLError as exc:
+                return {"errors": [exc.formatted]}
+            problems = [p.formatted for p in validate(self.schema, document)]
+            checked = self._documents[source] = (document, problems)
+        document, problems = checked
         if problems:
-            return {"errors": [p.formatted for p in problems]}
+            return {"errors": problems}
         operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
         fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -273,3 +274,26 @@ def test_refunds_and_returns_check_what_can_be_refunded_or_returned(
         client.refund_create(
             gid("Order", 6), lines=[{"lineItemId": gid("LineItem", 60), "quantity": 2}]
         )
+
+
+def test_threads_sharing_one_client_stay_within_the_bucket_together() -> None:
+    """Four threads, 15 calls each reading three levels (3 points a level: 9 a call), against
+    a 50-point bucket at 1,000 points/s that starts empty: the calls wait for each other's
+    points, none is throttled, and the whole takes at least 540 ÷ 1,000 s."""
+    fake = FakeShopifyAdmin(restore_rate=1000.0, bucket=50.0)
+    fake.stock(item(1), loc(1), 0)
+    with fake.running() as url:
+        client = ShopifyAdminClient(SHOP, TOKEN, base_url=url)
+        fake.drain(50)
+        started = time.monotonic()
+        with ThreadPoolExecutor(4) as pool:
+            list(
+                pool.map(
+                    lambda _: [client.read_available([(item(1), loc(1))] * 3) for _ in range(15)],
+                    range(4),
+                )
+            )
+        elapsed = time.monotonic() - started
+    assert fake.stats.requests == 60 and fake.stats.throttled == client.stats.throttled == 0
+    assert fake.stats.points_spent == 60 * 9
+    assert elapsed >= 0.54 * 0.98

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from aoms.adapters.db import schema as t
@@ -211,3 +212,36 @@ def test_reconciliation_finds_every_order_the_webhooks_missed_and_duplicates_non
     )
     assert (again.created, again.updated, again.unchanged) == ([], [], 60)
     assert report.newest_update == later(90)
+
+
+def test_the_api_maps_pushes_and_reconciles(runtime: Runtime, fake: FakeShopifyAdmin) -> None:
+
+    network(runtime.engine, {("X", "a"): 9})
+    fake.stock(gid("InventoryItem", 1), gid("Location", 1), 0)
+    fake.put_order(shopify_payload(88, lines=[("X", 1, "10.00")]))
+    runtime.settings = runtime.settings.model_copy(
+        update={
+            "shopify_admin_tokens": {SHOP: SecretStr(TOKEN)},
+            "shopify_admin_url": fake.base_url,  # type: ignore[attr-defined]
+        }
+    )
+    with TestClient(create_app(runtime, migrate_on_start=False)) as client:
+        mapped = client.put(
+            f"/v1/shops/{SHOP}/shopify/mapping",
+            json={
+                "locations": {"a": gid("Location", 1)},
+                "skus": {"X": gid("InventoryItem", 1)},
+                "ats_buffer": 1,
+            },
+        )
+        assert mapped.json() == {"shop": SHOP, "locations": 1, "skus": 1, "ats_buffer": 1}
+        assert client.post(f"/v1/shops/{SHOP}/shopify/inventory/push").json()["pushed"] == 1
+        assert fake.levels[(gid("InventoryItem", 1), gid("Location", 1))] == 8
+        report = client.post(
+            f"/v1/shops/{SHOP}/shopify/reconcile", json={"since": T0.isoformat()}
+        ).json()
+        assert (report["created"], report["created_ids"]) == (1, ["88"])
+        bad = client.put(f"/v1/shops/{SHOP}/shopify/mapping", json={"skus": {"X": "41"}})
+        assert bad.status_code == 422 and bad.json()["code"] == "invalid_input"
+        other = client.post("/v1/shops/other.myshopify.com/shopify/inventory/push")
+        assert other.status_code == 422 and other.json()["code"] == "shopify_not_configured"

@@ -32,6 +32,7 @@ def test_a_query_sent_counts_until_shopify_reports_again() -> None:
     bucket.observe(status(1000.0), now=0.0)
     bucket.spend(900)
     assert bucket.wait_for(200, now=0.0) == pytest.approx(2.0)  # 100 left, 100 missing
+    bucket.settle(900)
     bucket.observe(status(950.0), now=0.5)  # the answer: 900 requested, most refunded
     assert bucket.wait_for(200, now=0.5) == 0.0
 
@@ -82,6 +83,7 @@ def test_a_paced_client_is_never_throttled_and_wastes_no_time(
         server_available -= cost
         reported = status(float(int(server_available)), maximum=bucket_size, rate=rate)
         now += latency / 2  # the answer travels
+        client.settle(cost)
         client.observe(reported, now)
     shortfall = max(0.0, sum(costs) - bucket_size)
     assert now <= shortfall / rate + len(costs) * (latency + 1.0 / rate) + 1e-6

@@ -12,8 +12,10 @@ saying so, so an interrupted push resumes with what is left.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -115,55 +117,70 @@ def push_inventory(
     *,
     now: datetime,
     max_attempts: int = 3,
+    concurrency: int = 4,
 ) -> PushReport:
-    """Push the store's ATS to Shopify where it differs from what Shopify holds."""
+    """Push the store's ATS to Shopify where it differs from what Shopify holds.
+
+    Up to `concurrency` calls are in flight at once (the client keeps them together within
+    the shop's bucket), so the time a call spends on the network and in the database
+    overlaps with the next call instead of adding to it."""
     targets = repo.targets(shop)
     report = PushReport(shop, targets=len(targets))
     desired = desired_values(targets, repo.buffer(shop))
     known: dict[tuple[str, str], int | None] = {(t.sku, t.location_id): t.known for t in targets}
     by_key = {(t.sku, t.location_id): t for t in targets}
+    lock = threading.Lock()  # the report and `known`, between the batches' threads
 
     unknown = [k for k, v in known.items() if v is None]
     if unknown:
-        _read_back(repo, admin, shop, unknown, by_key, known, report, now)
+        _read_back(repo, admin, shop, unknown, by_key, known, report, now, lock)
     todo = [k for k in sorted(desired) if known.get(k) != desired[k]]
     report.changed = len(todo)
-    for start in range(0, len(todo), BATCH):
-        batch = [k for k in todo[start : start + BATCH] if known.get(k) is not None]
+
+    def push_batch(keys: list[tuple[str, str]]) -> None:
+        batch = [k for k in keys if known.get(k) is not None]
         for _attempt in range(max_attempts):
             batch = [k for k in batch if known[k] != desired[k]]
             if not batch:
-                break
+                return
             changes = [
                 Change(
-                    by_key[k].inventory_item_id,
-                    by_key[k].shopify_location_id,
-                    desired[k],
-                    known[k],
+                    by_key[k].inventory_item_id, by_key[k].shopify_location_id, desired[k], known[k]
                 )
                 for k in batch
             ]
             result = admin.set_available(changes, reference=f"gid://aoms/InventorySync/{shop}")
-            report.calls += 1
+            with lock:
+                report.calls += 1
             if result.applied:
                 repo.record_known(shop, [(*k, desired[k]) for k in batch], now, pushed=len(batch))
-                for k in batch:
-                    known[k] = desired[k]
-                report.pushed += len(batch)
-                break
+                with lock:
+                    for k in batch:
+                        known[k] = desired[k]
+                    report.pushed += len(batch)
+                return
             if not result.stale or len(result.stale) < len(result.errors):
-                report.failed.extend(result.errors)  # not a compare failure: retrying won't help
                 log.warning("Shopify %s refused an inventory push: %s", shop, result.errors[:3])
-                break
-            report.stale += len(result.stale)
-            _read_back(
-                repo, admin, shop, [batch[i] for i in result.stale], by_key, known, report, now
-            )
-        else:
-            raise ShopifyError(
-                f"{shop}: inventory kept changing on Shopify during {max_attempts} attempts",
-                shop=shop,
-            )
+                with lock:
+                    report.failed.extend(result.errors)  # not a compare failure: retry won't help
+                return
+            with lock:
+                report.stale += len(result.stale)
+            stale = [batch[i] for i in result.stale]
+            _read_back(repo, admin, shop, stale, by_key, known, report, now, lock)
+        raise ShopifyError(
+            f"{shop}: inventory kept changing on Shopify during {max_attempts} attempts",
+            shop=shop,
+        )
+
+    batches = [todo[start : start + BATCH] for start in range(0, len(todo), BATCH)]
+    if concurrency <= 1 or len(batches) <= 1:
+        for keys in batches:
+            push_batch(keys)
+        return report
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="aoms-push") as pool:
+        for done in [pool.submit(push_batch, keys) for keys in batches]:
+            done.result()  # the first failure is raised here, after the others finish
     return report
 
 
@@ -176,20 +193,22 @@ def _read_back(
     known: dict[tuple[str, str], int | None],
     report: PushReport,
     now: datetime,
+    lock: threading.Lock,
 ) -> None:
     pairs = [(by_key[k].inventory_item_id, by_key[k].shopify_location_id) for k in keys]
     found = admin.read_available(pairs)
-    report.read_back += len(keys)
     values = []
-    for k, pair in zip(keys, pairs, strict=True):
-        value = found.get(pair)
-        if value is None:
-            report.failed.append(
-                {"code": "ITEM_NOT_STOCKED_AT_LOCATION", "sku": k[0], "location_id": k[1]}
-            )
-            known[k] = None
-            continue
-        known[k] = value
-        values.append((*k, value))
+    with lock:
+        report.read_back += len(keys)
+        for k, pair in zip(keys, pairs, strict=True):
+            value = found.get(pair)
+            if value is None:
+                report.failed.append(
+                    {"code": "ITEM_NOT_STOCKED_AT_LOCATION", "sku": k[0], "location_id": k[1]}
+                )
+                known[k] = None
+                continue
+            known[k] = value
+            values.append((*k, value))
     if values:
         repo.record_known(shop, values, now, pushed=0)

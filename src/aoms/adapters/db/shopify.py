@@ -18,19 +18,18 @@ from aoms.services.shopify_sync import InventoryTarget
 
 INVENTORY_PUSHED = "shopify.inventory_pushed"
 INVENTORY_READ = "shopify.inventory_read"
-CHUNK = 500
 
 
 def _upsert(
     conn: Connection, table: Table, rows: Sequence[Mapping[str, object]], keys: list[str]
 ) -> None:
+    """Insert or update rows by their keys: one statement, executed for many rows."""
     if not rows:
         return
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    for start in range(0, len(rows), CHUNK):
-        stmt = insert(table).values(list(rows[start : start + CHUNK]))
-        changes = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
-        conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changes))
+    stmt = insert(table)
+    changes = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changes), list(rows))
 
 
 class SqlShopifyStore:

@@ -13,6 +13,7 @@ caller, never retried here: only the caller knows what they mean.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 API_VERSION = "2026-10"
 MAX_INPUT_SIZE = 250  # Shopify's limit on any input list (quantities per inventorySetQuantities)
 MUTATION_COST = 10
+MAX_THROTTLES = 50  # throttled answers to one call before giving up (another app hogs it)
 READS_PER_QUERY = 50  # inventory levels read back per query (3 points each)
 
 
@@ -163,7 +165,8 @@ def _read_levels_query(count: int) -> str:
 
 
 class ShopifyAdminClient:
-    """One shop's GraphQL Admin API. Not thread-safe: one client per worker."""
+    """One shop's GraphQL Admin API. Thread-safe: calls from several threads share one
+    model of the shop's bucket, so together they stay within it."""
 
     def __init__(
         self,
@@ -177,8 +180,11 @@ class ShopifyAdminClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         max_attempts: int = 8,
+        pace: bool = True,
     ) -> None:
+        """`pace=False` only reacts to throttles, never waits ahead of one (a baseline)."""
         self.shop = shop
+        self.pace = pace
         self.url = (
             f"{(base_url or f'https://{shop}').rstrip('/')}/admin/api/{api_version}/graphql.json"
         )
@@ -191,6 +197,8 @@ class ShopifyAdminClient:
         self.max_attempts = max_attempts
         self.bucket = CostBucket()
         self.stats = ClientStats()
+        self._lock = threading.Lock()  # the bucket model and the stats, across threads
+        self._first_answer = threading.Event()
         self._learned: dict[str, int] = {}  # query text -> requested cost Shopify reported
 
     def close(self) -> None:
@@ -212,68 +220,79 @@ class ShopifyAdminClient:
         text, that is used instead."""
         expected = self._learned.get(query, cost)
         body = {"query": query, "variables": dict(variables or {})}
-        for attempt in range(1, self.max_attempts + 1):
-            wait = self.bucket.wait_for(expected, self.clock())
-            if wait > 0:
-                self.stats.waited_seconds += wait
-                self.sleep(wait)
-            self.bucket.spend(expected)
-            self.stats.requests += 1
+        attempt = throttles = 0
+        while attempt < self.max_attempts and throttles < MAX_THROTTLES:
+            attempt += 1
+            self._reserve(expected)
+            settled = False
+
+            def settle(status: ThrottleStatus | None, now: float, cost: float = expected) -> None:
+                nonlocal settled
+                with self._lock:
+                    if not settled:
+                        self.bucket.settle(cost)
+                        settled = True
+                    if status is not None:
+                        self.bucket.observe(status, now)
+                        self._first_answer.set()
+
             try:
-                answer = self._http.post(self.url, json=body)
-            except httpx.TransportError as exc:
-                self._back_off(attempt, f"{type(exc).__name__}: {exc}")
-                continue
-            now = self.clock()
-            if answer.status_code == 429:
-                self.stats.throttled += 1
-                self.bucket.spend(-expected)
-                retry_after = _seconds(answer.headers.get("Retry-After")) or 1.0
-                self.stats.backoff_seconds += retry_after
-                self.sleep(retry_after)
-                continue
-            if answer.status_code >= 500:
-                self.bucket.spend(-expected)
-                self._back_off(attempt, f"HTTP {answer.status_code}")
-                continue
-            if answer.status_code in (401, 403):
-                raise ShopifyError(
-                    f"{self.shop} refused the access token (HTTP {answer.status_code})",
-                    shop=self.shop,
-                )
-            if answer.status_code != 200:
-                raise ShopifyError(
-                    f"{self.shop} answered HTTP {answer.status_code}: {answer.text[:300]}",
-                    shop=self.shop,
-                )
-            try:
-                payload = answer.json()
-            except ValueError as exc:
-                raise ShopifyError(f"{self.shop} answered something that is not JSON") from exc
-            cost_info = (payload.get("extensions") or {}).get("cost")
-            status = ThrottleStatus.from_extensions(cost_info)
-            if status is not None:
-                self.bucket.observe(status, now)
-            else:
-                self.bucket.spend(-expected)
+                try:
+                    answer = self._http.post(self.url, json=body)
+                except httpx.TransportError as exc:
+                    settle(None, 0.0)
+                    self._back_off(attempt, f"{type(exc).__name__}: {exc}")
+                    continue
+                now = self.clock()
+                if answer.status_code == 429:
+                    settle(None, now)
+                    retry_after = _seconds(answer.headers.get("Retry-After")) or 1.0
+                    self._count(throttled=1, backoff=retry_after)
+                    self.sleep(retry_after)
+                    attempt, throttles = attempt - 1, throttles + 1  # a throttle is no error
+                    continue
+                if answer.status_code >= 500:
+                    settle(None, now)
+                    self._back_off(attempt, f"HTTP {answer.status_code}")
+                    continue
+                if answer.status_code in (401, 403):
+                    raise ShopifyError(
+                        f"{self.shop} refused the access token (HTTP {answer.status_code})",
+                        shop=self.shop,
+                    )
+                if answer.status_code != 200:
+                    raise ShopifyError(
+                        f"{self.shop} answered HTTP {answer.status_code}: {answer.text[:300]}",
+                        shop=self.shop,
+                    )
+                try:
+                    payload = answer.json()
+                except ValueError as exc:
+                    raise ShopifyError(f"{self.shop} answered something that is not JSON") from exc
+                cost_info = (payload.get("extensions") or {}).get("cost")
+                status = ThrottleStatus.from_extensions(cost_info)
+                settle(status, now)
+            finally:
+                settle(None, 0.0)
             errors = payload.get("errors") or []
             if any((e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors):
-                self.stats.throttled += 1
                 requested = int((cost_info or {}).get("requestedQueryCost") or expected)
                 self._learned[query] = requested
                 expected = requested
                 delay = CostBucket.retry_after_throttle(requested, status) if status else 1.0
-                self.stats.backoff_seconds += delay
+                self._count(throttled=1, backoff=delay)
                 self.sleep(delay)
+                attempt, throttles = attempt - 1, throttles + 1
                 continue
             if isinstance(cost_info, dict):
                 reported = cost_info.get("requestedQueryCost")
+                spent = cost_info.get("actualQueryCost")
                 if isinstance(reported, int):
                     self._learned[query] = reported
-                    self.stats.points_requested += reported
-                spent = cost_info.get("actualQueryCost")
-                if isinstance(spent, int):
-                    self.stats.points_spent += spent
+                self._count(
+                    requested=reported if isinstance(reported, int) else 0,
+                    spent=spent if isinstance(spent, int) else 0,
+                )
             if errors:
                 first = errors[0]
                 raise ShopifyError(
@@ -287,16 +306,49 @@ class ShopifyAdminClient:
                 raise ShopifyError(f"{self.shop} answered without data", shop=self.shop)
             return data
         raise ShopifyUnavailable(
-            f"{self.shop} did not answer after {self.max_attempts} attempts", shop=self.shop
+            f"{self.shop} kept throttling the call ({throttles} times)"
+            if throttles >= MAX_THROTTLES
+            else f"{self.shop} did not answer after {self.max_attempts} attempts",
+            shop=self.shop,
         )
 
+    def _reserve(self, cost: float) -> None:
+        """Wait until the bucket holds `cost` beside every call already on its way, and count
+        this call as on its way. Until Shopify's first answer says how full the bucket is,
+        one call at a time."""
+        while True:
+            with self._lock:
+                if self.pace and self.bucket.status is None and self.bucket.in_flight > 0:
+                    wait: float | None = None
+                else:
+                    wait = self.bucket.wait_for(cost, self.clock()) if self.pace else 0.0
+                    self.bucket.spend(cost)
+                    self.stats.requests += 1
+                    self.stats.waited_seconds += wait
+            if wait is None:
+                self._first_answer.wait(timeout=5.0)
+                continue
+            if wait > 0:
+                self.sleep(wait)
+            return
+
+    def _count(
+        self, *, throttled: int = 0, backoff: float = 0.0, requested: int = 0, spent: int = 0
+    ) -> None:
+        with self._lock:
+            self.stats.throttled += throttled
+            self.stats.backoff_seconds += backoff
+            self.stats.points_requested += requested
+            self.stats.points_spent += spent
+
     def _back_off(self, attempt: int, why: str) -> None:
-        self.stats.retried_errors += 1
+        with self._lock:
+            self.stats.retried_errors += 1
         if attempt >= self.max_attempts:
             raise ShopifyUnavailable(f"{self.shop} is unavailable: {why}", shop=self.shop)
         delay = min(30.0, 0.25 * 2 ** (attempt - 1))
         log.warning("Shopify %s: %s; retrying in %.2f s", self.shop, why, delay)
-        self.stats.backoff_seconds += delay
+        self._count(backoff=delay)
         self.sleep(delay)
 
     # -- inventory -------------------------------------------------------------------------

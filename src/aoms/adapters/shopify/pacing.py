@@ -40,38 +40,43 @@ class ThrottleStatus:
 
 
 class CostBucket:
-    """What the client believes is in the bucket, from the last throttle status it saw."""
+    """What the client believes is in the bucket, from the last throttle status it saw.
+
+    Calls still in flight have taken their requested cost out of the bucket already (a
+    call that Shopify counted before its report was made is then counted twice until its
+    own answer comes: the estimate errs on the side of waiting, never of a throttle)."""
 
     def __init__(self) -> None:
         self.status: ThrottleStatus | None = None
         self.seen_at = 0.0
-        self.spent_since = 0.0  # requested cost sent after the last report
+        self.in_flight = 0.0  # requested cost of the calls sent and not yet answered
 
     def estimate(self, now: float) -> float | None:
         """Points available now, or None before the first answer."""
         if self.status is None:
             return None
         restored = (now - self.seen_at) * self.status.restore_rate
-        return min(
-            self.status.maximum_available,
-            self.status.currently_available + restored - self.spent_since,
-        )
+        full = min(self.status.maximum_available, self.status.currently_available + restored)
+        return full - self.in_flight
 
     def wait_for(self, cost: float, now: float) -> float:
-        """Seconds to wait before a query of `cost` points fits (0 when it fits now)."""
+        """Seconds to wait before a call of `cost` points fits (0 when it fits now)."""
         available = self.estimate(now)
         if available is None or self.status is None or available >= cost:
             return 0.0
         return (cost - available) / self.status.restore_rate
 
     def spend(self, cost: float) -> None:
-        """Count a query as sent (its requested cost leaves the bucket until Shopify reports)."""
-        self.spent_since += cost
+        """A call of `cost` points is on its way."""
+        self.in_flight += cost
+
+    def settle(self, cost: float) -> None:
+        """The call is answered (or failed): its cost is in Shopify's report, or nowhere."""
+        self.in_flight = max(0.0, self.in_flight - cost)
 
     def observe(self, status: ThrottleStatus, now: float) -> None:
         self.status = status
         self.seen_at = now
-        self.spent_since = 0.0
 
     @staticmethod
     def retry_after_throttle(requested: float, status: ThrottleStatus) -> float:

@@ -27,6 +27,7 @@ from aoms.domain.money import Money
 from aoms.domain.orders import OrderStatus
 from aoms.domain.routing import RateCard
 from aoms.entrypoints.api import promises, routing_policies
+from aoms.entrypoints.api import shopify as shopify_api
 from aoms.entrypoints.api.schemas import (
     AdjustmentIn,
     LocationIn,
@@ -132,6 +133,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
     app.state.runtime = runtime
     app.include_router(promises.router)
     app.include_router(routing_policies.router)
+    app.include_router(shopify_api.router)
 
     # -- operations -----------------------------------------------------------------------
     @app.get("/health", tags=["operations"])
