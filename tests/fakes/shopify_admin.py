@@ -290,6 +290,7 @@ class FakeShopifyAdmin:
         self.answer_429: int = 0  # answer the next N requests with HTTP 429 and Retry-After
         self._ids = iter(range(10_000_001, 10**12))
         self._server: ThreadingHTTPServer | None = None
+        self.base_url = ""  # set by start()
         # A query text is parsed and validated once (Shopify, too, caches query plans).
         self._documents: dict[str, tuple[Any, list[Any]]] = {}
         self._wire_resolvers()
@@ -362,7 +363,8 @@ class FakeShopifyAdmin:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.base_url
 
     def stop(self) -> None:
         if self._server is not None:

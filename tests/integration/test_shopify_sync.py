@@ -34,14 +34,14 @@ TOKEN = "shpat_test_token"
 @pytest.fixture
 def fake() -> Iterator[FakeShopifyAdmin]:
     shopify = FakeShopifyAdmin(restore_rate=100_000.0, bucket=2000.0)
-    shopify.base_url = shopify.start()  # type: ignore[attr-defined]
+    shopify.start()
     yield shopify
     shopify.stop()
 
 
 @pytest.fixture
 def admin(fake: FakeShopifyAdmin) -> Iterator[ShopifyAdminClient]:
-    with ShopifyAdminClient(SHOP, TOKEN, base_url=fake.base_url) as client:  # type: ignore[attr-defined]
+    with ShopifyAdminClient(SHOP, TOKEN, base_url=fake.base_url) as client:
         yield client
 
 
@@ -222,7 +222,7 @@ def test_the_api_maps_pushes_and_reconciles(runtime: Runtime, fake: FakeShopifyA
     runtime.settings = runtime.settings.model_copy(
         update={
             "shopify_admin_tokens": {SHOP: SecretStr(TOKEN)},
-            "shopify_admin_url": fake.base_url,  # type: ignore[attr-defined]
+            "shopify_admin_url": fake.base_url,
         }
     )
     with TestClient(create_app(runtime, migrate_on_start=False)) as client:

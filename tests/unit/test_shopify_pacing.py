@@ -32,9 +32,26 @@ def test_a_query_sent_counts_until_shopify_reports_again() -> None:
     bucket.observe(status(1000.0), now=0.0)
     bucket.spend(900)
     assert bucket.wait_for(200, now=0.0) == pytest.approx(2.0)  # 100 left, 100 missing
-    bucket.settle(900)
     bucket.observe(status(950.0), now=0.5)  # the answer: 900 requested, most refunded
     assert bucket.wait_for(200, now=0.5) == 0.0
+
+
+def test_the_report_of_an_earlier_call_does_not_undo_a_later_one() -> None:
+    bucket = CostBucket()
+    first, second = bucket.spend(100), bucket.spend(100)
+    bucket.observe(status(800.0), now=0.0, call=second)  # counts both calls
+    bucket.observe(status(900.0), now=0.0, call=first)  # older: misses the second call
+    assert bucket.estimate(now=0.0) == 800.0
+
+
+def test_a_call_answered_before_an_earlier_one_still_counts_until_a_later_report() -> None:
+    bucket = CostBucket()
+    bucket.observe(status(1000.0), now=0.0)
+    first, second = bucket.spend(300), bucket.spend(300)
+    bucket.observe(status(700.0), now=0.0, call=first)  # Shopify counted the first only
+    assert bucket.estimate(now=0.0) == 400.0  # the second is still to come off
+    bucket.drop(second)  # … unless it failed before Shopify counted it
+    assert bucket.estimate(now=0.0) == 700.0
 
 
 def test_after_a_throttle_it_waits_until_the_request_fits() -> None:
@@ -83,7 +100,6 @@ def test_a_paced_client_is_never_throttled_and_wastes_no_time(
         server_available -= cost
         reported = status(float(int(server_available)), maximum=bucket_size, rate=rate)
         now += latency / 2  # the answer travels
-        client.settle(cost)
         client.observe(reported, now)
     shortfall = max(0.0, sum(costs) - bucket_size)
     assert now <= shortfall / rate + len(costs) * (latency + 1.0 / rate) + 1e-6

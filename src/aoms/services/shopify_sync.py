@@ -121,9 +121,8 @@ def push_inventory(
 ) -> PushReport:
     """Push the store's ATS to Shopify where it differs from what Shopify holds.
 
-    Up to `concurrency` calls are in flight at once (the client keeps them together within
-    the shop's bucket), so the time a call spends on the network and in the database
-    overlaps with the next call instead of adding to it."""
+    Batches run on `concurrency` threads: the client sends their calls one at a time
+    within the shop's bucket, and a batch's database write overlaps with the next call."""
     targets = repo.targets(shop)
     report = PushReport(shop, targets=len(targets))
     desired = desired_values(targets, repo.buffer(shop))

@@ -117,17 +117,11 @@ class SqlShopifyStore:
             .order_by(i.sku, loc.location_id)
         )
         with self.store.read() as conn:
-            return [
-                InventoryTarget(
-                    r.sku,
-                    r.location_id,
-                    r.inventory_item_gid,
-                    r.location_gid,
-                    int(r.available),
-                    None if r.known is None else int(r.known),
-                )
-                for r in conn.execute(query)
-            ]
+            rows = conn.execute(query).all()
+        return [
+            InventoryTarget(sku, location, item, gid, int(units), None if n is None else int(n))
+            for sku, location, item, gid, units, n in rows
+        ]
 
     def record_known(
         self, shop: str, values: Sequence[tuple[str, str, int]], now: datetime, *, pushed: int

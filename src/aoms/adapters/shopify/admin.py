@@ -165,8 +165,9 @@ def _read_levels_query(count: int) -> str:
 
 
 class ShopifyAdminClient:
-    """One shop's GraphQL Admin API. Thread-safe: calls from several threads share one
-    model of the shop's bucket, so together they stay within it."""
+    """One shop's GraphQL Admin API. Thread-safe: threads share one model of the shop's
+    bucket and take turns, one call in flight at a time, so together they stay within it;
+    what they do between calls (reading, writing the database) overlaps."""
 
     def __init__(
         self,
@@ -197,8 +198,11 @@ class ShopifyAdminClient:
         self.max_attempts = max_attempts
         self.bucket = CostBucket()
         self.stats = ClientStats()
-        self._lock = threading.Lock()  # the bucket model and the stats, across threads
-        self._first_answer = threading.Event()
+        self._lock = threading.Lock()  # the bucket model and the stats
+        # One call in flight at a time: Shopify then reports on the calls in the order they
+        # were sent, and the estimate is exact. (With several in flight, a server may count
+        # them in another order than they were sent, and no report says which.)
+        self._one_at_a_time = threading.Lock()
         self._learned: dict[str, int] = {}  # query text -> requested cost Shopify reported
 
     def close(self) -> None:
@@ -218,23 +222,26 @@ class ShopifyAdminClient:
         """Run one query or mutation and return its `data`. `cost` is the caller's estimate
         of the requested cost; once Shopify has reported the real one for the same query
         text, that is used instead."""
+        with self._one_at_a_time:
+            return self._execute(query, variables, cost)
+
+    def _execute(
+        self, query: str, variables: Mapping[str, Any] | None, cost: int
+    ) -> dict[str, Any]:
         expected = self._learned.get(query, cost)
         body = {"query": query, "variables": dict(variables or {})}
         attempt = throttles = 0
         while attempt < self.max_attempts and throttles < MAX_THROTTLES:
             attempt += 1
-            self._reserve(expected)
-            settled = False
+            call = self._reserve(expected)
+            answered = False
 
-            def settle(status: ThrottleStatus | None, now: float, cost: float = expected) -> None:
-                nonlocal settled
+            def settle(status: ThrottleStatus | None, now: float, call: int = call) -> None:
                 with self._lock:
-                    if not settled:
-                        self.bucket.settle(cost)
-                        settled = True
-                    if status is not None:
-                        self.bucket.observe(status, now)
-                        self._first_answer.set()
+                    if status is None:
+                        self.bucket.drop(call)
+                    else:
+                        self.bucket.observe(status, now, call)
 
             try:
                 try:
@@ -271,9 +278,11 @@ class ShopifyAdminClient:
                     raise ShopifyError(f"{self.shop} answered something that is not JSON") from exc
                 cost_info = (payload.get("extensions") or {}).get("cost")
                 status = ThrottleStatus.from_extensions(cost_info)
+                answered = True
                 settle(status, now)
             finally:
-                settle(None, 0.0)
+                if not answered:
+                    settle(None, 0.0)  # no report: what was counted is unknown, so drop it
             errors = payload.get("errors") or []
             if any((e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors):
                 requested = int((cost_info or {}).get("requestedQueryCost") or expected)
@@ -312,25 +321,16 @@ class ShopifyAdminClient:
             shop=self.shop,
         )
 
-    def _reserve(self, cost: float) -> None:
-        """Wait until the bucket holds `cost` beside every call already on its way, and count
-        this call as on its way. Until Shopify's first answer says how full the bucket is,
-        one call at a time."""
-        while True:
-            with self._lock:
-                if self.pace and self.bucket.status is None and self.bucket.in_flight > 0:
-                    wait: float | None = None
-                else:
-                    wait = self.bucket.wait_for(cost, self.clock()) if self.pace else 0.0
-                    self.bucket.spend(cost)
-                    self.stats.requests += 1
-                    self.stats.waited_seconds += wait
-            if wait is None:
-                self._first_answer.wait(timeout=5.0)
-                continue
-            if wait > 0:
-                self.sleep(wait)
-            return
+    def _reserve(self, cost: float) -> int:
+        """Wait until the bucket holds `cost`, and count this call as on its way."""
+        with self._lock:
+            wait = self.bucket.wait_for(cost, self.clock()) if self.pace else 0.0
+            call = self.bucket.spend(cost)
+            self.stats.requests += 1
+            self.stats.waited_seconds += wait
+        if wait > 0:
+            self.sleep(wait)
+        return call
 
     def _count(
         self, *, throttled: int = 0, backoff: float = 0.0, requested: int = 0, spent: int = 0

@@ -42,14 +42,21 @@ class ThrottleStatus:
 class CostBucket:
     """What the client believes is in the bucket, from the last throttle status it saw.
 
-    Calls still in flight have taken their requested cost out of the bucket already (a
-    call that Shopify counted before its report was made is then counted twice until its
-    own answer comes: the estimate errs on the side of waiting, never of a throttle)."""
+    Calls are numbered as they are sent. The estimate starts from the report of the latest
+    call that has one, and takes off the requested cost of every call sent after it — in
+    flight, or answered but not yet in a report that is surely later (a report may already
+    count some of them: the estimate errs on the side of waiting, never of a throttle)."""
 
     def __init__(self) -> None:
         self.status: ThrottleStatus | None = None
         self.seen_at = 0.0
-        self.in_flight = 0.0  # requested cost of the calls sent and not yet answered
+        self.sent = 0  # calls sent so far
+        self.reported = 0  # the number of the call whose report the estimate starts from
+        self.pending: dict[int, float] = {}  # call -> requested cost, for calls after it
+
+    @property
+    def in_flight(self) -> float:
+        return sum(self.pending.values())
 
     def estimate(self, now: float) -> float | None:
         """Points available now, or None before the first answer."""
@@ -66,15 +73,25 @@ class CostBucket:
             return 0.0
         return (cost - available) / self.status.restore_rate
 
-    def spend(self, cost: float) -> None:
-        """A call of `cost` points is on its way."""
-        self.in_flight += cost
+    def spend(self, cost: float) -> int:
+        """A call of `cost` points is on its way; its number, for `observe` and `drop`."""
+        self.sent += 1
+        self.pending[self.sent] = cost
+        return self.sent
 
-    def settle(self, cost: float) -> None:
-        """The call is answered (or failed): its cost is in Shopify's report, or nowhere."""
-        self.in_flight = max(0.0, self.in_flight - cost)
+    def drop(self, call: int) -> None:
+        """The call failed before Shopify counted it (HTTP 429, 5xx, the network)."""
+        self.pending.pop(call, None)
 
-    def observe(self, status: ThrottleStatus, now: float) -> None:
+    def observe(self, status: ThrottleStatus, now: float, call: int | None = None) -> None:
+        """Start from Shopify's report on `call`. A report on a call sent before the one
+        already reported is older: it is ignored."""
+        if call is None:
+            call = self.sent
+        if call < self.reported:
+            return
+        self.reported = call
+        self.pending = {c: cost for c, cost in self.pending.items() if c > call}
         self.status = status
         self.seen_at = now
 
