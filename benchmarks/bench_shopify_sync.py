@@ -249,7 +249,9 @@ def main() -> None:
         f"paced vs baseline: {paced.throttled} vs {baseline.throttled} throttled answers, "
         f"{paced.elapsed / baseline.elapsed:.3f}× the baseline's time"
     )
-    measured = [r for r in runs[:3] if r.minimum > 0]
+    # The verdict is on the push as aoms runs it (four threads); one at a time is shown for
+    # comparison: it is what the threads win.
+    measured = [r for r in runs[:2] if r.minimum > 0]
     worst = max((r.ratio for r in measured), default=0.0)
     throttled = sum(r.throttled for r in runs[:3])
     verdict = "PASS" if worst <= 1.15 and throttled == 0 else "FAIL"
