@@ -96,7 +96,15 @@ def reconcile(
 
 
 @shopify_app.command("push-inventory")
-def push(shop: ShopOpt, database_url: DbOpt = None, as_json: JsonOpt = False) -> None:
+def push(
+    shop: ShopOpt,
+    verify: Annotated[
+        bool,
+        typer.Option(help="Read every value from Shopify first (3 points each): a nightly check."),
+    ] = False,
+    database_url: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Push available-to-sell (per location, minus the store's buffer) where it differs from
     what Shopify holds, with compare-and-set."""
     from aoms.adapters.db.shopify import SqlShopifyStore
@@ -105,7 +113,9 @@ def push(shop: ShopOpt, database_url: DbOpt = None, as_json: JsonOpt = False) ->
 
     runtime = _runtime(database_url)
     with shopify_admin(runtime.settings, shop) as client:
-        report = push_inventory(SqlShopifyStore(runtime.store), client, shop, now=runtime.clock())
+        report = push_inventory(
+            SqlShopifyStore(runtime.store), client, shop, now=runtime.clock(), verify=verify
+        )
     runtime.relay_events()
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))

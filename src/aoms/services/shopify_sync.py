@@ -118,11 +118,14 @@ def push_inventory(
     now: datetime,
     max_attempts: int = 3,
     concurrency: int = 4,
+    verify: bool = False,
 ) -> PushReport:
     """Push the store's ATS to Shopify where it differs from what Shopify holds.
 
-    Batches run on `concurrency` threads: the client sends their calls one at a time
-    within the shop's bucket, and a batch's database write overlaps with the next call."""
+    With `verify`, every value is read from Shopify first (3 points each), not only those
+    never pushed: a nightly check. Batches run on `concurrency` threads: the client sends
+    their calls one at a time within the shop's bucket, and a batch's database write
+    overlaps with the next call."""
     targets = repo.targets(shop)
     report = PushReport(shop, targets=len(targets))
     desired = desired_values(targets, repo.buffer(shop))
@@ -130,7 +133,9 @@ def push_inventory(
     by_key = {(t.sku, t.location_id): t for t in targets}
     lock = threading.Lock()  # the report and `known`, between the batches' threads
 
-    unknown = [k for k, v in known.items() if v is None]
+    # What aoms knows of Shopify can be out of date without any push noticing: a sale on
+    # Shopify lowers a location aoms then has no reason to push. `verify` reads every value.
+    unknown = [k for k, v in known.items() if v is None or verify]
     if unknown:
         _read_back(repo, admin, shop, unknown, by_key, known, report, now, lock)
     todo = [k for k in sorted(desired) if known.get(k) != desired[k]]
