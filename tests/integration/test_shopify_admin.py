@@ -17,6 +17,7 @@ from aoms.adapters.shopify.admin import ShopifyAdminClient, Tracking
 from aoms.adapters.shopify.graphql_orders import parse_graphql_order
 from aoms.adapters.shopify.webhooks import parse_order
 from aoms.domain.errors import ShopifyError, ShopifyUserErrors
+from aoms.services.shopify_holds import hold_on_shopify, release_on_shopify
 from aoms.services.shopify_sync import Change
 from tests.builders import T0, later, shopify_payload
 from tests.fakes.shopify_admin import FakeShopifyAdmin, gid
@@ -299,3 +300,26 @@ def test_threads_sharing_one_client_stay_within_the_bucket_together() -> None:
     assert fake.stats.requests == 60 and fake.stats.throttled == client.stats.throttled == 0
     assert fake.stats.points_spent == 60 * 9
     assert elapsed >= (540 - at_start) / 1000.0 - 0.002
+
+
+def test_aoms_holds_on_shopify_are_one_per_reason_and_idempotent(fake: FakeShopifyAdmin) -> None:
+    fake.put_order(shopify_payload(9, lines=[("X", 1, "10.00")]))
+    fo = fake.add_fulfillment_order(9, {90: 1})
+    client = client_for(fake)
+    payment = hold_on_shopify(client, fo, "awaiting_payment")
+    assert hold_on_shopify(client, fo, "awaiting_payment") == payment  # held once
+    fraud = hold_on_shopify(client, fo, "high_fraud_risk", notes="score 91")
+    holds = {h["handle"]: h for h in fake.fulfillment_orders[fo].holds}
+    assert set(holds) == {"aoms-awaiting-payment", "aoms-high-fraud-risk"}
+    assert holds["aoms-high-fraud-risk"]["reason"] == "HIGH_RISK_OF_FRAUD"
+    assert holds["aoms-high-fraud-risk"]["reasonNotes"] == "score 91"
+    assert release_on_shopify(client, fo, "awaiting_payment")
+    assert [h["id"] for h in fake.fulfillment_orders[fo].holds] == [fraud]
+    assert fake.fulfillment_orders[fo].status() == "ON_HOLD"
+    assert not release_on_shopify(client, fo, "awaiting_payment")
+    assert release_on_shopify(client, fo, "high_fraud_risk")
+    assert fake.fulfillment_orders[fo].status() == "OPEN"
+    with pytest.raises(ShopifyError, match="no fulfillment order"):
+        hold_on_shopify(client, gid("FulfillmentOrder", 1), "manual_review")
+    with pytest.raises(ValueError):
+        hold_on_shopify(client, fo, "bad_mood")

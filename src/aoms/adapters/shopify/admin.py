@@ -137,6 +137,11 @@ mutation ReleaseHold($id: ID!, $holdIds: [ID!], $externalId: String) {
   }
 }"""
 
+HOLDS_QUERY = """
+query Holds($id: ID!) {
+  fulfillmentOrder(id: $id) { id status fulfillmentHolds { id handle reason reasonNotes } }
+}"""
+
 REFUND_CREATE = """
 mutation RefundCreate($input: RefundInput!) {
   refundCreate(input: $input) {
@@ -516,6 +521,15 @@ class ShopifyAdminClient:
             variables["holdIds"] = list(hold_ids)
         data = self.execute(RELEASE_HOLD, variables, cost=MUTATION_COST)
         return _payload(data, "fulfillmentOrderReleaseHold", "fulfillmentOrder")
+
+    def fulfillment_order_holds(self, fulfillment_order_id: str) -> list[dict[str, Any]]:
+        """The holds on a fulfillment order now ([] when it has none; ShopifyError if the
+        fulfillment order does not exist)."""
+        data = self.execute(HOLDS_QUERY, {"id": fulfillment_order_id}, cost=3)
+        order = data.get("fulfillmentOrder")
+        if order is None:
+            raise ShopifyError(f"no fulfillment order {fulfillment_order_id}", shop=self.shop)
+        return [dict(h) for h in order.get("fulfillmentHolds") or []]
 
     # -- refunds and returns -----------------------------------------------------------------
 
