@@ -532,11 +532,9 @@ class FakeShopifyAdmin:
             field_type = parent.fields[name].type
             named = get_named_type(field_type)
             if not isinstance(named, GraphQLObjectType):
-                continue  # scalars and enums cost nothing; interfaces: Node, below
+                continue  # scalars and enums cost nothing (no interface is selected here)
             key = sel.alias.value if sel.alias else name
-            value = (
-                None if data is None else (data or {}).get(key) if isinstance(data, dict) else None
-            )
+            value = data.get(key) if isinstance(data, dict) else None
             if data is not None and value is None:
                 continue  # a null object costs nothing in the actual cost
             if named.name.endswith("Connection"):
