@@ -27,10 +27,11 @@ from aoms.adapters.db.store import SqlStore
 from aoms.adapters.geocode import geocode
 from aoms.adapters.plugins import load_routing_policies
 from aoms.adapters.return_labels import BuiltinReturnCarrier
+from aoms.adapters.shopify.admin import ShopifyAdminClient
 from aoms.adapters.shopify.returns import TOPIC_HANDLERS
 from aoms.adapters.shopify.webhooks import parse_delivery
 from aoms.config import Settings
-from aoms.domain.errors import AomsError
+from aoms.domain.errors import AomsError, ShopifyNotConfigured
 from aoms.domain.events import Event
 from aoms.domain.orders import Order
 from aoms.domain.policies import PolicyRegistry
@@ -219,6 +220,21 @@ def build_shipping(settings: Settings, store: SqlStore, extra: Sequence[Carrier]
         carriers, deadline_seconds=deadline, cache_seconds=settings.rate_cache_seconds
     )
     return Shipping(SqlShippingStore(store), {c.name: c for c in carriers}, shopper, secrets)
+
+
+def shopify_admin(settings: Settings, shop: str) -> ShopifyAdminClient:
+    """The shop's Admin API client, with its access token and the pinned API version."""
+    token = settings.shopify_admin_tokens.get(shop)
+    if token is None:
+        raise ShopifyNotConfigured(
+            f"no Admin API access token for {shop}: set AOMS_SHOPIFY_ADMIN_TOKENS", field="shop"
+        )
+    return ShopifyAdminClient(
+        shop,
+        token.get_secret_value(),
+        api_version=settings.shopify_api_version,
+        base_url=settings.shopify_admin_url,
+    )
 
 
 class Workers:

@@ -68,6 +68,19 @@ class Settings(BaseSettings):
     )
     rate_shop_deadline_seconds: float = Field(default=2.5, gt=0, le=60)
     rate_cache_seconds: float = Field(default=600, ge=0, le=86_400)
+    shopify_api_version: str = Field(
+        default="2026-10",
+        pattern=r"^(20\d\d-(01|04|07|10)|unstable)$",
+        description="The Shopify Admin API version aoms calls (quarterly: YYYY-01/04/07/10).",
+    )
+    shopify_admin_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Admin API access tokens per shop, e.g. {"acme.myshopify.com": "shpat_…"}.',
+    )
+    shopify_admin_url: str | None = Field(
+        default=None,
+        description="Base URL of the Admin API instead of https://{shop} (a proxy, a test server).",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -247,3 +247,32 @@ class HoldNotOpen(Conflict):
     """A hold that was released or cancelled already."""
 
     code = "hold_not_open"
+
+
+# -- Shopify Admin API ---------------------------------------------------------------------
+
+
+class ShopifyError(AomsError):
+    """Shopify's Admin API refused a request or answered with an error we cannot retry."""
+
+    code = "shopify_error"
+    status = 502
+
+
+class ShopifyUnavailable(Unavailable):
+    """Shopify could not be reached, or kept answering 5xx or THROTTLED past every retry."""
+
+    code = "shopify_unavailable"
+
+
+class ShopifyNotConfigured(InvalidInput):
+    """No Admin API access token is configured for the shop."""
+
+    code = "shopify_not_configured"
+
+
+class ShopifyUserErrors(ShopifyError):
+    """A mutation ran and answered `userErrors` (the details carry them, with their codes)."""
+
+    code = "shopify_user_errors"
+    status = 422

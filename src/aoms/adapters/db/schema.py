@@ -801,3 +801,42 @@ ledger_entries = Table(
     Column("at", UTCDateTime, nullable=False),
     Index("ix_ledger_entries_ref", "ref"),
 )
+
+# -- Shopify sync ---------------------------------------------------------------------------
+
+shopify_stores = Table(
+    "shopify_stores",
+    metadata,
+    Column("shop", String(255), primary_key=True),
+    Column("ats_buffer", Integer, nullable=False),  # units held back from each SKU's ATS
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("ats_buffer >= 0", name="ats_buffer_not_negative"),
+)
+
+shopify_locations = Table(
+    "shopify_locations",
+    metadata,
+    Column("shop", String(255), primary_key=True),
+    Column("location_id", String(64), ForeignKey("locations.id"), primary_key=True),
+    Column("location_gid", String(255), nullable=False),  # gid://shopify/Location/…
+    UniqueConstraint("shop", "location_gid", name="uq_shopify_locations_gid"),
+)
+
+shopify_inventory_items = Table(
+    "shopify_inventory_items",
+    metadata,
+    Column("shop", String(255), primary_key=True),
+    Column("sku", String(255), primary_key=True),
+    Column("inventory_item_gid", String(255), nullable=False),  # gid://shopify/InventoryItem/…
+    UniqueConstraint("shop", "inventory_item_gid", name="uq_shopify_inventory_items_gid"),
+)
+
+shopify_inventory_known = Table(
+    "shopify_inventory_known",
+    metadata,
+    Column("shop", String(255), primary_key=True),
+    Column("sku", String(255), primary_key=True),
+    Column("location_id", String(64), primary_key=True),
+    Column("available", Integer, nullable=False),  # what Shopify holds, as last pushed or read
+    Column("known_at", UTCDateTime, nullable=False),
+)

@@ -30,6 +30,7 @@ from aoms.domain.routing import RateCard
 from aoms.entrypoints.api import handoff as handoff_api
 from aoms.entrypoints.api import lifecycle, promises, returns, routing_policies
 from aoms.entrypoints.api import shipping as shipping_api
+from aoms.entrypoints.api import shopify as shopify_api
 from aoms.entrypoints.api.schemas import (
     AdjustmentIn,
     LocationIn,
@@ -163,6 +164,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
     app.include_router(returns.router)
     app.include_router(shipping_api.router)
     app.include_router(lifecycle.router)
+    app.include_router(shopify_api.router)
 
     # -- operations -----------------------------------------------------------------------
     @app.get("/health", tags=["operations"])
