@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         description="Inbox threads; 0 = 1, or 4 in `aoms worker` on PostgreSQL.",
     )
     log_level: str = "INFO"
+    reports_dir: Path | None = Field(
+        default=None,
+        description="A folder of policy-lab HTML reports (`aoms simulate … --html`) the "
+        "dashboard lists.",
+    )
 
     @field_validator("database_url")
     @classmethod

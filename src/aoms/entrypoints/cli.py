@@ -20,6 +20,7 @@ from rich.table import Table
 from aoms.config import Settings
 from aoms.domain.errors import AomsError
 from aoms.domain.routing import Policy
+from aoms.entrypoints.cli_users import users_app
 from aoms.services.policy_lab import POLICIES
 
 app = typer.Typer(
@@ -425,6 +426,7 @@ def simulate_synthetic(
 
 promise_app = typer.Typer(help="Delivery promises learned from history.", no_args_is_help=True)
 app.add_typer(promise_app, name="promise")
+app.add_typer(users_app, name="users")
 
 
 @promise_app.command("olist")

@@ -18,9 +18,11 @@ from rich.table import Table
 
 from aoms.adapters.db import queries, setup
 from aoms.adapters.shopify.webhooks import sign
-from aoms.bootstrap import build
+from aoms.adapters.db.users import SqlUserStore
+from aoms.bootstrap import Runtime, build
 from aoms.config import Settings
 from aoms.demo.orders import demo_store, generate_orders
+from aoms.domain.users import Role
 from aoms.entrypoints.api.app import create_app
 
 
@@ -61,9 +63,15 @@ def run_demo(
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     secret = secrets.token_urlsafe(24)
-    settings = Settings(database_url=f"sqlite:///{database}", shopify_webhook_secret=secret)
+    reports = Path("docs/policy-lab")  # the lab's stored reports, when run from a checkout
+    settings = Settings(
+        database_url=f"sqlite:///{database}",
+        shopify_webhook_secret=secret,
+        reports_dir=reports if reports.is_dir() else None,
+    )
     runtime = build(settings)
     runtime.migrate()
+    logins = demo_users(runtime)
     store = demo_store()
     with runtime.engine.begin() as conn:
         setup.load_store(conn, store, runtime.clock())
@@ -99,6 +107,10 @@ def run_demo(
     with runtime.store.read() as conn:
         result = queries.summary(conn)
     _print_summary(console, result)
+    console.print(
+        f"Dashboard: {base}/ — sign in as "
+        + ", ".join(f"[bold]{u}[/] / [bold]{pw}[/] ({role})" for u, pw, role in logins)
+    )
     if stay:
         console.print(
             f"Look at: {base}/docs (API), {base}/v1/orders, {base}/v1/orders/1 "
@@ -114,6 +126,17 @@ def run_demo(
     thread.join(10)
     runtime.close()
     return result
+
+
+def demo_users(runtime: Runtime) -> list[tuple[str, str, str]]:
+    """An operator and a viewer for the dashboard, with fresh random passwords."""
+    users = SqlUserStore(runtime.store)
+    made = []
+    for name, role in (("demo", Role.OPERATOR), ("viewer", Role.VIEWER)):
+        password = secrets.token_urlsafe(12)
+        users.add_user(name, password, role, runtime.clock())
+        made.append((name, password, role.label))
+    return made
 
 
 def _print_summary(console: Console, s: dict[str, Any]) -> None:

@@ -1,0 +1,318 @@
+"""Read side of the dashboard: one query function per page, each returning plain data.
+
+Every query reads through an index (see migration 0009) or a bounded window of days, so a
+page costs the same with 100 orders as with 100,000: keyset paging, never OFFSET.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, String, and_, case, cast, func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from aoms.adapters.db import queries
+from aoms.adapters.db import schema as t
+from aoms.adapters.db.schema import from_minor
+from aoms.domain.inventory import StockLevel
+from aoms.domain.orders import OrderStatus
+
+ORDER_STATUSES = tuple(s.value for s in OrderStatus)
+
+
+def _day(conn: Connection, column: Any) -> ColumnElement[str]:
+    """The UTC calendar day of a stored time, as YYYY-MM-DD."""
+    if conn.dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.substr(column, 1, 10)  # SQLite stores UTC as 'YYYY-MM-DD HH:MM:SS…'
+
+
+def _days(today: datetime, days: int) -> list[str]:
+    return [(today - timedelta(days=days - 1 - i)).strftime("%Y-%m-%d") for i in range(days)]
+
+
+# -- overview -------------------------------------------------------------------------------
+
+
+def overview(conn: Connection, *, now: datetime, days: int = 14) -> dict[str, Any]:
+    """Today's counts, the totals an operator asks for first, and daily trends over `days`."""
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=days - 1)
+    o, f = t.orders.c, t.fulfilment_orders.c
+    day = _day(conn, o.placed_at).label("day")
+    rows = conn.execute(
+        select(
+            day,
+            func.count(),
+            func.sum(case((o.status == "routed", 1), else_=0)),
+            func.sum(case((o.status == "backordered", 1), else_=0)),
+            func.sum(case((and_(o.status != "cancelled", o.shipments > 1), 1), else_=0)),
+            func.sum(case((and_(o.status != "cancelled", o.shipments > 0), 1), else_=0)),
+        )
+        .where(o.placed_at >= start)
+        .group_by(day)
+    ).all()
+    by_day = {r[0]: [int(x or 0) for x in r[1:]] for r in rows}
+    fday = _day(conn, f.created_at).label("day")
+    cost_rows = conn.execute(
+        select(
+            fday,
+            t.orders.c.currency,
+            func.sum(f.shipping_minor + f.handling_minor),
+            func.count(func.distinct(f.order_id)),
+        )
+        .join(t.orders, o.id == f.order_id)
+        .where(f.created_at >= start, f.status == "open")
+        .group_by(fday, t.orders.c.currency)
+    ).all()
+    base = queries.summary(conn)
+    currency = _main_currency(conn)
+    cost_by_day: dict[str, tuple[int, int]] = {}
+    for d, cur, minor, n in cost_rows:
+        if cur == currency:
+            cost_by_day[d] = (int(minor or 0), int(n))
+    labels = _days(today, days)
+    trend: dict[str, list[Any]] = {k: [] for k in (
+        "orders", "routed", "backordered", "split_rate", "cost_per_order")}  # fmt: skip
+    for d in labels:
+        n, routed, back, split, shipped = by_day.get(d, [0, 0, 0, 0, 0])
+        trend["orders"].append(n)
+        trend["routed"].append(routed)
+        trend["backordered"].append(back)
+        trend["split_rate"].append(round(split / shipped, 4) if shipped else None)
+        minor, orders_costed = cost_by_day.get(d, (0, 0))
+        trend["cost_per_order"].append(
+            str(_per_order(minor, orders_costed, currency)) if orders_costed else None
+        )
+    today_row = by_day.get(labels[-1], [0, 0, 0, 0, 0])
+    cost = _open_cost(conn, currency)
+    costed_orders = cost[1]
+    return {
+        "today": {"orders": today_row[0], "routed": today_row[1], "backordered": today_row[2]},
+        "orders": base["orders"],
+        "by_status": base["by_status"],
+        "routed": base["by_status"].get("routed", 0),
+        "backordered": base["by_status"].get("backordered", 0),
+        "unroutable": base["by_status"].get("unroutable", 0),
+        "split_shipment_rate": base["split_shipment_rate"],
+        "oversold_units": base["oversold_units"],
+        "backordered_units": base["backordered_units"],
+        "webhooks": base["webhooks"],
+        "currency": currency,
+        "cost_per_order": str(_per_order(cost[0], costed_orders, currency))
+        if costed_orders
+        else None,
+        "on_time_rate": on_time_rate(conn, now=now),
+        "days": labels,
+        "trend": trend,
+    }
+
+
+def _main_currency(conn: Connection) -> str:
+    """The currency most shops sell in (the overview's money is in it)."""
+    s = t.shops.c
+    row = conn.execute(
+        select(s.currency, func.count()).group_by(s.currency).order_by(func.count().desc())
+    ).first()
+    return str(row[0]) if row else "USD"
+
+
+def _open_cost(conn: Connection, currency: str) -> tuple[int, int]:
+    """Shipping + handling of the open fulfilment orders, and how many orders they are for."""
+    f, o = t.fulfilment_orders.c, t.orders.c
+    row = conn.execute(
+        select(
+            func.coalesce(func.sum(f.shipping_minor + f.handling_minor), 0),
+            func.count(func.distinct(f.order_id)),
+        )
+        .join(t.orders, o.id == f.order_id)
+        .where(f.status == "open", o.currency == currency)
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def _per_order(minor: int, orders: int, currency: str) -> Decimal:
+    total = from_minor(minor, currency).amount
+    return (total / orders).quantize(Decimal("0.01"))
+
+
+def on_time_rate(conn: Connection, *, now: datetime, days: int = 90) -> float | None:
+    """Share of deliveries of the last `days` that arrived by their promise; None when the
+    stored history holds no promises to compare with."""
+    h = t.delivery_history.c
+    row = conn.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((h.delivered_at <= h.promised_at, 1), else_=0)), 0),
+        ).where(h.ordered_at >= now - timedelta(days=days), h.promised_at.is_not(None))
+    ).one()
+    return round(int(row[1]) / int(row[0]), 4) if row[0] else None
+
+
+# -- orders ---------------------------------------------------------------------------------
+
+
+def order_list(
+    conn: Connection,
+    *,
+    status: str | None = None,
+    q: str | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Newest first, by keyset on the id. `q` matches an order name (with or without #), a SKU
+    exactly, or part of the customer's name on the shipping address."""
+    o = t.orders.c
+    query = (
+        select(o.id, o.shop, o.name, o.status, o.currency, o.total_minor, o.placed_at, o.units,
+               o.backordered_units, o.shipments, o.ship_to)
+        .order_by(o.id.desc())
+        .limit(limit + 1)
+    )  # fmt: skip
+    if before is not None:
+        query = query.where(o.id < before)
+    if status:
+        query = query.where(o.status == status)
+    if q and q.strip():
+        term = q.strip()
+        names = {term, term.lstrip("#"), "#" + term.lstrip("#")}
+        like = "%" + term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(
+            or_(
+                o.name.in_(names),
+                o.id.in_(select(t.order_lines.c.order_id).where(t.order_lines.c.sku == term)),
+                func.lower(cast(o.ship_to, String)).like(like + "%", escape="\\"),
+            )
+        )
+    rows = conn.execute(query).all()
+    page = [
+        {
+            "id": r.id,
+            "shop": r.shop,
+            "name": r.name,
+            "status": r.status,
+            "customer": (r.ship_to or {}).get("name") or "",
+            "city": (r.ship_to or {}).get("city") or "",
+            "total": None if r.total_minor is None else from_minor(r.total_minor, r.currency),
+            "placed_at": r.placed_at,
+            "units": r.units,
+            "backordered_units": r.backordered_units,
+            "shipments": r.shipments,
+        }
+        for r in rows[:limit]
+    ]
+    return page, (page[-1]["id"] if len(rows) > limit else None)
+
+
+def order_page(conn: Connection, order_id: int) -> dict[str, Any]:
+    """The API's order detail (lines, reservations, fulfilment orders, routing decisions and
+    their explanations), with its timeline and the locations for the map."""
+    detail = queries.order_detail(conn, order_id)
+    ob, w = t.outbox.c, t.webhook_inbox.c
+    events = conn.execute(
+        select(ob.id, ob.name, ob.data, ob.created_at)
+        .where(ob.aggregate == f"order:{order_id}")
+        .order_by(ob.id)
+        .limit(500)
+    ).all()
+    deliveries = conn.execute(
+        select(w.id, w.topic, w.received_at, w.status, w.error_code)
+        .where(w.order_id == order_id)
+        .order_by(w.id)
+        .limit(200)
+    ).all()
+    timeline: list[dict[str, Any]] = [
+        {"at": d.received_at, "what": f"webhook {d.topic}", "detail": d.status
+         + (f" ({d.error_code})" if d.error_code else "")}
+        for d in deliveries
+    ]  # fmt: skip
+    timeline += [{"at": e.created_at, "what": e.name, "detail": _event_text(e.data)}
+                 for e in events]  # fmt: skip
+    timeline.sort(key=lambda x: x["at"])
+    detail["timeline"] = timeline
+    detail["locations"] = queries.list_locations(conn)
+    return detail
+
+
+def _event_text(data: Any) -> str:
+    if not isinstance(data, dict):
+        return ""
+    keep = ("status", "policy", "cost", "currency", "units", "backordered_units", "shipments",
+            "reason", "locations")  # fmt: skip
+    return ", ".join(f"{k} {data[k]}" for k in keep if k in data and data[k] not in (None, ""))
+
+
+# -- stock ----------------------------------------------------------------------------------
+
+
+def stock(
+    conn: Connection,
+    *,
+    sku: str | None = None,
+    location_id: str | None = None,
+    low_only: bool = False,
+    after: tuple[str, str] | None = None,
+    limit: int = 100,
+) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
+    """Stock by (SKU, location) in key order; `sku` is a prefix. Low = available at or below
+    the safety stock, or nothing available."""
+    s, p = t.stock_levels.c, t.products.c
+    free = s.on_hand - s.reserved - s.safety_stock
+    query = (
+        select(s.sku, s.location_id, s.on_hand, s.reserved, s.safety_stock, s.updated_at,
+               p.title)
+        .select_from(t.stock_levels.outerjoin(t.products, p.sku == s.sku))
+        .order_by(s.sku, s.location_id)
+        .limit(limit + 1)
+    )  # fmt: skip
+    if sku:
+        esc = sku.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(s.sku.like(esc + "%", escape="\\"))
+    if location_id:
+        query = query.where(s.location_id == location_id)
+    if low_only:
+        query = query.where(or_(free <= s.safety_stock, free <= 0))
+    if after:
+        query = query.where(
+            or_(s.sku > after[0], and_(s.sku == after[0], s.location_id > after[1]))
+        )
+    rows = conn.execute(query).all()
+    items = []
+    for r in rows[:limit]:
+        lv = StockLevel(r.sku, r.location_id, r.on_hand, r.reserved, r.safety_stock)
+        items.append(
+            {
+                "sku": r.sku,
+                "title": r.title or "",
+                "location_id": r.location_id,
+                "on_hand": lv.on_hand,
+                "reserved": lv.reserved,
+                "safety_stock": lv.safety_stock,
+                "available": lv.available,
+                "low": lv.available <= 0 or lv.available <= lv.safety_stock,
+                "oversold": lv.reserved > lv.on_hand,
+                "updated_at": r.updated_at,
+            }
+        )
+    nxt = (items[-1]["sku"], items[-1]["location_id"]) if len(rows) > limit else None
+    return items, nxt
+
+
+# -- policy lab -----------------------------------------------------------------------------
+
+
+def lab(conn: Connection) -> list[dict[str, Any]]:
+    """Each shop with its routing policy versions and A/B experiments, newest first."""
+    shops = conn.execute(select(t.shops).order_by(t.shops.c.domain)).all()
+    return [
+        {
+            "domain": s.domain,
+            "routing_policy": s.routing_policy,
+            "currency": s.currency,
+            "versions": queries.routing_policies(conn, s.domain),
+            "experiments": queries.experiments(conn, s.domain),
+        }
+        for s in shops
+    ]
