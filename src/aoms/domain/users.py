@@ -53,9 +53,7 @@ def check_username(name: str) -> str:
 def hash_password(password: str, *, salt: bytes | None = None) -> str:
     """`scrypt$n$r$p$salt$key` (base64). Refuses passwords shorter than MIN_PASSWORD."""
     if len(password) < MIN_PASSWORD:
-        raise InvalidInput(
-            f"a password needs at least {MIN_PASSWORD} characters", field="password"
-        )
+        raise InvalidInput(f"a password needs at least {MIN_PASSWORD} characters", field="password")
     salt = salt or secrets.token_bytes(16)
     key = hashlib.scrypt(password.encode(), salt=salt, n=N, r=R, p=P, dklen=KEY_BYTES)
     b64 = base64.b64encode

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -10,6 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from aoms.config import Settings
+
+if TYPE_CHECKING:
+    from aoms.adapters.db.users import SqlUserStore
+    from aoms.bootstrap import Runtime
 
 users_app = typer.Typer(help="Dashboard users and their roles.", no_args_is_help=True)
 console = Console()
@@ -23,12 +27,12 @@ PasswordOpt = Annotated[
 ]
 
 
-def _store(database_url: str | None):  # type: ignore[no-untyped-def]
+def _store(database_url: str | None) -> tuple[Runtime, SqlUserStore]:
     from aoms.adapters.db.users import SqlUserStore
     from aoms.bootstrap import build
 
     try:
-        settings = Settings(**({"database_url": database_url} if database_url else {}))
+        settings = Settings(database_url=database_url) if database_url else Settings()
     except ValidationError as exc:
         console.print(f"[red]invalid settings[/]: {exc}")
         raise typer.Exit(2) from exc
@@ -65,9 +69,7 @@ def add(
 
 
 @users_app.command("password")
-def set_password(
-    username: str, password: PasswordOpt = None, database_url: DbOpt = None
-) -> None:
+def set_password(username: str, password: PasswordOpt = None, database_url: DbOpt = None) -> None:
     """Set a user's password (their open sessions end)."""
     runtime, store = _store(database_url)
     try:

@@ -7,6 +7,7 @@ import secrets
 import threading
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from aoms.adapters.db import queries, setup
-from aoms.adapters.shopify.webhooks import sign
 from aoms.adapters.db.users import SqlUserStore
+from aoms.adapters.shopify.webhooks import sign
 from aoms.bootstrap import Runtime, build
 from aoms.config import Settings
 from aoms.demo.orders import demo_store, generate_orders
@@ -80,7 +81,11 @@ def run_demo(
         f"{len(store['locations'])} locations, database {database}"
     )
     server, thread = start_server(create_app(runtime, migrate_on_start=False), host, port)
-    payloads = generate_orders(store, orders, seed=2026)
+    # Placed over the last 13 days up to now, so the dashboard's 14-day trends have days to show.
+    days = 13
+    step = timedelta(seconds=max(1, days * 86400 // orders))
+    start = runtime.clock().replace(microsecond=0) - step * (orders - 1)
+    payloads = generate_orders(store, orders, seed=2026, start=start, step=step)
     shop = store["shop"]
     cancels = payloads[12::25]  # every 25th order (from the 13th) is cancelled later
     base = f"http://{host}:{port}"

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, case, cast, func, or_, select
+from sqlalchemy import Connection, and_, case, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from aoms.adapters.db import queries
@@ -55,17 +55,18 @@ def overview(conn: Connection, *, now: datetime, days: int = 14) -> dict[str, An
         .group_by(day)
     ).all()
     by_day = {r[0]: [int(x or 0) for x in r[1:]] for r in rows}
-    fday = _day(conn, f.created_at).label("day")
+    # Cost per order by the day the order was placed (its open fulfilment orders' shipping
+    # and handling): the trend follows demand, not when a re-route happened to run.
     cost_rows = conn.execute(
         select(
-            fday,
-            t.orders.c.currency,
+            day,
+            o.currency,
             func.sum(f.shipping_minor + f.handling_minor),
             func.count(func.distinct(f.order_id)),
         )
-        .join(t.orders, o.id == f.order_id)
-        .where(f.created_at >= start, f.status == "open")
-        .group_by(fday, t.orders.c.currency)
+        .select_from(t.orders.join(t.fulfilment_orders, f.order_id == o.id))
+        .where(o.placed_at >= start, f.status == "open")
+        .group_by(day, o.currency)
     ).all()
     base = queries.summary(conn)
     currency = _main_currency(conn)
@@ -74,8 +75,9 @@ def overview(conn: Connection, *, now: datetime, days: int = 14) -> dict[str, An
         if cur == currency:
             cost_by_day[d] = (int(minor or 0), int(n))
     labels = _days(today, days)
-    trend: dict[str, list[Any]] = {k: [] for k in (
-        "orders", "routed", "backordered", "split_rate", "cost_per_order")}  # fmt: skip
+    trend: dict[str, list[Any]] = {
+        k: [] for k in ("orders", "routed", "backordered", "split_rate", "cost_per_order")
+    }
     for d in labels:
         n, routed, back, split, shipped = by_day.get(d, [0, 0, 0, 0, 0])
         trend["orders"].append(n)
@@ -166,11 +168,22 @@ def order_list(
     exactly, or part of the customer's name on the shipping address."""
     o = t.orders.c
     query = (
-        select(o.id, o.shop, o.name, o.status, o.currency, o.total_minor, o.placed_at, o.units,
-               o.backordered_units, o.shipments, o.ship_to)
+        select(
+            o.id,
+            o.shop,
+            o.name,
+            o.status,
+            o.currency,
+            o.total_minor,
+            o.placed_at,
+            o.units,
+            o.backordered_units,
+            o.shipments,
+            o.ship_to,
+        )
         .order_by(o.id.desc())
         .limit(limit + 1)
-    )  # fmt: skip
+    )
     if before is not None:
         query = query.where(o.id < before)
     if status:
@@ -183,7 +196,7 @@ def order_list(
             or_(
                 o.name.in_(names),
                 o.id.in_(select(t.order_lines.c.order_id).where(t.order_lines.c.sku == term)),
-                func.lower(cast(o.ship_to, String)).like(like + "%", escape="\\"),
+                func.lower(o.ship_to["name"].as_string()).like(like + "%", escape="\\"),
             )
         )
     rows = conn.execute(query).all()
@@ -224,12 +237,16 @@ def order_page(conn: Connection, order_id: int) -> dict[str, Any]:
         .limit(200)
     ).all()
     timeline: list[dict[str, Any]] = [
-        {"at": d.received_at, "what": f"webhook {d.topic}", "detail": d.status
-         + (f" ({d.error_code})" if d.error_code else "")}
+        {
+            "at": d.received_at,
+            "what": f"webhook {d.topic}",
+            "detail": d.status + (f" ({d.error_code})" if d.error_code else ""),
+        }
         for d in deliveries
-    ]  # fmt: skip
-    timeline += [{"at": e.created_at, "what": e.name, "detail": _event_text(e.data)}
-                 for e in events]  # fmt: skip
+    ]
+    timeline += [
+        {"at": e.created_at, "what": e.name, "detail": _event_text(e.data)} for e in events
+    ]
     timeline.sort(key=lambda x: x["at"])
     detail["timeline"] = timeline
     detail["locations"] = queries.list_locations(conn)
@@ -237,11 +254,31 @@ def order_page(conn: Connection, order_id: int) -> dict[str, Any]:
 
 
 def _event_text(data: Any) -> str:
+    """An event's data in a line: its plain values, and its shipments as `location: items`."""
     if not isinstance(data, dict):
         return ""
-    keep = ("status", "policy", "cost", "currency", "units", "backordered_units", "shipments",
-            "reason", "locations")  # fmt: skip
-    return ", ".join(f"{k} {data[k]}" for k in keep if k in data and data[k] not in (None, ""))
+    keep = (
+        "status",
+        "policy",
+        "cost",
+        "currency",
+        "units",
+        "backordered_units",
+        "reason",
+        "on_hand",
+        "available",
+        "released",
+    )
+    parts = [
+        f"{k} {data[k]}"
+        for k in keep
+        if k in data and isinstance(data[k], str | int | float) and data[k] != ""
+    ]
+    for s in data.get("shipments") or []:
+        if isinstance(s, dict) and isinstance(s.get("items"), dict):
+            items = ", ".join(f"{n} × {sku}" for sku, n in sorted(s["items"].items()))
+            parts.append(f"{s.get('location_id')}: {items}")
+    return "; ".join(parts)
 
 
 # -- stock ----------------------------------------------------------------------------------
@@ -261,12 +298,11 @@ def stock(
     s, p = t.stock_levels.c, t.products.c
     free = s.on_hand - s.reserved - s.safety_stock
     query = (
-        select(s.sku, s.location_id, s.on_hand, s.reserved, s.safety_stock, s.updated_at,
-               p.title)
+        select(s.sku, s.location_id, s.on_hand, s.reserved, s.safety_stock, s.updated_at, p.title)
         .select_from(t.stock_levels.outerjoin(t.products, p.sku == s.sku))
         .order_by(s.sku, s.location_id)
         .limit(limit + 1)
-    )  # fmt: skip
+    )
     if sku:
         esc = sku.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(s.sku.like(esc + "%", escape="\\"))

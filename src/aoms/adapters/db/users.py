@@ -53,8 +53,10 @@ class SqlUserStore:
                     .values(username=name, password_hash=digest, role=role.label, created_at=now)
                     .returning(t.users.c.id)
                 ).scalar_one()
-                tx.emit([Event(USER_ADDED, f"user:{new_id}", {"username": name,
-                                                              "role": role.label})], now)  # fmt: skip
+                tx.emit(
+                    [Event(USER_ADDED, f"user:{new_id}", {"username": name, "role": role.label})],
+                    now,
+                )
         except Conflict:
             raise Conflict(f"user {name!r} exists", field="username") from None
         return User(int(new_id), name, role)
@@ -65,9 +67,11 @@ class SqlUserStore:
         with self.store.transaction() as tx:
             u = t.users.c
             row = tx.conn.execute(
-                update(t.users).where(u.username == name).values(password_hash=digest)
+                update(t.users)
+                .where(u.username == name)
+                .values(password_hash=digest)
                 .returning(u.id)
-            ).first()  # fmt: skip
+            ).first()
             if row is None:
                 raise InvalidInput(f"no user {name!r}", field="username")
             # A new password ends the user's open sessions.
@@ -106,10 +110,13 @@ class SqlUserStore:
             conn.execute(delete(t.web_sessions).where(s.expires_at < now))
             conn.execute(
                 insert(t.web_sessions).values(
-                    token_hash=_token_hash(token), user_id=user.id, csrf_token=csrf,
-                    created_at=now, expires_at=expires,
+                    token_hash=_token_hash(token),
+                    user_id=user.id,
+                    csrf_token=csrf,
+                    created_at=now,
+                    expires_at=expires,
                 )
-            )  # fmt: skip
+            )
         return token, Session(user, csrf, expires)
 
     def session(self, token: str, now: datetime) -> Session | None:
@@ -122,8 +129,9 @@ class SqlUserStore:
             ).first()
         if row is None or row.expires_at <= now:
             return None
-        return Session(User(int(row.id), row.username, Role.parse(row.role)), row.csrf_token,
-                       row.expires_at)  # fmt: skip
+        return Session(
+            User(int(row.id), row.username, Role.parse(row.role)), row.csrf_token, row.expires_at
+        )
 
     def close_session(self, token: str) -> None:
         with self.store.writer() as conn:

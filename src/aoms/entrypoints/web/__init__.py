@@ -3,6 +3,7 @@ inside the package (static/vendor), mounted at / beside the API by `install(app)
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -43,7 +44,8 @@ def install(app: FastAPI) -> None:
 
     async def aoms_error(request: Request, exc: Exception) -> Any:
         if not _is_page(request) and api_error is not None:
-            return await api_error(request, exc)
+            answer = api_error(request, exc)
+            return await answer if inspect.isawaitable(answer) else answer
         assert isinstance(exc, AomsError)
         return _error_page(request, exc.status, exc.code.replace("_", " "), exc.message)
 
@@ -57,15 +59,20 @@ def install(app: FastAPI) -> None:
     async def forbidden(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, auth.Forbidden)
         return _error_page(
-            request, 403, "Not allowed",
+            request,
+            403,
+            "Not allowed",
             f"Your role ({exc.session.user.role.label}) may not {exc.action}: "
             f"that needs the {exc.needed.label} role.",
-        )  # fmt: skip
+        )
 
     async def bad_csrf(request: Request, exc: Exception) -> Response:
-        return _error_page(request, 403, "Form expired",
-                           "The form's security token did not match: reload the page and try "
-                           "again.")  # fmt: skip
+        return _error_page(
+            request,
+            403,
+            "Form expired",
+            "The form's security token did not match: reload the page and try again.",
+        )
 
     app.add_exception_handler(AomsError, aoms_error)
     app.add_exception_handler(auth.LoginRequired, login_required)

@@ -45,12 +45,18 @@ def users(request: Request) -> SqlUserStore:
     return SqlUserStore(runtime(request).store)
 
 
-def set_cookie(request: Request, response: Response, name: str, value: str,
-               max_age: int | None = None) -> None:  # fmt: skip
+def set_cookie(
+    request: Request, response: Response, name: str, value: str, max_age: int | None = None
+) -> None:
     response.set_cookie(
-        name, value, max_age=max_age, httponly=True, samesite="lax",
-        secure=request.url.scheme == "https", path="/",
-    )  # fmt: skip
+        name,
+        value,
+        max_age=max_age,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
 
 
 def current_session(request: Request) -> Session | None:

@@ -34,9 +34,13 @@ def page(request: Request, template: str, **context: Any) -> HTMLResponse:
     return templates.TemplateResponse(
         request,
         template,
-        {"session": session, "notice": request.query_params.get("notice"),
-         "error": request.query_params.get("error"), **context},
-    )  # fmt: skip
+        {
+            "session": session,
+            "notice": request.query_params.get("notice"),
+            "error": request.query_params.get("error"),
+            **context,
+        },
+    )
 
 
 def back(url: str, **message: str) -> RedirectResponse:
@@ -67,10 +71,15 @@ async def login(request: Request) -> Response:
         store.authenticate, str(form.get("username") or ""), str(form.get("password") or "")
     )
     if user is None:
-        response = page(request, "login.html", csrf_token=cookie, next=next_url,
-                        error="Wrong username or password.")  # fmt: skip
-        response.status_code = 401
-        return response
+        refused = page(
+            request,
+            "login.html",
+            csrf_token=cookie,
+            next=next_url,
+            error="Wrong username or password.",
+        )
+        refused.status_code = 401
+        return refused
     token, _ = await run_in_threadpool(store.open_session, user, runtime(request).clock())
     response = RedirectResponse(next_url, status_code=303)
     auth.set_cookie(request, response, auth.COOKIE, token, max_age=auth.SESSION_SECONDS)
@@ -108,8 +117,9 @@ def overview(request: Request, session: Viewer) -> HTMLResponse:
 # -- orders ---------------------------------------------------------------------------------
 
 
-def _order_filters(status: str | None, q_: str | None, before: str | None) -> tuple[
-        str | None, str | None, int | None]:  # fmt: skip
+def _order_filters(
+    status: str | None, q_: str | None, before: str | None
+) -> tuple[str | None, str | None, int | None]:
     if status and status not in q.ORDER_STATUSES:
         raise InvalidInput(f"unknown status {status!r}", field="status")
     if before and not CURSOR.fullmatch(before):
@@ -132,8 +142,16 @@ def order_list(
     filters = {k: v for k, v in (("status", st), ("q", term)) if v}
     live = cursor is None
     template = "_order_rows.html" if request.headers.get("hx-request") else "orders.html"
-    return page(request, template, items=items, next_cursor=nxt, filters=filters,
-                query=urlencode(filters), live=live, statuses=q.ORDER_STATUSES)  # fmt: skip
+    return page(
+        request,
+        template,
+        items=items,
+        next_cursor=nxt,
+        filters=filters,
+        query=urlencode(filters),
+        live=live,
+        statuses=q.ORDER_STATUSES,
+    )
 
 
 @router.get("/orders/{order_id}")
@@ -143,9 +161,14 @@ def order(request: Request, session: Viewer, order_id: int) -> HTMLResponse:
         raise NotFound(f"no order {order_id}", field="order_id")
     with rt.store.read() as conn:
         detail = q.order_page(conn, order_id)
-    return page(request, "order.html", o=detail, map=order_map(detail),
-                decision=detail["routing"][-1] if detail["routing"] else None,
-                can_act=session.user.role.may(Role.OPERATOR))  # fmt: skip
+    return page(
+        request,
+        "order.html",
+        o=detail,
+        map=order_map(detail),
+        decision=detail["routing"][-1] if detail["routing"] else None,
+        can_act=session.user.role.may(Role.OPERATOR),
+    )
 
 
 @router.post("/orders/{order_id}/route")
@@ -200,15 +223,29 @@ def stock(
         cursor = (s, loc)
     rt = runtime(request)
     with rt.store.read() as conn:
-        items, nxt = q.stock(conn, sku=sku or None, location_id=location or None, low_only=low,
-                             after=cursor)  # fmt: skip
+        items, nxt = q.stock(
+            conn,
+            sku=sku or None,
+            location_id=location or None,
+            low_only=low,
+            after=cursor,
+            limit=50,
+        )
         locations = queries.list_locations(conn)
-    filters = {k: v for k, v in (("sku", sku), ("location", location), ("low", "1" if low else ""))
-               if v}  # fmt: skip
-    return page(request, "stock.html", items=items, filters=filters, query=urlencode(filters),
-                next_after=f"{nxt[0]}|{nxt[1]}" if nxt else None, locations=locations,
-                can_act=session.user.role.may(Role.OPERATOR),
-                idempotency_key=uuid.uuid4().hex)  # fmt: skip
+    filters = {
+        k: v for k, v in (("sku", sku), ("location", location), ("low", "1" if low else "")) if v
+    }
+    return page(
+        request,
+        "stock.html",
+        items=items,
+        filters=filters,
+        query=urlencode(filters),
+        next_after=f"{nxt[0]}|{nxt[1]}" if nxt else None,
+        locations=locations,
+        can_act=session.user.role.may(Role.OPERATOR),
+        idempotency_key=uuid.uuid4().hex,
+    )
 
 
 @router.post("/stock/adjust")
@@ -231,16 +268,29 @@ async def adjust_stock(request: Request, session: Viewer) -> Response:
     def work() -> str:
         with rt.store.transaction() as tx:
             result = inventory.adjust_stock(
-                tx, sku=sku, location_id=location, reason=reason[:64], now=rt.clock(),
-                delta=delta, reference=f"dashboard:{session.user.username}",
+                tx,
+                sku=sku,
+                location_id=location,
+                reason=reason[:64],
+                now=rt.clock(),
+                delta=delta,
+                reference=f"dashboard:{session.user.username}",
                 idempotency_key=key,
-            )  # fmt: skip
+            )
         rerouted: dict[str, int] = {}
         if result.applied and result.level.available > 0:
-            rerouted = orders.retry_waiting(rt.store, geocode=rt.geocode, clock=rt.clock,
-                                            status=OrderStatus.BACKORDERED, sku=sku)  # fmt: skip
-        done = f"{sku} at {location}: on hand {result.level.on_hand}." if result.applied else (
-            "That change was applied before.")  # fmt: skip
+            rerouted = orders.retry_waiting(
+                rt.store,
+                geocode=rt.geocode,
+                clock=rt.clock,
+                status=OrderStatus.BACKORDERED,
+                sku=sku,
+            )
+        done = (
+            f"{sku} at {location}: on hand {result.level.on_hand}."
+            if result.applied
+            else ("That change was applied before.")
+        )
         routed = rerouted.get("routed", 0)
         return done + (f" {routed} waiting orders routed." if routed else "")
 

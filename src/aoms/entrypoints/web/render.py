@@ -52,11 +52,20 @@ def order_map(detail: dict[str, Any], width: int = 360, height: int = 240) -> di
         for option in decision.get("runners_up", []):
             weighed |= {s["location_id"] for s in option.get("shipments", [])}
     spots = [
-        {"id": loc["id"], "name": loc["name"], "lat": loc["lat"], "lng": loc["lng"],
-         "kind": "chosen" if loc["id"] in chosen else
-                 "candidate" if loc["id"] in weighed else "other"}
-        for loc in detail["locations"] if loc["active"] or loc["id"] in chosen
-    ]  # fmt: skip
+        {
+            "id": loc["id"],
+            "name": loc["name"],
+            "lat": loc["lat"],
+            "lng": loc["lng"],
+            "kind": "chosen"
+            if loc["id"] in chosen
+            else "candidate"
+            if loc["id"] in weighed
+            else "other",
+        }
+        for loc in detail["locations"]
+        if loc["active"] or loc["id"] in chosen
+    ]
     dest = detail.get("destination")
     points = [(s["lat"], s["lng"]) for s in spots] + ([(dest["lat"], dest["lng"])] if dest else [])
     if not points:
@@ -65,16 +74,20 @@ def order_map(detail: dict[str, Any], width: int = 360, height: int = 240) -> di
     kx = math.cos(math.radians(mean_lat))
     xs = [p[1] * kx for p in points]
     ys = [-p[0] for p in points]
-    pad = 24
+    pad, label = 24, 72  # room on the right for a label beside the easternmost point
     span = max(max(xs) - min(xs), max(ys) - min(ys), 1e-6)
-    scale = min((width - 2 * pad) / max(max(xs) - min(xs), span * 0.3),
-                (height - 2 * pad) / max(max(ys) - min(ys), span * 0.3))  # fmt: skip
-    x0 = (width - scale * (max(xs) - min(xs))) / 2
+    scale = min(
+        (width - 2 * pad - label) / max(max(xs) - min(xs), span * 0.3),
+        (height - 2 * pad) / max(max(ys) - min(ys), span * 0.3),
+    )
+    x0 = (width - label - scale * (max(xs) - min(xs))) / 2
     y0 = (height - scale * (max(ys) - min(ys))) / 2
 
     def xy(lat: float, lng: float) -> tuple[float, float]:
-        return (round(x0 + (lng * kx - min(xs)) * scale, 1),
-                round(y0 + (-lat - min(ys)) * scale, 1))  # fmt: skip
+        return (
+            round(x0 + (lng * kx - min(xs)) * scale, 1),
+            round(y0 + (-lat - min(ys)) * scale, 1),
+        )
 
     for s in spots:
         s["x"], s["y"] = xy(s["lat"], s["lng"])
@@ -82,6 +95,9 @@ def order_map(detail: dict[str, Any], width: int = 360, height: int = 240) -> di
     if dest:
         dx, dy = xy(dest["lat"], dest["lng"])
         d = {"x": dx, "y": dy, "source": dest.get("source")}
-    lines = [{"x1": s["x"], "y1": s["y"], "x2": d["x"], "y2": d["y"]}
-             for s in spots if s["kind"] == "chosen" and d]  # fmt: skip
+    lines = [
+        {"x1": s["x"], "y1": s["y"], "x2": d["x"], "y2": d["y"]}
+        for s in spots
+        if s["kind"] == "chosen" and d
+    ]
     return {"spots": spots, "dest": d, "lines": lines, "width": width, "height": height}
