@@ -153,8 +153,8 @@ def api(site: Site, path: str) -> Any:
     return httpx.get(site.base + path, timeout=10).json()
 
 
-def shot(page: Any, site: Site, name: str) -> None:
-    page.screenshot(path=str(site.shots / f"{name}.png"), full_page=True)
+def shot(page: Any, site: Site, name: str, *, full_page: bool = True) -> None:
+    page.screenshot(path=str(site.shots / f"{name}.png"), full_page=full_page)
 
 
 def test_a_wrong_password_is_refused(page: Any, site: Site) -> None:
@@ -302,10 +302,10 @@ def test_the_order_list_updates_as_a_webhook_arrives(page: Any, site: Site) -> N
     assert ack.json() == {"status": "accepted"}
     # No reload: htmx polls the rows and the new order appears at the top.
     page.locator("#order-rows th a").first.filter(has_text=payload["name"]).wait_for()
+    shot(page, site, "orders", full_page=False)
     page.get_by_label("Search").fill("Ada Live")
     page.get_by_role("button", name="Show").click()
     assert page.locator("#order-rows th a").all_inner_texts() == [payload["name"]]
-    shot(page, site, "orders")
 
 
 def test_keyboard_and_tablet_width(page: Any, site: Site) -> None:
@@ -321,7 +321,7 @@ def test_keyboard_and_tablet_width(page: Any, site: Site) -> None:
     for field in page.locator("main input:not([type=hidden]), main select").all():
         label = field.evaluate("e => e.labels.length ? e.labels[0].textContent : ''")
         assert label.strip(), "every form field has a label"
-    shot(page, site, "tablet-orders")
+    shot(page, site, "tablet-orders", full_page=False)
     page.goto("/lab")
     assert page.get_by_role("link", name="synthetic-1000.html").count() == 1
     shot(page, site, "lab")

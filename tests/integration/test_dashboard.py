@@ -271,6 +271,34 @@ def test_the_order_list_finds_a_customer_by_part_of_their_name(runtime: Runtime)
         assert len(dashboard.order_list(conn, q="a")[0]) == 2
 
 
+def test_a_customer_search_reads_a_bounded_window_a_page_and_still_finds_every_match(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    network(runtime.engine, {("X", "a"): 50})
+    for n in range(1, 11):
+        base = order(("X", 1), external_id=str(n))
+        name = "Grace Hopper" if n in (2, 3, 9) else "Someone Else"
+        address = dataclasses.replace(base.shipping_address, name=name)
+        with runtime.store.transaction() as tx:
+            orders.receive_order(
+                tx,
+                dataclasses.replace(base, shipping_address=address),
+                geocode=runtime.geocode,
+                now=T0,
+            )
+    monkeypatch.setattr(dashboard, "SCAN_WINDOW", 3)
+    found, pages, cursor = [], 0, None
+    with runtime.store.read() as conn:
+        while True:
+            page, cursor = dashboard.order_list(conn, q="hopper", before=cursor, limit=50)
+            found += [r["name"] for r in page]
+            pages += 1
+            if cursor is None:
+                break
+    assert found == ["#9", "#3", "#2"]
+    assert pages == 4  # ids 8-10, 5-7, 2-4, 1: three rows read a page
+
+
 def test_stock_marks_low_levels_and_pages_by_keyset(runtime: Runtime) -> None:
     network(runtime.engine, {("X", "a"): 5, ("X", "b"): 0, ("Y", "a"): 2, ("Y", "b"): 9})
     with runtime.store.read() as conn:

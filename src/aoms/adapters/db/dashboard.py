@@ -20,6 +20,7 @@ from aoms.domain.inventory import StockLevel
 from aoms.domain.orders import OrderStatus
 
 ORDER_STATUSES = tuple(s.value for s in OrderStatus)
+SCAN_WINDOW = 20_000  # orders read per page when a search must read rows (a customer's name)
 
 
 def _day(conn: Connection, column: Any) -> ColumnElement[str]:
@@ -37,43 +38,42 @@ def _days(today: datetime, days: int) -> list[str]:
 
 
 def overview(conn: Connection, *, now: datetime, days: int = 14) -> dict[str, Any]:
-    """Today's counts, the totals an operator asks for first, and daily trends over `days`."""
+    """Today's counts, the totals an operator asks for first, and daily trends over `days`.
+
+    The totals are counted on the index (placed_at, status, shipments) alone, and the trends
+    read only the window's days from it, so the page does not read every order's row."""
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     start = today - timedelta(days=days - 1)
     o, f = t.orders.c, t.fulfilment_orders.c
     day = _day(conn, o.placed_at).label("day")
     rows = conn.execute(
-        select(
-            day,
-            func.count(),
-            func.sum(case((o.status == "routed", 1), else_=0)),
-            func.sum(case((o.status == "backordered", 1), else_=0)),
-            func.sum(case((and_(o.status != "cancelled", o.shipments > 1), 1), else_=0)),
-            func.sum(case((and_(o.status != "cancelled", o.shipments > 0), 1), else_=0)),
-        )
+        select(day, o.status, o.shipments, func.count())
         .where(o.placed_at >= start)
-        .group_by(day)
+        .group_by(day, o.status, o.shipments)
     ).all()
-    by_day = {r[0]: [int(x or 0) for x in r[1:]] for r in rows}
+    by_day: dict[str, list[int]] = {}
+    for d, status, shipments, n in rows:
+        c = by_day.setdefault(d, [0, 0, 0, 0, 0])  # orders, routed, backordered, split, shipped
+        c[0] += n
+        c[1] += n if status == "routed" else 0
+        c[2] += n if status == "backordered" else 0
+        if status != "cancelled":
+            c[3] += n if shipments > 1 else 0
+            c[4] += n if shipments > 0 else 0
+    currency = _main_currency(conn)
     # Cost per order by the day the order was placed (its open fulfilment orders' shipping
     # and handling): the trend follows demand, not when a re-route happened to run.
     cost_rows = conn.execute(
         select(
             day,
-            o.currency,
             func.sum(f.shipping_minor + f.handling_minor),
             func.count(func.distinct(f.order_id)),
         )
         .select_from(t.orders.join(t.fulfilment_orders, f.order_id == o.id))
-        .where(o.placed_at >= start, f.status == "open")
-        .group_by(day, o.currency)
+        .where(o.placed_at >= start, f.status == "open", o.currency == currency)
+        .group_by(day)
     ).all()
-    base = queries.summary(conn)
-    currency = _main_currency(conn)
-    cost_by_day: dict[str, tuple[int, int]] = {}
-    for d, cur, minor, n in cost_rows:
-        if cur == currency:
-            cost_by_day[d] = (int(minor or 0), int(n))
+    cost_by_day = {d: (int(minor or 0), int(n)) for d, minor, n in cost_rows}
     labels = _days(today, days)
     trend: dict[str, list[Any]] = {
         k: [] for k in ("orders", "routed", "backordered", "split_rate", "cost_per_order")
@@ -84,31 +84,60 @@ def overview(conn: Connection, *, now: datetime, days: int = 14) -> dict[str, An
         trend["routed"].append(routed)
         trend["backordered"].append(back)
         trend["split_rate"].append(round(split / shipped, 4) if shipped else None)
-        minor, orders_costed = cost_by_day.get(d, (0, 0))
-        trend["cost_per_order"].append(
-            str(_per_order(minor, orders_costed, currency)) if orders_costed else None
-        )
+        minor, costed = cost_by_day.get(d, (0, 0))
+        trend["cost_per_order"].append(str(_per_order(minor, costed, currency)) if costed else None)
+    window_minor = sum(m for m, _ in cost_by_day.values())
+    window_orders = sum(n for _, n in cost_by_day.values())
+    totals = totals_by_status(conn)
     today_row = by_day.get(labels[-1], [0, 0, 0, 0, 0])
-    cost = _open_cost(conn, currency)
-    costed_orders = cost[1]
     return {
         "today": {"orders": today_row[0], "routed": today_row[1], "backordered": today_row[2]},
-        "orders": base["orders"],
-        "by_status": base["by_status"],
-        "routed": base["by_status"].get("routed", 0),
-        "backordered": base["by_status"].get("backordered", 0),
-        "unroutable": base["by_status"].get("unroutable", 0),
-        "split_shipment_rate": base["split_shipment_rate"],
-        "oversold_units": base["oversold_units"],
-        "backordered_units": base["backordered_units"],
-        "webhooks": base["webhooks"],
+        **totals,
+        "routed": totals["by_status"].get("routed", 0),
+        "backordered": totals["by_status"].get("backordered", 0),
+        "unroutable": totals["by_status"].get("unroutable", 0),
         "currency": currency,
-        "cost_per_order": str(_per_order(cost[0], costed_orders, currency))
-        if costed_orders
+        "cost_per_order": str(_per_order(window_minor, window_orders, currency))
+        if window_orders
         else None,
         "on_time_rate": on_time_rate(conn, now=now),
         "days": labels,
         "trend": trend,
+    }
+
+
+def totals_by_status(conn: Connection) -> dict[str, Any]:
+    """The all-time counts of `queries.summary` that the overview shows (orders by status,
+    split-shipment rate, oversold units, webhooks waiting or failed), each from an index."""
+    o, s, w = t.orders.c, t.stock_levels.c, t.webhook_inbox.c
+    by_status: dict[str, int] = {}
+    split = shipped = 0
+    for status, shipments, n in conn.execute(
+        select(o.status, o.shipments, func.count()).group_by(o.status, o.shipments)
+    ):
+        by_status[status] = by_status.get(status, 0) + n
+        if status != "cancelled":
+            split += n if shipments > 1 else 0
+            shipped += n if shipments > 0 else 0
+    oversold = conn.execute(
+        select(
+            func.coalesce(
+                func.sum(case((s.reserved > s.on_hand, s.reserved - s.on_hand), else_=0)), 0
+            )
+        )
+    ).scalar_one()
+    # The deliveries that need a look (waiting or failed): few, and counted on their index;
+    # the processed ones are most of the table and are not counted per request.
+    webhooks = {
+        status: int(conn.execute(select(func.count()).where(w.status == status)).scalar_one())
+        for status in ("pending", "failed")
+    }
+    return {
+        "orders": sum(by_status.values()),
+        "by_status": by_status,
+        "split_shipment_rate": split / shipped if shipped else 0.0,
+        "oversold_units": int(oversold),
+        "webhooks": webhooks,
     }
 
 
@@ -119,20 +148,6 @@ def _main_currency(conn: Connection) -> str:
         select(s.currency, func.count()).group_by(s.currency).order_by(func.count().desc())
     ).first()
     return str(row[0]) if row else "USD"
-
-
-def _open_cost(conn: Connection, currency: str) -> tuple[int, int]:
-    """Shipping + handling of the open fulfilment orders, and how many orders they are for."""
-    f, o = t.fulfilment_orders.c, t.orders.c
-    row = conn.execute(
-        select(
-            func.coalesce(func.sum(f.shipping_minor + f.handling_minor), 0),
-            func.count(func.distinct(f.order_id)),
-        )
-        .join(t.orders, o.id == f.order_id)
-        .where(f.status == "open", o.currency == currency)
-    ).one()
-    return int(row[0]), int(row[1])
 
 
 def _per_order(minor: int, orders: int, currency: str) -> Decimal:
@@ -188,18 +203,35 @@ def order_list(
         query = query.where(o.id < before)
     if status:
         query = query.where(o.status == status)
+    floor = 0
     if q and q.strip():
         term = q.strip()
         names = {term, term.lstrip("#"), "#" + term.lstrip("#")}
-        like = "%" + term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(
-            or_(
-                o.name.in_(names),
-                o.id.in_(select(t.order_lines.c.order_id).where(t.order_lines.c.sku == term)),
-                func.lower(o.ship_to["name"].as_string()).like(like + "%", escape="\\"),
-            )
-        )
+        by_name = conn.execute(query.where(o.name.in_(names))).all()
+        if by_name:  # an order's name is what people search by most: answered on its index
+            return _order_rows(by_name, limit)
+        ln = t.order_lines.c
+        if conn.execute(select(ln.order_id).where(ln.sku == term).limit(1)).first():
+            # A SKU: the orders with a line of it, from the lines' index.
+            query = query.where(o.id.in_(select(ln.order_id).where(ln.sku == term)))
+        else:
+            # Part of a customer's name: matched by reading rows, at most SCAN_WINDOW ids a
+            # page below the cursor; a page that finds fewer still hands on a cursor.
+            esc = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            top = before
+            if top is None:
+                top = (conn.execute(select(func.max(o.id))).scalar() or 0) + 1
+            floor = max(0, top - SCAN_WINDOW - 1)
+            customer = func.lower(o.ship_to["name"].as_string())
+            query = query.where(o.id > floor, customer.like(f"%{esc}%", escape="\\"))
     rows = conn.execute(query).all()
+    page, nxt = _order_rows(rows, limit)
+    if nxt is None and floor > 0:
+        nxt = floor + 1  # nothing more in this window: the next page reads the one below
+    return page, nxt
+
+
+def _order_rows(rows: Any, limit: int) -> tuple[list[dict[str, Any]], int | None]:
     page = [
         {
             "id": r.id,

@@ -56,9 +56,13 @@ def upgrade() -> None:
         "ix_dashboard_fulfilment_created", "fulfilment_orders", ["created_at"], unique=False
     )
     op.create_index("ix_dashboard_inbox_order", "webhook_inbox", ["order_id"], unique=False)
+    op.create_index(
+        "ix_dashboard_orders_status_shipments", "orders", ["status", "shipments"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_dashboard_orders_status_shipments", table_name="orders")
     op.drop_index("ix_dashboard_inbox_order", table_name="webhook_inbox")
     op.drop_index("ix_dashboard_fulfilment_created", table_name="fulfilment_orders")
     op.drop_index("ix_dashboard_outbox_aggregate", table_name="outbox")
