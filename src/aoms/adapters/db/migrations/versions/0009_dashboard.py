@@ -53,7 +53,10 @@ def upgrade() -> None:
     op.create_index("ix_dashboard_orders_name", "orders", ["name"], unique=False)
     op.create_index("ix_dashboard_outbox_aggregate", "outbox", ["aggregate", "id"], unique=False)
     op.create_index(
-        "ix_dashboard_fulfilment_created", "fulfilment_orders", ["created_at"], unique=False
+        "ix_dashboard_fulfilment_created",
+        "fulfilment_orders",
+        ["created_at", "status", "order_id", "shipping_minor", "handling_minor"],
+        unique=False,
     )
     op.create_index("ix_dashboard_inbox_order", "webhook_inbox", ["order_id"], unique=False)
     op.create_index(
