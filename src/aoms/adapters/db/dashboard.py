@@ -60,19 +60,20 @@ def overview(conn: Connection, *, now: datetime, days: int = 14) -> dict[str, An
         if status != "cancelled":
             c[3] += n if shipments > 1 else 0
             c[4] += n if shipments > 0 else 0
-    currency, currencies = _currencies(conn)
-    # Cost per order by the day its fulfilment orders were made (shipping + handling of the
-    # open ones), read from one covering index; the orders are joined only to tell currencies
-    # apart when the shops sell in more than one.
-    fday = _day(conn, f.created_at).label("day")
-    cost = select(
-        fday,
-        func.sum(f.shipping_minor + f.handling_minor),
-        func.count(func.distinct(f.order_id)),
-    ).where(f.created_at >= start, f.status == "open")
-    if currencies > 1:
-        cost = cost.join(t.orders, o.id == f.order_id).where(o.currency == currency)
-    cost_rows = conn.execute(cost.group_by(fday)).all()
+    currency = _main_currency(conn)
+    # Cost per order by the day the order was placed (shipping + handling of its open
+    # fulfilment orders): the orders of the window that shipped, from the covering index,
+    # each joined to its fulfilment orders by their order_id index.
+    cost_rows = conn.execute(
+        select(
+            day,
+            func.sum(f.shipping_minor + f.handling_minor),
+            func.count(func.distinct(f.order_id)),
+        )
+        .select_from(t.orders.join(t.fulfilment_orders, f.order_id == o.id))
+        .where(o.placed_at >= start, o.shipments > 0, o.currency == currency, f.status == "open")
+        .group_by(day)
+    ).all()
     cost_by_day = {d: (int(minor or 0), int(n)) for d, minor, n in cost_rows}
     labels = _days(today, days)
     trend: dict[str, list[Any]] = {
@@ -141,13 +142,13 @@ def totals_by_status(conn: Connection) -> dict[str, Any]:
     }
 
 
-def _currencies(conn: Connection) -> tuple[str, int]:
-    """The currency most shops sell in (the overview's money is in it), and how many there are."""
+def _main_currency(conn: Connection) -> str:
+    """The currency most shops sell in (the overview's money is in it)."""
     s = t.shops.c
-    rows = conn.execute(
+    row = conn.execute(
         select(s.currency, func.count()).group_by(s.currency).order_by(func.count().desc())
-    ).all()
-    return (str(rows[0][0]) if rows else "USD"), len(rows)
+    ).first()
+    return str(row[0]) if row else "USD"
 
 
 def _per_order(minor: int, orders: int, currency: str) -> Decimal:

@@ -401,16 +401,14 @@ web_sessions = Table(
     Index("ix_web_sessions_user", "user_id"),
 )
 
-Index("ix_dashboard_orders_placed", orders.c.placed_at, orders.c.status, orders.c.shipments)
+Index(
+    "ix_dashboard_orders_placed",
+    orders.c.placed_at,
+    orders.c.status,
+    orders.c.shipments,
+    orders.c.currency,
+)
 Index("ix_dashboard_orders_name", orders.c.name)
 Index("ix_dashboard_outbox_aggregate", outbox.c.aggregate, outbox.c.id)
-Index(
-    "ix_dashboard_fulfilment_created",
-    fulfilment_orders.c.created_at,
-    fulfilment_orders.c.status,
-    fulfilment_orders.c.order_id,
-    fulfilment_orders.c.shipping_minor,
-    fulfilment_orders.c.handling_minor,
-)
 Index("ix_dashboard_inbox_order", webhook_inbox.c.order_id)
 Index("ix_dashboard_orders_status_shipments", orders.c.status, orders.c.shipments)

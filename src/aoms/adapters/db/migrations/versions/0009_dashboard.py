@@ -48,16 +48,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_web_sessions_user", "web_sessions", ["user_id"], unique=False)
     op.create_index(
-        "ix_dashboard_orders_placed", "orders", ["placed_at", "status", "shipments"], unique=False
+        "ix_dashboard_orders_placed",
+        "orders",
+        ["placed_at", "status", "shipments", "currency"],
+        unique=False,
     )
     op.create_index("ix_dashboard_orders_name", "orders", ["name"], unique=False)
     op.create_index("ix_dashboard_outbox_aggregate", "outbox", ["aggregate", "id"], unique=False)
-    op.create_index(
-        "ix_dashboard_fulfilment_created",
-        "fulfilment_orders",
-        ["created_at", "status", "order_id", "shipping_minor", "handling_minor"],
-        unique=False,
-    )
     op.create_index("ix_dashboard_inbox_order", "webhook_inbox", ["order_id"], unique=False)
     op.create_index(
         "ix_dashboard_orders_status_shipments", "orders", ["status", "shipments"], unique=False
@@ -67,7 +64,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_dashboard_orders_status_shipments", table_name="orders")
     op.drop_index("ix_dashboard_inbox_order", table_name="webhook_inbox")
-    op.drop_index("ix_dashboard_fulfilment_created", table_name="fulfilment_orders")
     op.drop_index("ix_dashboard_outbox_aggregate", table_name="outbox")
     op.drop_index("ix_dashboard_orders_name", table_name="orders")
     op.drop_index("ix_dashboard_orders_placed", table_name="orders")
