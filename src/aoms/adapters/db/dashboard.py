@@ -62,8 +62,9 @@ def overview(conn: Connection, *, now: datetime, days: int = 14) -> dict[str, An
             c[4] += n if shipments > 0 else 0
     currency = _main_currency(conn)
     # Cost per order by the day the order was placed (shipping + handling of its open
-    # fulfilment orders): the orders of the window that shipped, from the covering index,
-    # each joined to its fulfilment orders by their order_id index.
+    # fulfilment orders). An order's fulfilment orders are made after it is placed, so both
+    # sides are read as a range of the window (orders by placed_at, fulfilment orders by
+    # created_at) and joined: neither table is read whole.
     cost_rows = conn.execute(
         select(
             day,
@@ -71,7 +72,13 @@ def overview(conn: Connection, *, now: datetime, days: int = 14) -> dict[str, An
             func.count(func.distinct(f.order_id)),
         )
         .select_from(t.orders.join(t.fulfilment_orders, f.order_id == o.id))
-        .where(o.placed_at >= start, o.shipments > 0, o.currency == currency, f.status == "open")
+        .where(
+            o.placed_at >= start,
+            o.shipments > 0,
+            o.currency == currency,
+            f.created_at >= start,
+            f.status == "open",
+        )
         .group_by(day)
     ).all()
     cost_by_day = {d: (int(minor or 0), int(n)) for d, minor, n in cost_rows}

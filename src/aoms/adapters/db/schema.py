@@ -411,4 +411,5 @@ Index(
 Index("ix_dashboard_orders_name", orders.c.name)
 Index("ix_dashboard_outbox_aggregate", outbox.c.aggregate, outbox.c.id)
 Index("ix_dashboard_inbox_order", webhook_inbox.c.order_id)
+Index("ix_dashboard_fulfilment_created", fulfilment_orders.c.created_at)
 Index("ix_dashboard_orders_status_shipments", orders.c.status, orders.c.shipments)

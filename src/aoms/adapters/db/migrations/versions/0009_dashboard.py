@@ -57,12 +57,16 @@ def upgrade() -> None:
     op.create_index("ix_dashboard_outbox_aggregate", "outbox", ["aggregate", "id"], unique=False)
     op.create_index("ix_dashboard_inbox_order", "webhook_inbox", ["order_id"], unique=False)
     op.create_index(
+        "ix_dashboard_fulfilment_created", "fulfilment_orders", ["created_at"], unique=False
+    )
+    op.create_index(
         "ix_dashboard_orders_status_shipments", "orders", ["status", "shipments"], unique=False
     )
 
 
 def downgrade() -> None:
     op.drop_index("ix_dashboard_orders_status_shipments", table_name="orders")
+    op.drop_index("ix_dashboard_fulfilment_created", table_name="fulfilment_orders")
     op.drop_index("ix_dashboard_inbox_order", table_name="webhook_inbox")
     op.drop_index("ix_dashboard_outbox_aggregate", table_name="outbox")
     op.drop_index("ix_dashboard_orders_name", table_name="orders")
