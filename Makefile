@@ -40,6 +40,8 @@ bench: $(STAMP)  ## Run the benchmarks (see docs/benchmarks.md)
 	$(BIN)/python benchmarks/bench_webhooks.py --db postgres
 	$(BIN)/python benchmarks/bench_rate_shopping.py
 	$(BIN)/python benchmarks/bench_shopify_sync.py
+	$(BIN)/python benchmarks/bench_dashboard.py --db sqlite
+	$(BIN)/python benchmarks/bench_dashboard.py --db postgres
 
 clean:  ## Remove the virtual environment and local databases
 	rm -rf $(VENV) aoms.db aoms-demo.db .pytest_cache .mypy_cache .ruff_cache

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
         default=None,
         description="Base URL of the Admin API instead of https://{shop} (a proxy, a test server).",
     )
+    reports_dir: Path | None = Field(
+        default=None,
+        description="A folder of policy-lab HTML reports (`aoms simulate … --html`) the "
+        "dashboard lists.",
+    )
 
     @field_validator("database_url")
     @classmethod

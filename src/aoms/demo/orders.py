@@ -27,6 +27,7 @@ def generate_orders(
     seed: int = 1,
     start: datetime | None = None,
     first_id: int = 820982911946154508,
+    step: timedelta = timedelta(seconds=37),
 ) -> list[dict[str, Any]]:
     """`count` Shopify REST Order payloads: 1–4 lines, popular SKUs more often, US addresses.
 
@@ -40,7 +41,7 @@ def generate_orders(
     places = _zip3_points()
     payloads = []
     for n in range(count):
-        placed = start + timedelta(seconds=37 * n)
+        placed = start + step * n
         n_lines = min(4, 1 + int(rng.expovariate(1.3)))
         picked = rng.choices(products, weights=weights, k=n_lines)
         zip3, lat, lng = rng.choice(places)

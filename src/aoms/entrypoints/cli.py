@@ -20,6 +20,7 @@ from aoms.entrypoints.cli_ledger import ledger_app
 from aoms.entrypoints.cli_promise import promise_app
 from aoms.entrypoints.cli_returns import returns_app
 from aoms.entrypoints.cli_shopify import shopify_app
+from aoms.entrypoints.cli_users import users_app
 
 app = typer.Typer(
     pretty_exceptions_enable=False,
@@ -38,6 +39,7 @@ app.add_typer(returns_app, name="returns")
 app.add_typer(cli_shipping.app, name="shipping")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(shopify_app, name="shopify")
+app.add_typer(users_app, name="users")
 _settings = settings_or_exit  # the name sub-command modules have used
 
 

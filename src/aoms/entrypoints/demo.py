@@ -7,6 +7,7 @@ import secrets
 import threading
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,12 @@ from rich.progress import Progress
 from rich.table import Table
 
 from aoms.adapters.db import queries, setup
+from aoms.adapters.db.users import SqlUserStore
 from aoms.adapters.shopify.webhooks import sign
-from aoms.bootstrap import build
+from aoms.bootstrap import Runtime, build
 from aoms.config import Settings
 from aoms.demo.orders import demo_store, generate_orders
+from aoms.domain.users import Role
 from aoms.entrypoints.api.app import create_app
 
 
@@ -61,9 +64,15 @@ def run_demo(
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     secret = secrets.token_urlsafe(24)
-    settings = Settings(database_url=f"sqlite:///{database}", shopify_webhook_secret=secret)
+    reports = Path("docs/policy-lab")  # the lab's stored reports, when run from a checkout
+    settings = Settings(
+        database_url=f"sqlite:///{database}",
+        shopify_webhook_secret=secret,
+        reports_dir=reports if reports.is_dir() else None,
+    )
     runtime = build(settings)
     runtime.migrate()
+    logins = demo_users(runtime)
     store = demo_store()
     with runtime.engine.begin() as conn:
         setup.load_store(conn, store, runtime.clock())
@@ -72,7 +81,11 @@ def run_demo(
         f"{len(store['locations'])} locations, database {database}"
     )
     server, thread = start_server(create_app(runtime, migrate_on_start=False), host, port)
-    payloads = generate_orders(store, orders, seed=2026)
+    # Placed over the last 13 days up to now, so the dashboard's 14-day trends have days to show.
+    days = 13
+    step = timedelta(seconds=max(1, days * 86400 // orders))
+    start = runtime.clock().replace(microsecond=0) - step * (orders - 1)
+    payloads = generate_orders(store, orders, seed=2026, start=start, step=step)
     shop = store["shop"]
     cancels = payloads[12::25]  # every 25th order (from the 13th) is cancelled later
     base = f"http://{host}:{port}"
@@ -99,6 +112,10 @@ def run_demo(
     with runtime.store.read() as conn:
         result = queries.summary(conn)
     _print_summary(console, result)
+    console.print(
+        f"Dashboard: {base}/ — sign in as "
+        + ", ".join(f"[bold]{u}[/] / [bold]{pw}[/] ({role})" for u, pw, role in logins)
+    )
     if stay:
         console.print(
             f"Look at: {base}/docs (API), {base}/v1/orders, {base}/v1/orders/1 "
@@ -114,6 +131,17 @@ def run_demo(
     thread.join(10)
     runtime.close()
     return result
+
+
+def demo_users(runtime: Runtime) -> list[tuple[str, str, str]]:
+    """An operator and a viewer for the dashboard, with fresh random passwords."""
+    users = SqlUserStore(runtime.store)
+    made = []
+    for name, role in (("demo", Role.OPERATOR), ("viewer", Role.VIEWER)):
+        password = secrets.token_urlsafe(12)
+        users.add_user(name, password, role, runtime.clock())
+        made.append((name, password, role.label))
+    return made
 
 
 def _print_summary(console: Console, s: dict[str, Any]) -> None:

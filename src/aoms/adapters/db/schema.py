@@ -840,3 +840,42 @@ shopify_inventory_known = Table(
     Column("available", Integer, nullable=False),  # what Shopify holds, as last pushed or read
     Column("known_at", UTCDateTime, nullable=False),
 )
+
+# -- dashboard: users, their sessions, and the indexes its pages read by ----------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime),
+    CheckConstraint("role IN ('viewer', 'operator', 'admin')", name="known_role"),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    # The cookie holds a random token; only its SHA-256 is stored, so a copy of the database
+    # opens no session.
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_web_sessions_user", "user_id"),
+)
+
+Index(
+    "ix_dashboard_orders_placed",
+    orders.c.placed_at,
+    orders.c.status,
+    orders.c.shipments,
+    orders.c.currency,
+)
+Index("ix_dashboard_orders_name", orders.c.name)
+Index("ix_dashboard_inbox_order", webhook_inbox.c.order_id)
+Index("ix_dashboard_fulfilment_created", fulfilment_orders.c.created_at)
+Index("ix_dashboard_orders_status_shipments", orders.c.status, orders.c.shipments)

@@ -27,6 +27,7 @@ from aoms.domain.errors import AomsError, InvalidInput, NotFound
 from aoms.domain.money import Money
 from aoms.domain.orders import OrderStatus
 from aoms.domain.routing import RateCard
+from aoms.entrypoints import web
 from aoms.entrypoints.api import handoff as handoff_api
 from aoms.entrypoints.api import lifecycle, promises, returns, routing_policies
 from aoms.entrypoints.api import shipping as shipping_api
@@ -422,4 +423,5 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
             ]
         }
 
+    web.install(app)  # the dashboard at /, beside the API
     return app
