@@ -1,6 +1,6 @@
 """Read side of the dashboard: one query function per page, each returning plain data.
 
-Every query reads through an index (see migration 0009) or a bounded window of days, so a
+Every query reads through an index (see migration 0010) or a bounded window of days, so a
 page costs the same with 100 orders as with 100,000: keyset paging, never OFFSET.
 """
 

@@ -1,7 +1,7 @@
 """shopify sync
 
-Revision ID: 0005
-Revises: 0003
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-04 02:04:32.397072
 """
 
@@ -10,8 +10,8 @@ from alembic import op
 
 import aoms.adapters.db.schema
 
-revision = "0005"
-down_revision = "0004"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

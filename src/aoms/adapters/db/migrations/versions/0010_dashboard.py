@@ -1,7 +1,7 @@
 """dashboard: users, web sessions, indexes for the dashboard's pages
 
-Revision ID: 0009
-Revises: 0003
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-04 02:10:00
 """
 
@@ -10,8 +10,8 @@ from alembic import op
 
 import aoms.adapters.db.schema
 
-revision = "0009"
-down_revision = "0005"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

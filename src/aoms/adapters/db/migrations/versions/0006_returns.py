@@ -1,7 +1,7 @@
 """returns
 
-Revision ID: 0007
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-04 02:02:57.213986
 """
 
@@ -10,8 +10,8 @@ from alembic import op
 
 import aoms.adapters.db.schema
 
-revision = "0007"
-down_revision = "0006"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

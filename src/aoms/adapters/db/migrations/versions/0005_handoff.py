@@ -1,7 +1,7 @@
 """warehouse and 3PL hand-off
 
-Revision ID: 0006
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-04 02:00:26
 """
 
@@ -10,8 +10,8 @@ from alembic import op
 
 import aoms.adapters.db.schema
 
-revision = "0006"
-down_revision = "0010"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """scarcity prices of stock per shop
 
-Revision ID: 0010
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-04 02:45:00
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 import aoms.adapters.db.schema
 
-revision = "0010"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None

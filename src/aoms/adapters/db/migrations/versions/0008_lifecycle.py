@@ -1,7 +1,7 @@
 """lifecycle
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-04 01:59:47.291196
 """
 
@@ -10,8 +10,8 @@ from alembic import op
 
 import aoms.adapters.db.schema
 
-revision = "0004"
-down_revision = "0008"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

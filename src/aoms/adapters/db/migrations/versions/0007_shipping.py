@@ -1,8 +1,8 @@
 """shipping: product dimensions and customs data, boxes, ship-from addresses, shipping rules,
 shipments, parcels (with their labels), the quotes behind each choice, tracking events
 
-Revision ID: 0008
-Revises: 0003
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-04 02:38:05.583713
 """
 
@@ -11,8 +11,8 @@ from alembic import op
 
 import aoms.adapters.db.schema
 
-revision = "0008"
-down_revision = "0007"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
