@@ -222,8 +222,9 @@ class FulfilmentChannel(Protocol):
 
 
 def ready_for_fulfilment(tx: Tx, order_id: int) -> Readiness:
-    """The one place that says whether an order may go to a warehouse now. Today: it is
-    routed (every unit reserved) and not cancelled. Holds add their check here."""
+    """The one place that says whether an order may go to a warehouse now: it is routed
+    (every unit reserved), not cancelled, and no hold is open on it (payment, fraud, address,
+    review, a merchant's rule: docs/lifecycle.md)."""
     stored = tx.get_order(order_id)
     if stored is None:
         return Readiness(False, f"no order {order_id}")
@@ -231,6 +232,9 @@ def ready_for_fulfilment(tx: Tx, order_id: int) -> Readiness:
         return Readiness(False, f"order {order_id} is cancelled")
     if stored.status is not OrderStatus.ROUTED:
         return Readiness(False, f"order {order_id} is {stored.status.value}, not routed")
+    held = tx.open_holds(order_id)
+    if held:
+        return Readiness(False, f"order {order_id} is on hold ({', '.join(held)})")
     return Readiness(True, "routed")
 
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, exists, func, insert, select, update
 
 from aoms.adapters.db import schema as t
 from aoms.adapters.db.store import SqlStore, SqlTx
@@ -31,12 +31,16 @@ class SqlHandoffStore:
             yield SqlHandoffTx(tx)
 
     def fos_to_claim(self, limit: int) -> list[int]:
-        f, o, c = t.fulfilment_orders.c, t.orders.c, t.tpl_connections.c
+        f, o, c, h = t.fulfilment_orders.c, t.orders.c, t.tpl_connections.c, t.holds.c
         query = (
             select(f.id)
             .join(t.orders, o.id == f.order_id)
             .join(t.tpl_connections, c.location_id == f.location_id)
-            .where(f.status == FoStatus.OPEN.value, o.status == OrderStatus.ROUTED.value)
+            .where(
+                f.status == FoStatus.OPEN.value,
+                o.status == OrderStatus.ROUTED.value,
+                ~exists(select(h.id).where(h.order_id == f.order_id, h.status == "open")),
+            )
             .order_by(f.id)
             .limit(limit)
         )
@@ -273,12 +277,21 @@ class SqlHandoffTx:
             )
 
     def bump_fo_line(self, fo_id: int, line_no: int, *, shipped: int = 0, closed: int = 0) -> None:
-        ln = t.fulfilment_order_lines.c
+        """Count units of the FO's line shipped or closed; shipped units count on the order's
+        line too (`order_lines.shipped_qty`: an edit may never go below it)."""
+        ln, ol, f = t.fulfilment_order_lines.c, t.order_lines.c, t.fulfilment_orders.c
         self.conn.execute(
             update(t.fulfilment_order_lines)
             .where(ln.fo_id == fo_id, ln.line_no == line_no)
             .values(shipped=ln.shipped + shipped, closed=ln.closed + closed)
         )
+        if shipped:
+            order_id = select(f.order_id).where(f.id == fo_id).scalar_subquery()
+            self.conn.execute(
+                update(t.order_lines)
+                .where(ol.order_id == order_id, ol.line_no == line_no)
+                .values(shipped_qty=ol.shipped_qty + shipped)
+            )
 
     def set_fo_status(self, fo_id: int, status: FoStatus) -> None:
         self.conn.execute(

@@ -353,6 +353,14 @@ class SqlTx(RoutingTx):
             cancelled_at=row.cancelled_at,
         )  # fmt: skip
 
+    def open_holds(self, order_id: int) -> list[str]:
+        """The kinds of the order's open holds (none: nothing holds it back)."""
+        h = t.holds.c
+        rows = self.conn.execute(
+            select(h.kind).where(h.order_id == order_id, h.status == "open").order_by(h.id)
+        )
+        return list(rows.scalars())
+
     def lock_stock(self, skus: Iterable[str]) -> list[StockLevel]:
         query = SQL.lock_stock.get(self.dialect, SQL.lock_stock["sqlite"])
         rows = self.conn.execute(query, {"skus": sorted(set(skus))})
