@@ -4,17 +4,29 @@ does not go to its warehouse, and what a warehouse ships counts as shipped on th
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from aoms.adapters.db import schema as t
 from aoms.adapters.db.handoff import SqlHandoffStore
 from aoms.adapters.db.lifecycle import SqlLifecycleRepo
+from aoms.adapters.geocode import geocode
 from aoms.bootstrap import Runtime
 from aoms.domain.errors import Conflict, NotReadyForFulfilment
+from aoms.domain.handoff import RejectReason
 from aoms.domain.lifecycle import HoldKind
+from aoms.domain.orders import OrderStatus
 from aoms.services import handoff as svc
-from aoms.services import holds
+from aoms.services import holds, inventory, orders
 from aoms.services.order_edits import edit_order
 from tests.builders import later, network, order
-from tests.integration.test_handoff import connect, fos, receive, run
+from tests.integration.test_handoff import (
+    active_reservations,
+    assert_nothing_stuck,
+    connect,
+    fos,
+    receive,
+    run,
+)
 
 
 @pytest.fixture
@@ -59,3 +71,69 @@ def test_units_a_warehouse_shipped_cannot_be_edited_away(
     with runtime.store.transaction() as tx, pytest.raises(Conflict) as refused:
         edit_order(SqlLifecycleRepo(tx), oid, quantities={1: 1}, actor="ops", now=later(4))
     assert refused.value.code == "quantity_below_shipped"
+
+
+def test_routing_an_order_again_leaves_what_a_warehouse_has_where_it_is(
+    runtime: Runtime, hstore: SqlHandoffStore
+) -> None:
+    # X at A, Y at B: two fulfilment orders, both handed off. A accepts; B rejects (not in
+    # stock) and the Y has nowhere else to go, so the order waits. When 3 Y arrive at C, only
+    # the Y is routed (to C): A's X stays reserved once, its fulfilment order accepted.
+    network(runtime.engine, {("X", "a"): 5, ("Y", "b"): 1, ("Y", "c"): 0})
+    connect(runtime, hstore, "a", "b")
+    oid = receive(runtime, order(("X", 1), ("Y", 1)))
+    by_loc = {loc: fo_id for fo_id, loc, _, _ in fos(runtime, oid)}
+    for fo_id in by_loc.values():
+        run(hstore, svc.hand_off, fo_id, later(1))
+    run(hstore, svc.accept, by_loc["a"], later(2))
+    rejected = run(hstore, svc.reject, by_loc["b"], RejectReason.NOT_IN_STOCK, later(2))
+    assert rejected.order_status == "backordered"
+    with runtime.store.transaction() as tx:
+        inventory.adjust_stock(tx, sku="Y", location_id="c", reason="receipt", delta=3,
+                               now=later(3))  # fmt: skip
+    result = orders.retry_waiting(runtime.store, geocode=geocode, clock=lambda: later(4),
+                                  status=OrderStatus.BACKORDERED, sku="Y")  # fmt: skip
+    assert result == {"routed": 1}
+    assert [(loc, status, items) for _, loc, status, items in fos(runtime, oid)] == [
+        ("a", "accepted", {"X": 1}),
+        ("b", "rejected", {"Y": 1}),
+        ("c", "open", {"Y": 1}),
+    ]
+    assert active_reservations(runtime) == {("X", "a"): 1, ("Y", "c"): 1}
+    assert_nothing_stuck(runtime)
+
+
+def test_a_channel_cancellation_after_the_hand_off_asks_the_warehouse_to_stop(
+    runtime: Runtime, hstore: SqlHandoffStore
+) -> None:
+    network(runtime.engine, {("X", "a"): 5})
+    connect(runtime, hstore, "a")
+    oid = receive(runtime, order(("X", 2)))
+    [(fo_id, _, _, _)] = fos(runtime, oid)
+    run(hstore, svc.hand_off, fo_id, later(1))
+    run(hstore, svc.accept, fo_id, later(2))
+    with runtime.store.transaction() as tx:
+        assert orders.cancel(tx, oid, at=later(3), now=later(3)) is OrderStatus.CANCELLED
+    # The warehouse has the 2 X until it confirms it stopped: they stay reserved meanwhile.
+    assert fos(runtime, oid)[0][2] == "cancel_requested"
+    assert active_reservations(runtime) == {("X", "a"): 2}
+    run(hstore, svc.confirm_cancel, fo_id, later(4))
+    assert fos(runtime, oid)[0][2] == "cancelled"
+    assert active_reservations(runtime) == {}
+    assert_nothing_stuck(runtime)
+
+
+def test_a_channel_edit_of_what_a_warehouse_has_changes_no_stock_and_says_so(
+    runtime: Runtime, hstore: SqlHandoffStore
+) -> None:
+    network(runtime.engine, {("X", "a"): 5})
+    connect(runtime, hstore, "a")
+    oid = receive(runtime, order(("X", 2)))
+    [(fo_id, _, _, _)] = fos(runtime, oid)
+    run(hstore, svc.hand_off, fo_id, later(1))
+    receive(runtime, order(("X", 3), updated=later(2)))  # the channel says 3 now
+    assert active_reservations(runtime) == {("X", "a"): 2}
+    assert [(loc, status) for _, loc, status, _ in fos(runtime, oid)] == [("a", "requested")]
+    with runtime.store.read() as conn:
+        names = [n for (n,) in conn.execute(select(t.outbox.c.name).order_by(t.outbox.c.id))]
+    assert "order.changed_after_handoff" in names

@@ -525,26 +525,74 @@ def _adjust_for(
 def _route_again(htx: HandoffTx, fo: Fo, need: Mapping[int, int], now: datetime) -> str | None:
     """Route the given quantities of the order's lines with the existing router, without the
     FO's location; then put the order's counters right for the whole order."""
+    return _route_part(htx, fo.order_id, need, now, exclude={fo.location_id})
+
+
+def _route_part(
+    htx: HandoffTx,
+    order_id: int,
+    need: Mapping[int, int],
+    now: datetime,
+    *,
+    exclude: frozenset[str] | set[str] = frozenset(),
+) -> str | None:
     tx = htx.tx
     if not need:
-        htx.refresh_order_counters(fo.order_id)
+        htx.refresh_order_counters(order_id)
         return None
-    stored = tx.get_order(fo.order_id)
+    stored = tx.get_order(order_id)
     assert stored is not None
     if stored.status is OrderStatus.CANCELLED:
         return stored.status.value
-    order = tx.load_order(fo.order_id)
+    order = tx.load_order(order_id)
     part = replace(
         order,
         lines=tuple(
             replace(ln, quantity=need[ln.line_no]) for ln in order.lines if ln.line_no in need
         ),
     )
-    status = orders.route_and_reserve(
-        tx, fo.order_id, part, stored.dest, now=now, exclude={fo.location_id}
-    )
-    htx.refresh_order_counters(fo.order_id)
+    status = orders.route_and_reserve(tx, order_id, part, stored.dest, now=now, exclude=exclude)
+    htx.refresh_order_counters(order_id)
     return status.value
+
+
+def route_rest(htx: HandoffTx, order_id: int, now: datetime) -> OrderStatus:
+    """Route again an order some of whose fulfilment orders a warehouse already has: only
+    the units no live fulfilment order covers (backordered ones), planned together with the
+    fulfilment orders not handed off yet (released first). What the warehouses hold stays
+    theirs — releasing and reserving it again would ship it twice."""
+    tx = htx.tx
+    live = [f for f in htx.order_fos(order_id) if f.status not in (S.CANCELLED, S.REJECTED)]
+    lines = {f.id: adopt(htx, f) for f in live}
+    covered: dict[int, int] = {}
+    for f in live:
+        if f.status is not S.OPEN:
+            for ln in lines[f.id]:
+                covered[ln.line_no] = covered.get(ln.line_no, 0) + ln.quantity - ln.closed
+    order = tx.load_order(order_id)
+    need = {
+        ln.line_no: left
+        for ln in order.lines
+        if ln.requires_shipping and (left := ln.quantity - covered.get(ln.line_no, 0)) > 0
+    }
+    tx.lock_stock({ln.sku for ln in order.lines if ln.line_no in need})
+    for f in live:
+        if f.status is S.OPEN:
+            _release_lines(htx, f, lines[f.id], "release", now)
+            htx.set_fo_status(f.id, S.CANCELLED)  # replaced by the plan below
+    _route_part(htx, order_id, need, now)
+    stored = tx.get_order(order_id)
+    assert stored is not None
+    return stored.status
+
+
+def cancel_order_at_warehouses(htx: HandoffTx, order_id: int, now: datetime) -> int:
+    """The channel cancelled an order a warehouse already has: ask every warehouse holding
+    part of it to stop (its units are released when it confirms; what it already shipped
+    stays shipped) and release at once what was not handed off. Returns the cancel requests
+    sent."""
+    results = cancel_rest_of_order(htx, order_id, now)
+    return sum(1 for r in results if r.status is S.CANCEL_REQUESTED)
 
 
 # -- shipments --------------------------------------------------------------------------------

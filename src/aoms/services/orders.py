@@ -89,14 +89,24 @@ def receive_order(tx: Tx, order: Order, *, geocode: Geocoder, now: datetime) -> 
     reroute = stored.status is not OrderStatus.CANCELLED and (
         key != stored.routing_key or stored.status in _NOT_FULLY_ROUTED
     )
+    at_warehouse = key != stored.routing_key and tx.handed_off(stored.id)
     tx.update_order(
-        stored.id, order, dest=dest, dest_source=dest_source, amounts=amounts, routing_key=key,
-        replace_lines=key != stored.routing_key,
+        stored.id, order, dest=dest, dest_source=dest_source, amounts=amounts,
+        routing_key=stored.routing_key if at_warehouse else key,
+        replace_lines=key != stored.routing_key and not at_warehouse,
     )  # fmt: skip
     tx.emit([Event(ev.ORDER_UPDATED, f"order:{stored.id}", _summary(order))], now)
     status = stored.status
     if order.cancelled_at is not None:
         status = cancel(tx, stored.id, at=order.cancelled_at, now=now)
+    elif reroute and tx.handed_off(stored.id):
+        if key != stored.routing_key:
+            # A warehouse has part of it: aoms does not take those units back by itself.
+            tx.emit([Event(ev.ORDER_CHANGED_AFTER_HANDOFF, f"order:{stored.id}",
+                           {"note": "a warehouse has part of this order: change or cancel it "
+                                    "there, then route the rest again"})], now)  # fmt: skip
+        else:
+            status = _route_rest(tx, stored.id, now)
     elif reroute:
         # What routing depends on changed, or the order still waits for stock or an address:
         # release what it holds and route it again on today's stock.
@@ -395,10 +405,26 @@ def release_all(tx: Tx, order_id: int, *, now: datetime, also_lock: Iterable[str
     return units
 
 
+def _route_rest(tx: Tx, order_id: int, now: datetime) -> OrderStatus:
+    """An order a warehouse has part of is routed again only for what no warehouse holds."""
+    from aoms.services import handoff  # it builds on this module
+
+    status: OrderStatus = handoff.route_rest(tx.handoff(), order_id, now)
+    return status
+
+
 def cancel(tx: Tx, order_id: int, *, at: datetime, now: datetime) -> OrderStatus:
     """Cancel: release exactly what this order holds. A second cancel changes nothing."""
     stored = tx.get_order(order_id)
     if stored is None or stored.status is OrderStatus.CANCELLED:
+        return OrderStatus.CANCELLED
+    if tx.handed_off(order_id):
+        from aoms.services import handoff  # it builds on this module
+
+        asked = handoff.cancel_order_at_warehouses(tx.handoff(), order_id, now)
+        tx.set_cancelled(order_id, at)
+        tx.emit([Event(ev.ORDER_CANCELLED, f"order:{order_id}",
+                       {"released_units": 0, "cancel_requests": asked})], now)  # fmt: skip
         return OrderStatus.CANCELLED
     released = release_all(tx, order_id, now=now)
     tx.set_cancelled(order_id, at)
@@ -413,6 +439,8 @@ def reroute(tx: Tx, order_id: int, *, geocode: Geocoder, now: datetime) -> Order
         raise NotFound(f"no order {order_id}", field="order_id")
     if stored.status is OrderStatus.CANCELLED:
         raise Conflict(f"order {order_id} is cancelled", field="order_id")
+    if tx.handed_off(order_id):
+        return _route_rest(tx, order_id, now)
     order = tx.load_order(order_id)
     located = geocode(order.shipping_address) if stored.dest is None else (stored.dest, None)
     release_all(tx, order_id, now=now, also_lock=order.demand())

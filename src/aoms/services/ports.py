@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aoms.domain.events import Event
 from aoms.domain.experiments import Experiment
@@ -16,6 +16,9 @@ from aoms.domain.orders import Address, AmountCheck, LineAllocation, Order, Orde
 from aoms.domain.policies import RoutingPolicy
 from aoms.domain.routing import Candidate, RateCard, RoutingPlan
 from aoms.domain.routing_policy import PolicyDocument, PolicyVersion
+
+if TYPE_CHECKING:
+    from aoms.services.handoff import HandoffTx
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,8 @@ class Tx(Protocol):
     def sku_tags(self, skus: Iterable[str]) -> dict[str, list[str]]: ...
     def product_grams(self, skus: Iterable[str]) -> dict[str, int]: ...
     def stock_prices(self, shop: str, skus: Iterable[str]) -> dict[tuple[str, str], float]: ...
+    def handed_off(self, order_id: int) -> bool: ...
+    def handoff(self) -> HandoffTx: ...  # this transaction with the hand-off tables
     def open_holds(self, order_id: int) -> list[str]: ...
     def lock_stock(self, skus: Iterable[str]) -> list[StockLevel]: ...
     def reserved_skus(self, order_id: int) -> list[str]: ...

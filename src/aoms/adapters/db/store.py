@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Connection,
@@ -37,6 +37,9 @@ from aoms.domain.orders import Address, AmountCheck, LineAllocation, Order, Orde
 from aoms.domain.policies import PolicyRegistry
 from aoms.domain.routing import Candidate, Policy, RoutingPlan
 from aoms.services.ports import ActiveReservation, Delivery, StoredOrder
+
+if TYPE_CHECKING:
+    from aoms.adapters.db.handoff import SqlHandoffTx
 
 
 class SqlStore:
@@ -352,6 +355,26 @@ class SqlTx(RoutingTx):
             financial_status=row.financial_status,
             cancelled_at=row.cancelled_at,
         )  # fmt: skip
+
+    def handed_off(self, order_id: int) -> bool:
+        """Whether a warehouse has (or had) some of the order: a fulfilment order of it went
+        past `open` and was not cancelled or rejected."""
+        f = t.fulfilment_orders.c
+        found = self.conn.execute(
+            select(f.id)
+            .where(
+                f.order_id == order_id,
+                f.status.not_in(("open", "cancelled", "rejected")),
+            )
+            .limit(1)
+        ).first()
+        return found is not None
+
+    def handoff(self) -> SqlHandoffTx:
+        """This transaction with the hand-off tables (`services.handoff.HandoffTx`)."""
+        from aoms.adapters.db.handoff import SqlHandoffTx  # it builds on this module
+
+        return SqlHandoffTx(self)
 
     def open_holds(self, order_id: int) -> list[str]:
         """The kinds of the order's open holds (none: nothing holds it back)."""
