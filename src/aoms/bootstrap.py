@@ -28,6 +28,7 @@ from aoms.adapters.geocode import geocode
 from aoms.adapters.plugins import load_routing_policies
 from aoms.adapters.return_labels import BuiltinReturnCarrier
 from aoms.adapters.shopify.admin import ShopifyAdminClient
+from aoms.adapters.shopify.refunds import ShopifyRefundPublisher
 from aoms.adapters.shopify.returns import TOPIC_HANDLERS
 from aoms.adapters.shopify.webhooks import parse_delivery
 from aoms.config import Settings
@@ -147,6 +148,8 @@ class Runtime:
     def close(self) -> None:
         if self.shipping is not None:
             self.shipping.shopper.close()
+        if isinstance(self.refund_publisher, ShopifyRefundPublisher):
+            self.refund_publisher.close()
         self.engine.dispose()
 
 
@@ -162,6 +165,8 @@ def build(settings: Settings | None = None) -> Runtime:
     runtime.after_receive = lifecycle_checks(runtime)
     runtime.after_route = fulfilment_gate(runtime)
     runtime.topic_handlers["orders/risk_assessment_changed"] = risk_assessments(runtime)
+    if settings.shopify_admin_tokens:  # refunds made in aoms are told to Shopify
+        runtime.refund_publisher = ShopifyRefundPublisher(partial(shopify_admin, settings))
     return runtime
 
 

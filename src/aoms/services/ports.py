@@ -210,6 +210,8 @@ class RefundToPush:
     lines: tuple[tuple[str | None, int, str | None], ...]  # (line external id, units, restock at)
     shipping: str
     note: str  # carries "aoms-refund:<id>" so the channel's refunds/create is recognised
+    # (method/gateway, amount, the channel's id of the payment refunded) per payment
+    payments: tuple[tuple[str, str, str | None], ...] = ()
 
 
 class RefundPublisher(Protocol):

@@ -641,6 +641,13 @@ def refund_to_push(conn: Connection, refund_id: int) -> RefundToPush | None:
         .where(rl.refund_id == refund_id)
         .order_by(rl.line_no)
     ).all()
+    rp, op = t.refund_payments.c, t.order_payments.c
+    paid = conn.execute(
+        select(op.method, rp.amount_minor, op.external_id)
+        .join(t.order_payments, op.id == rp.payment_id)
+        .where(rp.refund_id == refund_id, rp.amount_minor > 0)
+        .order_by(op.id)
+    ).all()
     cur = row.currency
     return RefundToPush(
         refund_id=row.id,
@@ -652,4 +659,7 @@ def refund_to_push(conn: Connection, refund_id: int) -> RefundToPush | None:
         lines=tuple((x.external_id, x.units, x.restock_location_id) for x in lines),
         shipping=str(from_minor(row.shipping_minor + row.shipping_tax_minor, cur).amount),
         note=f"aoms-refund:{row.id}",
+        payments=tuple(
+            (p.method, str(from_minor(p.amount_minor, cur).amount), p.external_id) for p in paid
+        ),
     )
