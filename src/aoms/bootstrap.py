@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -23,6 +24,7 @@ from aoms.adapters.db.engine import make_engine
 from aoms.adapters.db.outbox import relay_once
 from aoms.adapters.db.scarcity import SqlScarcityStore
 from aoms.adapters.db.shipping import SqlShippingStore
+from aoms.adapters.db.shopify import SqlShopifyStore
 from aoms.adapters.db.store import SqlStore
 from aoms.adapters.geocode import geocode
 from aoms.adapters.plugins import load_routing_policies
@@ -52,6 +54,7 @@ from aoms.services.rate_shopping import RateShopper
 from aoms.services.returns_ports import ReturnCarrier
 from aoms.services.shipping import Shipping
 from aoms.services.shipping import on_event as shipping_on_event
+from aoms.services.shopify_sync import push_inventory
 
 log = logging.getLogger("aoms")
 
@@ -75,6 +78,9 @@ class Runtime:
     recent_events: deque[tuple[int, Event]] = field(default_factory=lambda: deque(maxlen=200))
     inbox_signal: threading.Event = field(default_factory=threading.Event)
     waves_closed: dict[str, datetime] = field(default_factory=dict)  # shop -> last wave re-planned
+    shopify_clients: dict[str, ShopifyAdminClient] = field(default_factory=dict)  # kept per shop
+    shopify_pushed: dict[str, float] = field(default_factory=dict)  # shop -> monotonic time
+    clients_lock: threading.Lock = field(default_factory=threading.Lock)
     refund_publisher: RefundPublisher = field(default_factory=NoRefundPublisher)
     return_carrier: ReturnCarrier = field(default_factory=BuiltinReturnCarrier)
     topic_handlers: dict[str, TopicHandler] = field(default_factory=lambda: dict(TOPIC_HANDLERS))
@@ -139,6 +145,37 @@ class Runtime:
                 log.exception("the scarcity prices of %s were not refreshed", shop)
         return reports
 
+    def shopify_client(self, shop: str) -> ShopifyAdminClient:
+        """The shop's Admin API client, made once and kept: its pacing knows the bucket."""
+        with self.clients_lock:
+            if shop not in self.shopify_clients:
+                self.shopify_clients[shop] = shopify_admin(self.settings, shop)
+            return self.shopify_clients[shop]
+
+    def push_due_inventory(self) -> list[dict[str, object]]:
+        """Push available-to-sell where it changed, to each shop with an access token and
+        mapped locations, at most every `shopify_push_seconds`. A shop that fails is logged
+        and tried on the next pass."""
+        every = self.settings.shopify_push_seconds
+        if not every:
+            return []
+        repo = SqlShopifyStore(self.store)
+        reports: list[dict[str, object]] = []
+        for shop in sorted(self.settings.shopify_admin_tokens):
+            now = time.monotonic()
+            if now - self.shopify_pushed.get(shop, -math.inf) < every:
+                continue
+            self.shopify_pushed[shop] = now
+            if not repo.targets(shop):
+                continue  # nothing mapped yet
+            try:
+                pushed = push_inventory(repo, self.shopify_client(shop), shop, now=self.clock())
+            except AomsError:
+                log.exception("available-to-sell was not pushed to %s", shop)
+                continue
+            reports.append(pushed.as_dict())
+        return reports
+
     def relay_events(self) -> int:
         return relay_once(self.store, self.publish, self.clock())
 
@@ -148,8 +185,8 @@ class Runtime:
     def close(self) -> None:
         if self.shipping is not None:
             self.shipping.shopper.close()
-        if isinstance(self.refund_publisher, ShopifyRefundPublisher):
-            self.refund_publisher.close()
+        for client in self.shopify_clients.values():
+            client.close()
         self.engine.dispose()
 
 
@@ -166,7 +203,7 @@ def build(settings: Settings | None = None) -> Runtime:
     runtime.after_route = fulfilment_gate(runtime)
     runtime.topic_handlers["orders/risk_assessment_changed"] = risk_assessments(runtime)
     if settings.shopify_admin_tokens:  # refunds made in aoms are told to Shopify
-        runtime.refund_publisher = ShopifyRefundPublisher(partial(shopify_admin, settings))
+        runtime.refund_publisher = ShopifyRefundPublisher(runtime.shopify_client)
     return runtime
 
 
@@ -286,6 +323,7 @@ class Workers:
             self._next_wave_check = now + TIMER_CHECK_SECONDS
             self.runtime.replan_due_waves()
             self.runtime.refresh_due_prices()
+        self.runtime.push_due_inventory()  # paced by its own setting
         return False
 
     def _loop(self, step: Callable[[], bool]) -> None:

@@ -81,6 +81,13 @@ class Settings(BaseSettings):
         default=None,
         description="Base URL of the Admin API instead of https://{shop} (a proxy, a test server).",
     )
+    shopify_push_seconds: float = Field(
+        default=60,
+        ge=0,
+        le=86_400,
+        description="How often the workers push changed available-to-sell to each shop with "
+        "an access token and mapped locations (0: only when asked).",
+    )
     reports_dir: Path | None = Field(
         default=None,
         description="A folder of policy-lab HTML reports (`aoms simulate … --html`) the "

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from aoms.adapters.shopify.refunds import ShopifyRefundPublisher
 from aoms.adapters.shopify.webhooks import sign
-from aoms.bootstrap import Runtime, shopify_admin
+from aoms.bootstrap import Runtime
 from aoms.entrypoints.api.app import create_app
 from tests.builders import T0, network, shopify_payload
 from tests.conftest import SECRET
@@ -32,15 +32,14 @@ def fake() -> Iterator[FakeShopifyAdmin]:
 
 @pytest.fixture
 def client(runtime: Runtime, fake: FakeShopifyAdmin) -> Iterator[TestClient]:
-    settings = runtime.settings.model_copy(
+    runtime.settings = runtime.settings.model_copy(
         update={"shopify_admin_tokens": {SHOP: SecretStr(fake.token)},
                 "shopify_admin_url": fake.base_url}
     )  # fmt: skip
     runtime.clock = lambda: T0
-    runtime.refund_publisher = ShopifyRefundPublisher(lambda shop: shopify_admin(settings, shop))
+    runtime.refund_publisher = ShopifyRefundPublisher(runtime.shopify_client)
     with TestClient(create_app(runtime, migrate_on_start=False)) as c:
         yield c
-    runtime.refund_publisher.close()
 
 
 def webhook(client: TestClient, runtime: Runtime, topic: str, body: dict[str, Any], n: int) -> None:

@@ -245,3 +245,22 @@ def test_the_api_maps_pushes_and_reconciles(runtime: Runtime, fake: FakeShopifyA
         assert bad.status_code == 422 and bad.json()["code"] == "invalid_input"
         other = client.post("/v1/shops/other.myshopify.com/shopify/inventory/push")
         assert other.status_code == 422 and other.json()["code"] == "shopify_not_configured"
+
+
+def test_the_workers_push_what_changed_on_their_own_clock(
+    runtime: Runtime, fake: FakeShopifyAdmin
+) -> None:
+    mapped_store(runtime, fake)
+    runtime.settings = runtime.settings.model_copy(
+        update={"shopify_admin_tokens": {SHOP: SecretStr(TOKEN)},
+                "shopify_admin_url": fake.base_url, "shopify_push_seconds": 3600}
+    )  # fmt: skip
+    (first,) = runtime.push_due_inventory()
+    assert (first["shop"], first["pushed"]) == (SHOP, 6)
+    assert shown(fake)[("X", 1)] == 7
+    set_stock(runtime, "X", "a", 4)  # X: 14 + 6 − 3 = 17: a 11, b 6
+    assert runtime.push_due_inventory() == []  # not due for an hour
+    runtime.shopify_pushed[SHOP] -= 3600
+    (second,) = runtime.push_due_inventory()
+    assert (second["changed"], second["pushed"]) == (1, 1)
+    assert shown(fake)[("X", 1)] == 11

@@ -9,7 +9,6 @@ recognised as aoms's own (docs/returns.md)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -19,24 +18,8 @@ from aoms.services.ports import RefundToPush
 
 
 class ShopifyRefundPublisher:
-    """One Admin API client per shop, kept: its pacing knows the shop's bucket."""
-
     def __init__(self, client_for: Callable[[str], ShopifyAdminClient]) -> None:
-        self._make = client_for  # shop -> a new Admin API client for it
-        self._clients: dict[str, ShopifyAdminClient] = {}
-        self._lock = threading.Lock()
-
-    def client_for(self, shop: str) -> ShopifyAdminClient:
-        with self._lock:
-            if shop not in self._clients:
-                self._clients[shop] = self._make(shop)
-            return self._clients[shop]
-
-    def close(self) -> None:
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
+        self.client_for = client_for  # shop -> its Admin API client (kept by the runtime)
 
     def publish_refund(self, refund: RefundToPush) -> str | None:
         if refund.channel != "shopify":
