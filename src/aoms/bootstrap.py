@@ -81,6 +81,7 @@ class Runtime:
     shopify_clients: dict[str, ShopifyAdminClient] = field(default_factory=dict)  # kept per shop
     shopify_pushed: dict[str, float] = field(default_factory=dict)  # shop -> monotonic time
     clients_lock: threading.Lock = field(default_factory=threading.Lock)
+    stock_checked: float = -math.inf  # monotonic time of the last stock invariant check
     refund_publisher: RefundPublisher = field(default_factory=NoRefundPublisher)
     return_carrier: ReturnCarrier = field(default_factory=BuiltinReturnCarrier)
     topic_handlers: dict[str, TopicHandler] = field(default_factory=lambda: dict(TOPIC_HANDLERS))
@@ -175,6 +176,22 @@ class Runtime:
                 continue
             reports.append(pushed.as_dict())
         return reports
+
+    def check_stock_if_due(self) -> int | None:
+        """Check every stock counter against its reservations and movements, at most every
+        `stock_check_seconds`; the number of breaches (each also an event), None if not due."""
+        every = self.settings.stock_check_seconds
+        if not every or time.monotonic() - self.stock_checked < every:
+            return None
+        self.stock_checked = time.monotonic()
+        from aoms.adapters.db.lifecycle import SqlStockCheck
+        from aoms.services.stock_checks import check_stock
+
+        with self.store.transaction() as tx:
+            found = check_stock(SqlStockCheck(tx), now=self.clock())
+        for b in found:
+            log.error("stock invariant broken: %s at %s: %s", b.sku, b.location_id, b.detail)
+        return len(found)
 
     def relay_events(self) -> int:
         return relay_once(self.store, self.publish, self.clock())
@@ -323,7 +340,8 @@ class Workers:
             self._next_wave_check = now + TIMER_CHECK_SECONDS
             self.runtime.replan_due_waves()
             self.runtime.refresh_due_prices()
-        self.runtime.push_due_inventory()  # paced by its own setting
+        self.runtime.push_due_inventory()  # each paced by its own setting
+        self.runtime.check_stock_if_due()
         return False
 
     def _loop(self, step: Callable[[], bool]) -> None:

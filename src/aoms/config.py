@@ -81,6 +81,14 @@ class Settings(BaseSettings):
         default=None,
         description="Base URL of the Admin API instead of https://{shop} (a proxy, a test server).",
     )
+    stock_check_seconds: float = Field(
+        default=3600,
+        ge=0,
+        le=86_400,
+        description="How often the workers check every stock counter against its reservations "
+        "and movements (a breach is a stock.invariant_broken event); 0: only `aoms ledger "
+        "check-stock`.",
+    )
     shopify_push_seconds: float = Field(
         default=60,
         ge=0,

@@ -165,3 +165,15 @@ def test_the_stock_check_finds_counters_that_disagree_with_their_sources(
     )
     assert done.returncode == 1, done.stderr
     assert '"ok": false' in done.stdout
+
+
+def test_the_workers_check_stock_on_their_own_clock(client: TestClient, runtime: Runtime) -> None:
+    network(runtime.engine, {("X", "a"): 10})
+    runtime.settings = runtime.settings.model_copy(update={"stock_check_seconds": 3600})
+    assert runtime.check_stock_if_due() == 0  # nothing wrong, and now checked
+    with runtime.engine.begin() as conn:  # a counter edited around the movements
+        s = t.stock_levels.c
+        conn.execute(update(t.stock_levels).where(s.sku == "X").values(reserved=5))
+    assert runtime.check_stock_if_due() is None  # not due for an hour
+    runtime.stock_checked -= 3600
+    assert runtime.check_stock_if_due() == 2  # reserved disagrees with reservations, movements
