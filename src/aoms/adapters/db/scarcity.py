@@ -11,12 +11,12 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 
 from aoms.adapters.db import schema as t
-from aoms.adapters.db.schema import from_minor
 from aoms.adapters.db.store import SqlStore, SqlTx
 from aoms.domain import events as ev
 from aoms.domain.errors import UnknownShop
 from aoms.domain.events import Event
 from aoms.domain.geo import Point
+from aoms.domain.inventory import StockLevel
 from aoms.domain.money import Money
 from aoms.domain.orders import OrderStatus
 from aoms.domain.routing import Candidate, Demand
@@ -78,7 +78,7 @@ class SqlScarcityStore:
                 units[row[0]][row[1]] = int(row[2])
                 grams[row[0]][row[1]] = max(int(row[3] or 0), 0)
             skus = sorted({k for u in units.values() for k in u})
-            locations = self._locations(conn, skus)
+            locations = self._locations(reader, skus)
         orders = [
             RecentOrder(
                 h.placed_at,
@@ -104,31 +104,15 @@ class SqlScarcityStore:
         )
 
     @staticmethod
-    def _locations(conn: Any, skus: list[str]) -> list[Candidate]:
-        s, loc = t.stock_levels.c, t.locations.c
-        available: dict[str, dict[str, int]] = defaultdict(dict)
-        for row in conn.execute(
-            select(s.location_id, s.sku, s.on_hand - s.reserved - s.safety_stock).where(
+    def _locations(reader: SqlTx, skus: list[str]) -> list[Candidate]:
+        """Every active location with what it has available of `skus` now (read, not locked)."""
+        s = t.stock_levels.c
+        rows = reader.conn.execute(
+            select(s.sku, s.location_id, s.on_hand, s.reserved, s.safety_stock).where(
                 s.sku.in_(skus)
             )
-        ):
-            if row[2] > 0:
-                available[row[0]][row[1]] = int(row[2])
-        rows = conn.execute(
-            select(loc.id, loc.name, loc.lat, loc.lng, loc.handling_minor, loc.currency)
-            .where(loc.id.in_(sorted(available)), loc.active.is_(True))
-            .order_by(loc.id)
-        ).all()
-        return [
-            Candidate(
-                r.id,
-                r.name,
-                Point(r.lat, r.lng),
-                from_minor(r.handling_minor, r.currency),
-                available[r.id],
-            )
-            for r in rows
-        ]
+        )
+        return reader.candidates([StockLevel(*r) for r in rows])
 
     def save_prices(
         self,
