@@ -568,3 +568,28 @@ def test_a_channel_that_fails_to_take_the_refund_does_not_undo_it(
     assert made.status_code == 201, made.text
     stored = ok(client.get(f"/v1/orders/{order_id}/refunds"))["refunds"]
     assert [(r["total"], r["external_id"]) for r in stored] == [("15.00", None)]
+
+
+def test_a_delivered_order_ships_what_it_held_so_a_restock_makes_no_stock_from_nothing(
+    client: TestClient, runtime: Runtime
+) -> None:
+    # 4 TEE at A; an order of 1 reserves one (A: 4 on hand, 1 reserved). The channel says it
+    # was delivered (fulfilled outside any warehouse aoms handed it to): the unit left, so A
+    # has 3 on hand and none reserved, and its fulfilment order is shipped. Returned and
+    # restocked, A has 4 again: the unit that came back, not a second one.
+    network(runtime.engine, {("TEE", "a"): 4})
+    order_id = place(client, "tee-2", [{"sku": "TEE", "quantity": 1, "unit_price": "10.00"}])
+    level = ok(client.get("/v1/inventory", params={"sku": "TEE", "location_id": "a"}))["items"][0]
+    assert (level["on_hand"], level["reserved"]) == (4, 1)
+    ok(client.post(f"/v1/orders/{order_id}/delivered", json={}))
+    level = ok(client.get("/v1/inventory", params={"sku": "TEE", "location_id": "a"}))["items"][0]
+    assert (level["on_hand"], level["reserved"]) == (3, 0)
+    order = ok(client.get(f"/v1/orders/{order_id}"))
+    assert [f["status"] for f in order["fulfilment_orders"]] == ["shipped"]
+    assert movements(runtime, "shipped") == [("TEE", "a", -1, f"order:{order_id}")]
+    body = {"lines": [{"line_no": 1, "quantity": 1, "restock_location_id": "a"}]}
+    ok(client.post(f"/v1/orders/{order_id}/refunds", json=body), 201)
+    level = ok(client.get("/v1/inventory", params={"sku": "TEE", "location_id": "a"}))["items"][0]
+    assert (level["on_hand"], level["reserved"]) == (4, 0)
+    ok(client.post(f"/v1/orders/{order_id}/delivered", json={}))  # told twice: nothing more
+    assert len(movements(runtime, "shipped")) == 1

@@ -67,4 +67,5 @@ def test_two_racing_refunds_of_the_last_units_make_one_refund_and_one_restock(
             ).scalar_one()
             level = queries.stock_level(conn, f"R-{n}", "a")
         assert made == 1
-        assert level is not None and level["on_hand"] == 7  # 5 + the 2 restocked, once
+        # 5 − the 2 that left when it was delivered + the 2 restocked, once
+        assert level is not None and level["on_hand"] == 5

@@ -127,15 +127,18 @@ class _Master:
         }
         return m, cols, stock_rows
 
-    def run(self, max_rounds: int) -> JointBound:
+    def run(self, max_rounds: int, seconds: float | None = None) -> JointBound:
+        """Column generation: at most `max_rounds` rounds, and (with `seconds`) no new round or
+        pricing begun after that long; the columns found so far stand."""
         started = time.perf_counter()
+        out_of_time = False
         best = -math.inf
         value = math.inf
         prices: dict[tuple[str, str], float] = {}
         rounds = 0
         converged = False
         short = 0.0
-        while rounds < max_rounds:
+        while rounds < max_rounds and not out_of_time:
             rounds += 1
             m, cols, stock_rows = self._model(integer=False)
             x, value, duals = m.solve_lp()
@@ -150,6 +153,9 @@ class _Master:
             lagrangian = -sum(v * self.stock.get((key[1], key[0]), 0) for key, v in prices.items())
             added = 0
             for o, p in enumerate(self.problems):
+                if seconds is not None and time.perf_counter() - started > seconds:
+                    out_of_time = True  # the bound of this round is incomplete: not counted
+                    break
                 priced = self._price(o, p, prices)
                 lagrangian += self.counts[o] * priced.bound
                 mu = float(duals[o])  # the dual of the order's convexity row
@@ -160,8 +166,9 @@ class _Master:
                     )
                     self.columns[o].append((cost, use))
                     added += 1
-            best = max(best, lagrangian)
-            if not added:
+            if not out_of_time:
+                best = max(best, lagrangian)
+            if not added and not out_of_time:
                 converged = self.node_limit is None
                 break
         return JointBound(
@@ -239,13 +246,14 @@ def joint_plans(
     time_limit: float | None = None,
 ) -> list[dict[str, dict[str, int]]]:
     """Re-plan several orders together within the shared stock (a wave): column generation from
-    the current plans, then the best whole plan per order as one MILP over the columns found
-    (the best found within `time_limit` seconds, if given).
+    the current plans, then the best whole plan per order as one MILP over the columns found.
+    With `time_limit`, each of the two gets that many seconds: the columns found by then, and
+    the best plans the MILP found by then.
     Each problem keeps its own weights and opportunity costs; the current plans must fit the
     stock together, so the answer never costs more than they do."""
     columns = [[(objective(p, c), _use(c))] for p, c in zip(problems, current, strict=True)]
     master = _Master(problems, stock, [1.0] * len(problems), columns)
-    master.run(max_rounds)
+    master.run(max_rounds, seconds=time_limit)
     chosen = master.integer_plans(time_limit)
     if chosen is None:  # out of time with nothing better: the current plans stand
         return [{k: dict(v) for k, v in c.items()} for c in current]

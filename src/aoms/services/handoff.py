@@ -586,6 +586,32 @@ def route_rest(htx: HandoffTx, order_id: int, now: datetime) -> OrderStatus:
     return stored.status
 
 
+def ship_outside(htx: HandoffTx, order_id: int, now: datetime) -> int:
+    """The channel says the order was fulfilled without a warehouse aoms handed it to (e.g.
+    fulfilled in Shopify's admin): what it still holds left the building. Its reservations are
+    consumed (reserved and on_hand both go down, as a shipment's do), its fulfilment orders not
+    handed off are shipped, and their units count as shipped on the order's lines. An order a
+    warehouse has part of is left to the warehouse's own shipment messages. Returns the units."""
+    tx = htx.tx
+    if tx.handed_off(order_id):
+        return 0
+    open_fos = [f for f in htx.order_fos(order_id) if f.status is S.OPEN]
+    lines = {f.id: adopt(htx, f) for f in open_fos}  # claimed before the reservations go
+    held = tx.release(order_id, now)
+    for r in sorted(held, key=lambda r: (r.sku, r.location_id)):
+        tx.change_stock(r.sku, r.location_id, on_hand=-r.quantity, reason="shipped",
+                        reference=f"order:{order_id}", now=now)  # fmt: skip
+    for f in open_fos:
+        for ln in lines[f.id]:
+            if ln.remaining:
+                htx.bump_fo_line(f.id, ln.line_no, shipped=ln.remaining)
+        htx.set_fo_status(f.id, S.SHIPPED)
+        tx.emit([_event(ev.FULFILMENT_SHIPPED, f, outside=True,
+                        items=remaining_by_sku(lines[f.id]))], now)  # fmt: skip
+    htx.refresh_order_counters(order_id)
+    return sum(r.quantity for r in held)
+
+
 def cancel_order_at_warehouses(htx: HandoffTx, order_id: int, now: datetime) -> int:
     """The channel cancelled an order a warehouse already has: ask every warehouse holding
     part of it to stop (its units are released when it confirms; what it already shipped

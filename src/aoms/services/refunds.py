@@ -38,7 +38,7 @@ from aoms.domain.returns import (
     RefundDestination,
     ReturnPolicy,
 )
-from aoms.services import inventory
+from aoms.services import handoff, inventory
 from aoms.services.returns_ports import (
     REFUND_ISSUED,
     REFUND_RECORDED,
@@ -125,13 +125,17 @@ def mark_delivered(
     now: datetime,
 ) -> None:
     """Record that the order's units reached the customer (or left for them): they become
-    returnable. Shipment tracking, when it exists, calls this on the delivery event."""
+    returnable, and what aoms still reserved for them is consumed as shipped (unless a
+    warehouse aoms handed them to reports its own shipments)."""
     facts = locked(rtx, order_id)
     if facts.status is OrderStatus.CANCELLED:
         raise NotReturnable(f"order {order_id} is cancelled", field="order_id")
     if delivered_at is None and fulfilled_at is None:
         delivered_at = now
     rtx.set_delivery(order_id, fulfilled_at, delivered_at, source, now)
+    # Units the channel fulfilled left the building: what aoms still holds for them is
+    # consumed, so that a restock of a returned unit is not stock made out of nothing.
+    handoff.ship_outside(rtx.core.handoff(), order_id, now)
 
 
 def issue(

@@ -33,9 +33,10 @@ from aoms.domain.routing import Candidate, Demand, RoutingConfig, problem_for
 from aoms.services.orders import apply_version, commit_plan, release_all, unit_grams
 from aoms.services.ports import Tx
 
-# The wave's final MILP gets this long (the locks are held meanwhile); past it, the best plans
-# found stand, or the current ones.
-MILP_SECONDS = 2.0
+# The wave's column generation gets this long, and then its final MILP as long again (the
+# rows stay locked meanwhile, so orders of the same SKUs wait): past it, the plans found by
+# then stand, or the current ones.
+WAVE_SECONDS = 2.0
 
 
 def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[str, object]:
@@ -114,7 +115,7 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
         [p[3] for p in plans.values()],
         stock,
         [current[i] for i in plans],
-        time_limit=MILP_SECONDS,
+        time_limit=WAVE_SECONDS,
     )
     uses = Counter(loc for plan in better for loc in plan)
     for loc in capped:
