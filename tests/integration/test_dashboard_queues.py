@@ -284,6 +284,8 @@ def test_a_return_page_shows_its_state_label_dispositions_and_refund_as_the_api_
     assert amounts == [f"{p['amount']} USD" for p in refund["payments"]]
     assert '<td>TEE</td><td class="num">1</td><td>restock</td><td>a</td>' in text
     assert "too small" in text
+    assert "decision approve, within the window and policy" in text
+    assert f"carrier aoms-return, tracking {tracking}" in text and "1 × restock" in text
     history = re.findall(r"<strong>(return\.[a-z_]+)</strong>", text)
     assert history[0] == "return.requested" and history[-1] == "return.closed"
     assert "return.in_transit" in history and "return.received" in history

@@ -484,7 +484,31 @@ def return_history(conn: Connection, return_id: int, limit: int = 200) -> list[d
         .order_by(ob.id)
         .limit(limit)
     ).all()
-    return [{"at": e.created_at, "what": e.name, "detail": _event_text(e.data)} for e in rows]
+    return [{"at": e.created_at, "what": e.name, "detail": _return_text(e.data)} for e in rows]
+
+
+def _return_text(data: Any) -> str:
+    """A return event's data in a line: the decision and why, the parcel, the dispositions."""
+    if not isinstance(data, dict):
+        return ""
+    parts = [
+        f"{label} {data[k]}"
+        for k, label in (
+            ("units", "units"),
+            ("decision", "decision"),
+            ("carrier", "carrier"),
+            ("tracking_number", "tracking"),
+            ("location_id", "at"),
+        )
+        if isinstance(data.get(k), str | int) and data[k] != ""
+    ]
+    reasons = data.get("reasons")
+    if isinstance(reasons, list) and reasons:
+        parts.append("; ".join(str(r) for r in reasons))
+    for d in data.get("dispositions") or []:
+        if isinstance(d, dict):
+            parts.append(f"{d.get('quantity')} × {d.get('disposition')}")
+    return ", ".join(parts)
 
 
 def order_name(conn: Connection, order_id: int) -> str | None:
