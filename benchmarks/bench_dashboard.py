@@ -3,9 +3,11 @@
 Loads a database in bulk (realistic rows, not API calls): the demo store's five locations
 plus 2,000 more SKUs (10,135 stock rows), and 100,000 orders over 90 days with their lines,
 reservations, fulfilment orders, routing decisions, outbox events and webhook deliveries, the
-stock counters matching the reservations. Then starts `aoms serve` on it, signs in as a viewer
-and requests every page repeatedly, reading the server's own time from its `Server-Timing`
-header (and the client's wall time beside it). The baseline is GET /health in the same run.
+stock counters matching the reservations; one routed order in 20 held (a third of the holds
+open) and one in 50 returned (a sixth of the returns closed with their refund). Then starts
+`aoms serve` on it, signs in as a viewer and requests every page repeatedly, reading the
+server's own time from its `Server-Timing` header (and the client's wall time beside it).
+The baseline is GET /health in the same run.
 
     .venv/bin/python benchmarks/bench_dashboard.py --db sqlite|postgres [--orders N] [--repeat R]
 """
@@ -128,6 +130,174 @@ def bulk(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
             cp.write_row(v)
 
 
+# Holds and returns, in the order their foreign keys need.
+AFTERCARE = (
+    "holds",
+    "returns",
+    "return_items",
+    "return_dispositions",
+    "order_payments",
+    "refunds",
+    "refund_lines",
+    "refund_payments",
+)
+HOLD_KINDS = ("manual_review", "high_fraud_risk", "merchant_rule", "incorrect_address")
+RETURN_STATES = ("approved", "label_issued", "in_transit", "received", "review", "closed")
+
+
+def aftercare(
+    rows: dict[str, list[dict[str, Any]]],
+    next_id: dict[str, int],
+    rng: random.Random,
+    oid: int,
+    shop: str,
+    placed: datetime,
+    lines: list[tuple[int, str, int, int]],
+) -> None:
+    """One routed order in 20 was held (a third of those holds still open), one in 50 came
+    back: a return with its item and events, and when closed its disposition, the order's
+    payment and the refund of one unit (49.00)."""
+    roll = rng.random()
+    if roll < 0.05:
+        open_ = rng.random() < 1 / 3
+        rows["holds"].append(
+            {
+                "id": next_id["hold"],
+                "order_id": oid,
+                "kind": rng.choice(HOLD_KINDS),
+                "reason": "held for review",
+                "detail": {},
+                "status": "open" if open_ else "released",
+                "created_at": placed,
+                "resolved_at": None if open_ else placed + timedelta(hours=2),
+                "resolved_by": None if open_ else "ops",
+                "note": None if open_ else "checked",
+            }
+        )
+        next_id["hold"] += 1
+        return
+    if roll >= 0.07:
+        return
+    rid, item = next_id["ret"], next_id["item"]
+    next_id["ret"] += 1
+    next_id["item"] += 1
+    state = rng.choice(RETURN_STATES)
+    at = placed + timedelta(days=3)
+    refund_id = rid if state == "closed" else None
+    line_no, sku = lines[0][0], lines[0][1]
+    rows["returns"].append(
+        {
+            "id": rid,
+            "order_id": oid,
+            "shop": shop,
+            "status": state,
+            "decision": "review" if state == "review" else "approve",
+            "decision_reasons": ["within the window and policy"],
+            "policy": {"refund_timing": "receipt"},
+            "customer_tags": [],
+            "refund_to": "original",
+            "refund_shipping": False,
+            "fees_waived": False,
+            "carrier": "aoms-return",
+            "tracking_number": f"RT{rid:012d}0",
+            "label": None,
+            "location_id": "nwk" if state in ("received", "closed") else None,
+            "refund_id": refund_id,
+            "exchange": None,
+            "exchange_order_id": None,
+            "exchange_deadline": None,
+            "exchange_status": None,
+            "external_id": None,
+            "created_at": at,
+            "updated_at": at,
+        }
+    )
+    rows["return_items"].append(
+        {
+            "id": item,
+            "return_id": rid,
+            "line_no": line_no,
+            "sku": sku,
+            "quantity": 1,
+            "reason": "too_small",
+            "has_photos": False,
+        }
+    )
+    for name in ("return.requested", "return.decided", f"return.{state}"):
+        rows["outbox"].append(
+            {
+                "id": next_id["ob"],
+                "name": name,
+                "aggregate": f"return:{rid}",
+                "data": {"order_id": oid},
+                "created_at": at,
+                "delivered_at": at,
+            }
+        )
+        next_id["ob"] += 1
+    if refund_id is None:
+        return
+    pay = next_id["pay"]
+    next_id["pay"] += 1
+    rows["return_dispositions"].append(
+        {
+            "return_id": rid,
+            "item_id": item,
+            "quantity": 1,
+            "disposition": "restock",
+            "location_id": "nwk",
+            "at": at,
+        }
+    )
+    rows["order_payments"].append(
+        {
+            "id": pay,
+            "order_id": oid,
+            "method": "card",
+            "captured_minor": 4900 * sum(q for _, _, q, _ in lines),
+            "currency": "USD",
+            "external_id": None,
+            "source": "default",
+            "created_at": at,
+        }
+    )
+    line = {"line_no": line_no, "sku": sku, "units": 1, "goods": "49.00", "tax": "0.00"}
+    rows["refunds"].append(
+        {
+            "id": refund_id,
+            "order_id": oid,
+            "return_id": rid,
+            "source": "aoms",
+            "destination": "original",
+            "currency": "USD",
+            "items_minor": 4900,
+            "shipping_minor": 0,
+            "shipping_tax_minor": 0,
+            "fees_minor": 0,
+            "total_minor": 4900,
+            "bonus_minor": 0,
+            "exchange_minor": 0,
+            "detail": {"lines": [line | {"total": "49.00"}], "fees": []},
+            "idempotency_key": None,
+            "external_id": None,
+            "created_at": at,
+        }
+    )
+    rows["refund_lines"].append(
+        {
+            "refund_id": refund_id,
+            "line_no": line_no,
+            "units": 1,
+            "goods_minor": 4900,
+            "tax_minor": 0,
+            "restock_location_id": "nwk",
+        }
+    )
+    rows["refund_payments"].append(
+        {"refund_id": refund_id, "payment_id": pay, "amount_minor": 4900}
+    )
+
+
 def load(conn: Connection, count: int, now: datetime, seed: int = 6) -> dict[str, Any]:
     """Bulk-insert `count` orders and everything they leave behind; returns probes for pages."""
     rng = random.Random(seed)
@@ -171,6 +341,7 @@ def load(conn: Connection, count: int, now: datetime, seed: int = 6) -> dict[str
             "routing_decisions",
             "outbox",
             "webhook_inbox",
+            *AFTERCARE,
         )
     }
     span = timedelta(days=90).total_seconds()
@@ -185,12 +356,13 @@ def load(conn: Connection, count: int, now: datetime, seed: int = 6) -> dict[str
                 "routing_decisions",
                 "outbox",
                 "webhook_inbox",
+                *AFTERCARE,
             ):
                 if rows[name]:
                     bulk(conn, t.metadata.tables[name], rows[name])
                     rows[name].clear()
 
-    next_id = {"res": 1, "fo": 1, "rd": 1, "ob": 1}
+    next_id = {"res": 1, "fo": 1, "rd": 1, "ob": 1, "hold": 1, "ret": 1, "item": 1, "pay": 1}
     for oid in range(1, count + 1):
         placed = now - timedelta(seconds=span * (count - oid) / count)
         roll = rng.random()
@@ -364,6 +536,8 @@ def load(conn: Connection, count: int, now: datetime, seed: int = 6) -> dict[str
                 }
             )
             next_id["ob"] += 1
+        if status == "routed":
+            aftercare(rows, next_id, rng, oid, shop, placed, lines)
         rows["webhook_inbox"].append(
             {
                 "shop": shop,
@@ -400,6 +574,12 @@ def load(conn: Connection, count: int, now: datetime, seed: int = 6) -> dict[str
             "routing_decisions",
             "outbox",
             "webhook_inbox",
+            "holds",
+            "returns",
+            "return_items",
+            "return_dispositions",
+            "order_payments",
+            "refunds",
         ):
             conn.execute(
                 text(
@@ -407,7 +587,19 @@ def load(conn: Connection, count: int, now: datetime, seed: int = 6) -> dict[str
                     f"(SELECT max(id) FROM {name}))"
                 )
             ) if name != "order_lines" else None
-    return {"mid_cursor": count // 2, "sku": skus[3], "name": f"#{1000 + count // 3}"}
+    return {
+        "mid_cursor": count // 2,
+        "sku": skus[3],
+        "name": f"#{1000 + count // 3}",
+        "held_order": conn.execute(
+            text("SELECT max(order_id) FROM holds WHERE status = 'open'")
+        ).scalar(),
+        "closed_return": conn.execute(
+            text("SELECT max(id) FROM returns WHERE status = 'closed'")
+        ).scalar(),
+        "returns": next_id["ret"] - 1,
+        "holds": next_id["hold"] - 1,
+    }
 
 
 def measure(client: httpx.Client, path: str, repeat: int) -> dict[str, float]:
@@ -489,6 +681,15 @@ def main() -> int:
         "stock /stock": "/stock",
         "stock, low only": "/stock?low=true",
         "policy lab /lab": "/lab",
+        "review queue /holds": "/holds",
+        "review queue, one kind": "/holds?kind=merchant_rule",
+        "review queue, released": "/holds?status=released",
+        "review queue, page in the middle": f"/holds?after={probes['holds'] // 2}",
+        "held order page /orders/{id}": f"/orders/{probes['held_order']}",
+        "returns /returns": "/returns",
+        "returns, state filter": "/returns?status=review",
+        "returns, page in the middle": f"/returns?before={probes['returns'] // 2}",
+        "return page /returns/{id}": f"/returns/{probes['closed_return']}",
     }
     results: dict[str, Any] = {}
     try:

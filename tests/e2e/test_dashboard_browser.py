@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,9 @@ def test_the_overview_shows_the_apis_numbers_with_charts(page: Any, site: Site) 
     assert kpi["backordered"] == str(summary["by_status"].get("backordered", 0))
     assert kpi["split_shipment_rate"] == f"{summary['split_shipment_rate']:.1%}"
     assert kpi["oversold_units"] == "0"
+    # On hold: the orders of the API's open holds (the demo holds three for review).
+    held = {h["order_id"] for h in api(site, "/v1/holds?status=open&limit=500")["items"]}
+    assert page.locator('[data-kpi="on_hold"]').inner_text() == str(len(held)) == "3"
     # The demo places its orders over the last 14 days: the day rows add up to all of them.
     page.get_by_text("The numbers behind the charts").click()
     rows = page.locator("details tbody tr").all()
@@ -281,6 +285,82 @@ def test_stock_shows_the_apis_levels_and_an_operator_adjusts(page: Any, site: Si
     assert after["items"][0]["on_hand"] == target["on_hand"] + 7
 
 
+def _open_holds(site: Site) -> list[dict[str, Any]]:
+    items = api(site, "/v1/holds?status=open")["items"]
+    assert items, "the demo leaves orders on hold"
+    return list(items)
+
+
+def test_the_review_queue_shows_the_apis_holds_and_a_viewer_cannot_release(
+    page: Any, site: Site
+) -> None:
+    held = _open_holds(site)
+    sign_in(page, site, "viewer")
+    page.get_by_role("link", name="Review queue").click()
+    page.wait_for_url(re.compile(r"/holds$"))
+    rows = page.locator("tbody tr[data-hold]")
+    assert [int(x) for x in rows.evaluate_all("rs => rs.map(r => r.dataset.hold)")] == [
+        h["id"] for h in held
+    ]
+    assert rows.first.locator("th a").inner_text() == held[0]["order_name"]
+    assert page.get_by_role("button", name="Release").count() == 0  # not offered to a viewer
+    shot(page, site, "holds")
+    token = page.locator('input[name="csrf_token"]').first.get_attribute("value")
+    target = held[0]
+    answer = page.request.post(
+        f"/holds/{target['id']}/release", form={"csrf_token": token, "note": "looks fine"}
+    )
+    assert answer.status == 403
+    assert "may not release a hold" in answer.text()
+    assert api(site, f"/v1/holds/{target['id']}")["status"] == "open"
+
+
+def test_an_operator_releases_a_hold_in_the_browser(page: Any, site: Site) -> None:
+    target = _open_holds(site)[0]
+    sign_in(page, site, "demo")
+    page.goto("/holds")
+    row = page.locator(f'tr[data-hold="{target["id"]}"]')
+    row.get_by_label(f"Note for releasing hold {target['id']}").fill("address confirmed")
+    row.get_by_role("button", name="Release").click()
+    assert page.get_by_role("status").inner_text().startswith("Released the manual review hold")
+    got = api(site, f"/v1/holds/{target['id']}")
+    assert (got["status"], got["resolved_by"], got["note"]) == (
+        "released",
+        "dashboard:demo",
+        "address confirmed",
+    )
+    assert page.locator(f'tr[data-hold="{target["id"]}"]').count() == 0  # off the queue
+    life = api(site, f"/v1/orders/{target['order_id']}/lifecycle")
+    page.goto(f"/orders/{target['order_id']}")
+    assert page.get_by_test_id("lifecycle-state").inner_text() == life["state"].replace("_", " ")
+
+
+def _usd(amount: str) -> str:
+    return f"{Decimal(amount):,.2f} USD"
+
+
+def test_a_return_page_shows_the_apis_refund(page: Any, site: Site) -> None:
+    closed = api(site, "/v1/returns?status=closed")["items"]
+    assert closed, "the demo leaves a refunded return"
+    ret = api(site, f"/v1/returns/{closed[0]['id']}")
+    refund = ret["refund"]
+    sign_in(page, site, "viewer")
+    page.get_by_role("link", name="Returns").click()
+    page.get_by_role("link", name=f"Return {ret['id']}", exact=True).click()
+    page.wait_for_url(re.compile(rf"/returns/{ret['id']}$"))
+    assert page.get_by_test_id("refund-total").inner_text() == _usd(refund["total"])
+    assert page.get_by_test_id("refund-items").inner_text() == _usd(refund["items"])
+    assert page.get_by_test_id("refund-shipping").inner_text() == _usd(refund["shipping"])
+    lines = page.get_by_test_id("line-total").all_inner_texts()
+    assert lines == [_usd(x["total"]) for x in refund["lines"]]
+    paid = page.get_by_test_id("payment-amount").all_inner_texts()
+    assert paid == [_usd(p["amount"]) for p in refund["payments"]]
+    assert len(paid) == 2  # the gift card first, then the card
+    assert sum(Decimal(p["amount"]) for p in refund["payments"]) == Decimal(refund["total"])
+    assert page.get_by_test_id("tracking").inner_text() == ret["tracking_number"]
+    shot(page, site, "return")
+
+
 def test_the_order_list_updates_as_a_webhook_arrives(page: Any, site: Site) -> None:
     sign_in(page, site, "viewer")
     page.goto("/orders")
@@ -322,6 +402,10 @@ def test_keyboard_and_tablet_width(page: Any, site: Site) -> None:
         label = field.evaluate("e => e.labels.length ? e.labels[0].textContent : ''")
         assert label.strip(), "every form field has a label"
     shot(page, site, "tablet-orders", full_page=False)
+    for path in ("/holds", "/returns", "/returns/1"):
+        page.goto(path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, path
     page.goto("/lab")
     assert page.get_by_role("link", name="synthetic-1000.html").count() == 1
     shot(page, site, "lab")

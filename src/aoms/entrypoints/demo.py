@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +110,14 @@ def run_demo(
             if not inbox.get("pending"):
                 break
             time.sleep(0.1)
+        review = demo_holds_and_return(client)
     with runtime.store.read() as conn:
         result = queries.summary(conn)
     _print_summary(console, result)
+    console.print(
+        f"Review queue: {review['held']} orders on hold (/holds); return {review['return_id']} "
+        f"refunded {review['refunded']} (/returns/{review['return_id']})"
+    )
     console.print(
         f"Dashboard: {base}/ — sign in as "
         + ", ".join(f"[bold]{u}[/] / [bold]{pw}[/] ({role})" for u, pw, role in logins)
@@ -131,6 +137,55 @@ def run_demo(
     thread.join(10)
     runtime.close()
     return result
+
+
+HOLDS = (
+    ("manual_review", "the customer asked to change the delivery address"),
+    ("manual_review", "a large order from a new customer: check the payment"),
+    ("merchant_rule", "engraving: wait for the text"),
+)
+
+
+def demo_holds_and_return(client: httpx.Client) -> dict[str, Any]:
+    """Through the API, as an operator would: hold three routed orders for review, and take
+    one unit of another back (paid by gift card and card) to a closed return with its refund;
+    a second return waits for review (damage without photos)."""
+    routed = client.get("/v1/orders", params={"status": "routed", "limit": 20}).json()["items"]
+    for order, (kind, reason) in zip(routed, HOLDS, strict=False):
+        body = {"kind": kind, "reason": reason, "actor": "demo"}
+        client.post(f"/v1/orders/{order['id']}/holds", json=body).raise_for_status()
+    returned, damaged = routed[len(HOLDS)], routed[len(HOLDS) + 1]
+    detail = client.get(f"/v1/orders/{returned['id']}").json()
+    total = Decimal(detail["amounts"]["total"])
+    gift = min(Decimal("10.00"), total)
+    payments = [{"method": "gift_card", "amount": str(gift)}]
+    if total > gift:
+        payments.append({"method": "card", "amount": str(total - gift)})
+    client.post(
+        f"/v1/orders/{returned['id']}/payments", json={"payments": payments}
+    ).raise_for_status()
+    for order in (returned, damaged):
+        client.post(f"/v1/orders/{order['id']}/delivered", json={}).raise_for_status()
+    item = {"line_no": 1, "quantity": 1, "reason": "too_small"}
+    opened = client.post("/v1/returns", json={"order_id": returned["id"], "items": [item]})
+    opened.raise_for_status()
+    return_id = opened.json()["id"]
+    tracking = client.post(f"/v1/returns/{return_id}/label").json()["tracking_number"]
+    client.post("/v1/returns/scans", json={"tracking_number": tracking}).raise_for_status()
+    where = (detail["fulfilment_orders"] or detail["reservations"])[0]["location_id"]
+    received = client.post(f"/v1/returns/{return_id}/receive", json={"location_id": where})
+    received.raise_for_status()
+    unit = {"item_id": received.json()["items"][0]["id"], "quantity": 1, "disposition": "restock"}
+    closed = client.post(f"/v1/returns/{return_id}/inspect", json={"dispositions": [unit]})
+    closed.raise_for_status()
+    item = {"line_no": 1, "quantity": 1, "reason": "damaged"}
+    client.post("/v1/returns", json={"order_id": damaged["id"], "items": [item]}).raise_for_status()
+    refund = closed.json()["refund"]
+    return {
+        "held": min(len(routed), len(HOLDS)),
+        "return_id": return_id,
+        "refunded": f"{refund['total']} {refund['currency']}",
+    }
 
 
 def demo_users(runtime: Runtime) -> list[tuple[str, str, str]]:

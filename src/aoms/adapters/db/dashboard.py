@@ -392,3 +392,125 @@ def lab(conn: Connection) -> list[dict[str, Any]]:
         }
         for s in shops
     ]
+
+
+# -- holds ----------------------------------------------------------------------------------
+
+
+def on_hold(conn: Connection) -> int:
+    """Orders with at least one open hold (the lifecycle's `on_hold` state: a cancelled order
+    is cancelled, whatever holds it), read from the open holds on `ix_holds_status_id`."""
+    h, o = t.holds.c, t.orders.c
+    return int(
+        conn.execute(
+            select(func.count(func.distinct(h.order_id)))
+            .select_from(t.holds.join(t.orders, o.id == h.order_id))
+            .where(h.status == "open", o.status != "cancelled")
+        ).scalar_one()
+    )
+
+
+# -- returns --------------------------------------------------------------------------------
+
+
+def return_list(
+    conn: Connection, *, status: str | None = None, before: int | None = None, limit: int = 50
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Returns newest first, by keyset on the id (`ix_returns_status` when filtered), each
+    with its order's name, its units and its refund's total."""
+    r, o, i, f = t.returns.c, t.orders.c, t.return_items.c, t.refunds.c
+    units = (
+        select(func.coalesce(func.sum(i.quantity), 0))
+        .where(i.return_id == r.id)
+        .scalar_subquery()
+        .label("units")
+    )
+    query = (
+        select(
+            r.id,
+            r.order_id,
+            r.shop,
+            r.status,
+            r.decision,
+            r.refund_to,
+            r.tracking_number,
+            r.created_at,
+            r.updated_at,
+            o.name.label("order_name"),
+            units,
+            f.total_minor.label("refund_minor"),
+            f.currency.label("refund_currency"),
+        )
+        .select_from(
+            t.returns.join(t.orders, o.id == r.order_id).outerjoin(t.refunds, f.id == r.refund_id)
+        )
+        .order_by(r.id.desc())
+        .limit(limit + 1)
+    )
+    if status:
+        query = query.where(r.status == status)
+    if before is not None:
+        query = query.where(r.id < before)
+    rows = conn.execute(query).all()
+    items = [
+        {
+            "id": x.id,
+            "order_id": x.order_id,
+            "order_name": x.order_name,
+            "shop": x.shop,
+            "status": x.status,
+            "decision": x.decision,
+            "refund_to": x.refund_to,
+            "tracking_number": x.tracking_number,
+            "units": int(x.units),
+            "refund": None
+            if x.refund_minor is None
+            else from_minor(x.refund_minor, x.refund_currency),
+            "created_at": x.created_at,
+            "updated_at": x.updated_at,
+        }
+        for x in rows[:limit]
+    ]
+    return items, (items[-1]["id"] if len(rows) > limit else None)
+
+
+def return_history(conn: Connection, return_id: int, limit: int = 200) -> list[dict[str, Any]]:
+    """The return's events, oldest first (its states as they happened), on the outbox's
+    (aggregate, id) index."""
+    ob = t.outbox.c
+    rows = conn.execute(
+        select(ob.id, ob.name, ob.data, ob.created_at)
+        .where(ob.aggregate == f"return:{return_id}")
+        .order_by(ob.id)
+        .limit(limit)
+    ).all()
+    return [{"at": e.created_at, "what": e.name, "detail": _return_text(e.data)} for e in rows]
+
+
+def _return_text(data: Any) -> str:
+    """A return event's data in a line: the decision and why, the parcel, the dispositions."""
+    if not isinstance(data, dict):
+        return ""
+    parts = [
+        f"{label} {data[k]}"
+        for k, label in (
+            ("units", "units"),
+            ("decision", "decision"),
+            ("carrier", "carrier"),
+            ("tracking_number", "tracking"),
+            ("location_id", "at"),
+        )
+        if isinstance(data.get(k), str | int) and data[k] != ""
+    ]
+    reasons = data.get("reasons")
+    if isinstance(reasons, list) and reasons:
+        parts.append("; ".join(str(r) for r in reasons))
+    for d in data.get("dispositions") or []:
+        if isinstance(d, dict):
+            parts.append(f"{d.get('quantity')} × {d.get('disposition')}")
+    return ", ".join(parts)
+
+
+def order_name(conn: Connection, order_id: int) -> str | None:
+    found = conn.execute(select(t.orders.c.name).where(t.orders.c.id == order_id)).scalar()
+    return None if found is None else str(found)

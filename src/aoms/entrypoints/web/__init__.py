@@ -14,7 +14,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 
 from aoms.domain.errors import AomsError
-from aoms.entrypoints.web import auth
+from aoms.entrypoints.web import auth, review
+from aoms.entrypoints.web import returns as return_pages
 from aoms.entrypoints.web.pages import router
 from aoms.entrypoints.web.render import HERE, templates
 
@@ -40,6 +41,8 @@ def install(app: FastAPI) -> None:
     them (the API's own routes keep their problem+json answers)."""
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
+    app.include_router(review.router)
+    app.include_router(return_pages.router)
     api_error = app.exception_handlers.get(AomsError)
 
     async def aoms_error(request: Request, exc: Exception) -> Any:

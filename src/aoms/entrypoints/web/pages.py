@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -15,18 +16,29 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 
 from aoms.adapters.db import dashboard as q
-from aoms.adapters.db import queries
+from aoms.adapters.db import lifecycle_queries, queries
+from aoms.adapters.db.lifecycle import SqlLifecycleRepo
 from aoms.domain.errors import AomsError, InvalidInput, NotFound
 from aoms.domain.orders import OrderStatus
 from aoms.domain.users import Role
 from aoms.entrypoints.web import auth
 from aoms.entrypoints.web.auth import Viewer, check_csrf, require, runtime
 from aoms.entrypoints.web.render import order_map, templates
-from aoms.services import inventory, orders
+from aoms.services import holds, inventory, orders
 
 router = APIRouter(include_in_schema=False)
 CURSOR = re.compile(r"[0-9]{1,18}")
 REPORT = re.compile(r"[A-Za-z0-9._-]{1,128}\.html")
+
+
+def age(since: datetime, now: datetime) -> str:
+    """How long ago, in the largest whole unit: 45 min, 5 h, 3 d."""
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h"
+    return f"{minutes // (24 * 60)} d"
 
 
 def page(request: Request, template: str, **context: Any) -> HTMLResponse:
@@ -110,6 +122,7 @@ def overview(request: Request, session: Viewer) -> HTMLResponse:
     rt = runtime(request)
     with rt.store.read() as conn:
         data = q.overview(conn, now=rt.clock())
+        data["on_hold"] = q.on_hold(conn)
     chart = {"days": data["days"], **data["trend"]}
     return page(request, "overview.html", o=data, chart_json=json.dumps(chart))
 
@@ -161,10 +174,18 @@ def order(request: Request, session: Viewer, order_id: int) -> HTMLResponse:
         raise NotFound(f"no order {order_id}", field="order_id")
     with rt.store.read() as conn:
         detail = q.order_page(conn, order_id)
+        life = lifecycle_queries.order_lifecycle(conn, order_id)
+    now = rt.clock()
+    for h in life["holds"]:
+        h["age"] = age(h["created_at"], now)
+        h["order_name"] = detail["name"]
     return page(
         request,
         "order.html",
         o=detail,
+        life=life,
+        back_url=f"/orders/{order_id}",
+        release_only=True,
         map=order_map(detail),
         decision=detail["routing"][-1] if detail["routing"] else None,
         can_act=session.user.role.may(Role.OPERATOR),
@@ -194,9 +215,14 @@ async def cancel(request: Request, session: Viewer, order_id: int) -> Response:
     require(session, Role.OPERATOR, "cancel an order")
     rt = runtime(request)
 
-    def work() -> None:
+    def work() -> None:  # as POST /v1/orders/{id}/cancel: its open holds are closed with it
         with rt.store.transaction() as tx:
-            orders.cancel_order(tx, order_id, now=rt.clock())
+            holds.cancel_with_holds(
+                SqlLifecycleRepo(tx),
+                order_id,
+                now=rt.clock(),
+                actor=f"dashboard:{session.user.username}",
+            )
 
     try:
         await run_in_threadpool(work)
