@@ -55,3 +55,15 @@ def test_every_pattern_the_api_checks_has_words(client: TestClient) -> None:
     walk(client.get("/openapi.json").json())
     assert found, "the OpenAPI document lists no patterns: the walk is broken"
     assert found - set(PATTERN_WORDS) == set()
+
+
+def test_a_body_sent_as_a_form_says_it_must_be_json(client: TestClient) -> None:
+    # curl -d without a content type sends application/x-www-form-urlencoded
+    answer = client.put("/v1/shops/a.myshopify.com", content=b'{"currency": "USD"}',
+                        headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert answer.status_code == 422, answer.text
+    body = answer.json()
+    assert (body["code"], body["field"]) == ("invalid_input", "body")
+    assert body["detail"] == (
+        "body: the body must be a JSON object, sent with content-type: application/json"
+    )

@@ -79,6 +79,8 @@ PATTERN_WORDS = {
 
 
 def _in_words(error: Any) -> str:
+    if error["type"] in ("model_attributes_type", "dict_type") and tuple(error["loc"]) == ("body",):
+        return "the body must be a JSON object, sent with content-type: application/json"
     if error["type"] == "string_pattern_mismatch":
         pattern = str(error.get("ctx", {}).get("pattern", ""))
         return PATTERN_WORDS.get(pattern, str(error["msg"]))
@@ -133,7 +135,7 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
         errors = [
             {
                 "field": "body" if e["type"] == "json_invalid" else
-                ".".join(str(p) for p in e["loc"] if p != "body"),
+                ".".join(str(p) for p in e["loc"] if p != "body") or "body",
                 "message": _in_words(e),
             }
             for e in exc.errors()
