@@ -67,3 +67,13 @@ def test_a_body_sent_as_a_form_says_it_must_be_json(client: TestClient) -> None:
     assert body["detail"] == (
         "body: the body must be a JSON object, sent with content-type: application/json"
     )
+
+
+def test_the_api_docs_are_served_without_the_internet(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "https://" not in page.text  # every script and style comes from aoms itself
+    assert "/docs/static/swagger-ui-bundle.js" in page.text
+    js = client.get("/docs/static/swagger-ui-bundle.js")
+    assert js.status_code == 200 and len(js.content) > 100_000
+    assert client.get("/docs/static/swagger-ui.css").status_code == 200

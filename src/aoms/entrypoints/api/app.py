@@ -11,11 +11,14 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import insert
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from swagger_ui_bundle import swagger_ui_path
 
 from aoms import __version__
 from aoms.adapters.db import migrate, queries, setup
@@ -123,7 +126,20 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
         version=__version__,
         summary="Automated order management for Shopify merchants",
         lifespan=lifespan,
+        docs_url=None,  # served below from files shipped with aoms: nothing from the internet
+        redoc_url=None,
     )
+    app.mount("/docs/static", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    def _docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="aoms API",
+            swagger_js_url="/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/docs/static/swagger-ui.css",
+            swagger_favicon_url="/docs/static/favicon-32x32.png",
+        )
 
     @app.exception_handler(AomsError)
     async def _aoms_error(_: Request, exc: AomsError) -> JSONResponse:
