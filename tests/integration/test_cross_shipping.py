@@ -1,0 +1,44 @@
+"""Labels (shipping) meeting holds (lifecycle), over the API on SQLite and
+PostgreSQL, with the carriers' local fakes over real HTTP (the shipping tests' world). Each test
+is a known fault, marked strict xfail: it turns into a failure once the fault is fixed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.test_shipping_api import LA, World, _ok, world
+
+__all__ = ["world"]  # the fixture, used by name below
+
+
+def _place(world: World, ref: str, sku: str) -> tuple[int, int]:
+    """One unit of `sku` to Los Angeles, shipped from Hoboken; (order id, its one FO's id)."""
+    body = {
+        "shop": "acme.myshopify.com", "channel": "web", "external_id": ref, "currency": "USD",
+        "placed_at": "2026-12-07T09:00:00Z", "shipping_address": LA,
+        "lines": [{"sku": sku, "quantity": 1, "unit_price": "12.00", "grams": 300}],
+    }  # fmt: skip
+    order_id = int(_ok(world.client.post("/v1/orders", json=body), 201)["order"]["id"])
+    [fo] = _ok(world.client.get(f"/v1/orders/{order_id}"))["fulfilment_orders"]
+    return order_id, int(fo["id"])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a label is bought for a fulfilment order whose order is on hold (shipping checks "
+    "only the FO's status, never the holds): the carrier is paid for a parcel that may not go",
+)
+def test_no_label_is_bought_for_an_order_on_hold(world: World) -> None:
+    client = world.client
+    order_id, fo = _place(world, "H-1", "mug")
+    held = client.post(
+        f"/v1/orders/{order_id}/holds", json={"reason": "address looks wrong", "actor": "ann"}
+    )
+    assert held.status_code == 201, held.text
+    state = _ok(client.get(f"/v1/orders/{order_id}/lifecycle"))
+    assert state["state"] == "on_hold"
+    answer = client.post(f"/v1/fulfilment-orders/{fo}/shipments", json={})
+    assert answer.status_code == 409, answer.text
+    assert world.shippo.transactions == {}
+    assert not any(s.get("selected_rate") for s in world.easypost.shipments.values())
