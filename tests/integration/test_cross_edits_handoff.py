@@ -17,6 +17,7 @@ from aoms.adapters.db import schema as t
 from aoms.adapters.db.handoff import SqlHandoffStore
 from aoms.bootstrap import Runtime
 from aoms.domain.errors import AomsError
+from aoms.domain.handoff import RejectReason
 from aoms.entrypoints.api.app import create_app
 from aoms.services import handoff as svc
 from tests.builders import later, network, order
@@ -150,3 +151,26 @@ def test_refunding_units_before_they_ship_takes_them_off_the_fulfilment_order(
     [(_, _, _, items)] = [f for f in fos(runtime, oid) if f[2] != "cancelled"]
     assert items == {"X": 1}
     assert active_reservations(runtime) == {("X", "a"): 1}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a 3PL rejection after an order edit routes again the FO's old line quantity "
+    "(its recorded lines), not the edited one: more units are reserved than the order has",
+)
+def test_a_rejection_after_an_edit_routes_only_what_the_order_still_has(
+    runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
+) -> None:
+    network(runtime.engine, {("X", "a"): 10, ("X", "b"): 10})
+    connect(runtime, hstore, "a")
+    oid = receive(runtime, order(("X", 3)))
+    fo_id = handed_off(runtime, hstore, oid)  # A (nearest) has it
+    answer = client.post(
+        f"/v1/orders/{oid}/edit", json={"actor": "ann", "lines": [{"line_no": 1, "quantity": 1}]}
+    )
+    if answer.status_code == 409:
+        return  # refused: the order still has 3
+    assert answer.status_code == 200, answer.text
+    run(hstore, svc.reject, fo_id, RejectReason.ADDRESS_UNSERVICEABLE, later(20))
+    # A is excluded; the order has 1 X, so B reserves 1, and nothing is left held at A.
+    assert active_reservations(runtime) == {("X", "b"): 1}
