@@ -174,3 +174,48 @@ def test_a_rejection_after_an_edit_routes_only_what_the_order_still_has(
     run(hstore, svc.reject, fo_id, RejectReason.ADDRESS_UNSERVICEABLE, later(20))
     # A is excluded; the order has 1 X, so B reserves 1, and nothing is left held at A.
     assert active_reservations(runtime) == {("X", "b"): 1}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an order edit that removes every unit of a fulfilment order cancels it in the "
+    "table without the fulfilment_order.cancelled event every other cancellation emits",
+)
+def test_an_fo_an_edit_empties_is_cancelled_with_its_event(
+    runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
+) -> None:
+    network(runtime.engine, {("X", "a"): 10, ("Y", "b"): 10})
+    oid = receive(runtime, order(("X", 1), ("Y", 1)))  # X from A, Y from B: two FOs
+    assert sorted((loc, items) for _, loc, _, items in fos(runtime, oid)) == [
+        ("a", {"X": 1}),
+        ("b", {"Y": 1}),
+    ]
+    answer = client.post(
+        f"/v1/orders/{oid}/edit", json={"actor": "ann", "lines": [{"line_no": 2, "quantity": 0}]}
+    )
+    assert answer.status_code == 200, answer.text
+    statuses = {loc: status for _, loc, status, _ in fos(runtime, oid)}
+    assert statuses == {"a": "open", "b": "cancelled"}
+    assert events(runtime, oid).count("fulfilment_order.cancelled") == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a fraud hold placed on an order whose fulfilment order a 3PL already accepted "
+    "tells the 3PL nothing: no cancel (or hold) request goes to it, the parcel still leaves",
+)
+def test_a_fraud_hold_after_hand_off_asks_the_3pl_to_stop(
+    runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
+) -> None:
+    network(runtime.engine, {("X", "a"): 10})
+    connect(runtime, hstore, "a")
+    oid = receive(runtime, order(("X", 1)))
+    fo_id = handed_off(runtime, hstore, oid)
+    held = client.post(
+        f"/v1/orders/{oid}/holds",
+        json={"kind": "high_fraud_risk", "reason": "chargeback on this card", "actor": "ann"},
+    )
+    assert held.status_code == 201, held.text
+    [(_, _, status, _)] = fos(runtime, oid)
+    assert status == "cancel_requested", (fo_id, status)
+    assert "fulfilment_order.cancel_requested" in events(runtime, oid)
