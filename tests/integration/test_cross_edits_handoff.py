@@ -248,3 +248,23 @@ def shipments(rt: Runtime, oid: int) -> int:
         return int(
             conn.execute(select(t.orders.c.shipments).where(t.orders.c.id == oid)).scalar_one()
         )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cancelling an order from the review queue after hand-off (orders.cancel, as for "
+    "Shopify's orders/cancelled) releases its units but sends the 3PL no cancel request",
+)
+def test_cancelling_from_the_review_queue_after_hand_off_asks_the_3pl_to_stop(
+    runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
+) -> None:
+    network(runtime.engine, {("X", "a"): 10})
+    connect(runtime, hstore, "a")
+    oid = receive(runtime, order(("X", 2)))
+    handed_off(runtime, hstore, oid)
+    answer = client.post(f"/v1/orders/{oid}/review/cancel", json={"actor": "ann"})
+    assert answer.status_code == 200, answer.text
+    [(_, _, status, _)] = fos(runtime, oid)
+    assert status == "cancel_requested"
+    # Until the 3PL confirms, its 2 units stay reserved: it may be packing them.
+    assert stock(runtime)[("X", "a")] == (10, 2)
