@@ -6,11 +6,15 @@ the fault is fixed.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+
 import pytest
 
 from aoms.adapters.db.handoff import SqlHandoffStore
 from aoms.services import handoff
-from tests.integration.test_shipping_api import LA, MONDAY, World, _ok, world
+from tests.integration.test_shipping_api import EP_SECRET, LA, MONDAY, World, _ok, world
 
 __all__ = ["world"]  # the fixture, used by name below
 
@@ -72,3 +76,33 @@ def test_the_labels_of_a_split_fulfilment_order_carry_each_unit_once(world: Worl
             for sku, n in parcel["items"].items():
                 labelled[sku] = labelled.get(sku, 0) + int(n)
     assert labelled == {"mug": 2}  # the order has 2 mugs: one in each FO
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a carrier's 'delivered' tracking update (parcel.delivered) never records the order "
+    "as delivered for returns, so the customer who got the parcel cannot return it",
+)
+def test_a_parcel_the_carrier_delivered_makes_its_units_returnable(world: World) -> None:
+    client = world.client
+    order_id, fo = _place(world, "D-1", "vase")
+    shipment = _ok(client.post(f"/v1/fulfilment-orders/{fo}/shipments", json={}), 201)
+    tn = shipment["parcels"][0]["tracking_number"]  # EasyPost's webhook finds it by number
+    event = {"object": "Event", "id": "evt_9", "mode": "test", "description": "tracker.updated",
+             "result": {"object": "Tracker", "id": "trk_9", "tracking_code": tn, "carrier": "USPS",
+                        "status": "delivered", "tracking_details": [
+                            {"object": "TrackingDetail", "status": "delivered",
+                             "message": "Delivered", "datetime": "2026-12-09T15:00:00Z",
+                             "tracking_location": {"city": "LOS ANGELES"}}]}}  # fmt: skip
+    body = json.dumps(event).encode()
+    sig = "hmac-sha256-hex=" + hmac.new(EP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    _ok(client.post("/webhooks/easypost", content=body, headers={"x-hmac-signature": sig}))
+    assert _ok(client.get(f"/v1/shipments/{shipment['id']}"))["parcels"][0]["status"] == (
+        "delivered"
+    )
+    world.runtime.relay_events()  # every subscriber hears parcel.delivered
+    answer = client.post(
+        "/v1/returns",
+        json={"order_id": order_id, "items": [{"line_no": 1, "quantity": 1, "reason": "damaged"}]},
+    )
+    assert answer.status_code == 201, answer.text
