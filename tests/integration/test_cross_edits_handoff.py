@@ -250,11 +250,6 @@ def shipments(rt: Runtime, oid: int) -> int:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cancelling an order from the review queue after hand-off (orders.cancel, as for "
-    "Shopify's orders/cancelled) releases its units but sends the 3PL no cancel request",
-)
 def test_cancelling_from_the_review_queue_after_hand_off_asks_the_3pl_to_stop(
     runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
 ) -> None:

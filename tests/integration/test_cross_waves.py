@@ -1,6 +1,5 @@
 """Wave re-planning (waves) meeting fulfilment orders a 3PL already holds (hand-off), on SQLite
-and PostgreSQL. Each test is a known fault, marked strict xfail: it turns into a failure once
-the fault is fixed, and the mark is then removed.
+and PostgreSQL: a wave leaves alone the orders a warehouse already has part of.
 
 The network: A at the customer's door (0 km) with 2 X, B 700 km east with 5 X; handling 1.50;
 the builders' card (up to 1 kg: 0-100 km 4.00, 100-500 km 6.00, 500-1000 km 8.00), OPTIMAL.
@@ -73,11 +72,6 @@ def active(rt: Runtime, order_id: int) -> dict[str, int]:
     return held
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a wave re-plan takes in an order part of which a 3PL already holds (wave_orders "
-    "only looks at open FOs): it moves the handed-off units and the order ships them twice",
-)
 def test_a_wave_does_not_move_units_a_3pl_already_holds(
     runtime: Runtime, hstore: SqlHandoffStore
 ) -> None:

@@ -195,9 +195,13 @@ class RoutingTx:
 
     def wave_orders(self, shop: str, since: datetime) -> list[int]:
         """The shop's fully reserved orders whose open fulfilment orders were all made at or
-        after `since` (routed in this wave, not yet handed on), in id order."""
+        after `since` (routed in this wave) and none of which a warehouse has yet (no
+        fulfilment order past `open` that was not cancelled or rejected), in id order."""
         o, f = t.orders.c, t.fulfilment_orders.c
         open_fo = select(f.id).where(f.order_id == o.id, f.status == "open")
+        handed_off = select(f.id).where(
+            f.order_id == o.id, f.status.not_in(("open", "cancelled", "rejected"))
+        )
         rows = self.conn.execute(
             select(o.id)
             .where(
@@ -205,6 +209,7 @@ class RoutingTx:
                 o.status == OrderStatus.ROUTED.value,
                 exists(open_fo.where(f.created_at >= since)),
                 ~exists(open_fo.where(f.created_at < since)),
+                ~exists(handed_off),
             )
             .order_by(o.id)
         )
