@@ -31,11 +31,6 @@ def _place(world: World, ref: str, sku: str) -> tuple[int, int]:
     return order_id, int(fo["id"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a label is bought for a fulfilment order whose order is on hold (shipping checks "
-    "only the FO's status, never the holds): the carrier is paid for a parcel that may not go",
-)
 def test_no_label_is_bought_for_an_order_on_hold(world: World) -> None:
     client = world.client
     order_id, fo = _place(world, "H-1", "mug")

@@ -276,3 +276,9 @@ class ShopifyUserErrors(ShopifyError):
 
     code = "shopify_user_errors"
     status = 422
+
+
+class OrderOnHold(Conflict):
+    """An action an open hold forbids (a label for a held order): release the hold first."""
+
+    code = "order_on_hold"

@@ -23,6 +23,7 @@ from aoms.domain.errors import (
     InvalidInput,
     NoRates,
     NotFound,
+    OrderOnHold,
     ShipmentNotVoidable,
 )
 from aoms.domain.events import Event
@@ -106,6 +107,7 @@ class ParcelLabel:
 
 class ShippingRepo(Protocol):
     def fulfilment_order(self, fo_id: int) -> FulfilmentToShip | None: ...
+    def open_holds(self, order_id: int) -> list[str]: ...
     def origin(self, location_id: str) -> Mapping[str, Any] | None: ...
     def products(self, skus: Iterable[str]) -> dict[str, ProductInfo]: ...
     def boxes(self) -> list[Box]: ...
@@ -223,6 +225,13 @@ def plan_shipment(
             raise NotFound(f"no fulfilment order {fo_id}")
         if fo.status not in LABELLABLE:
             raise Conflict(f"fulfilment order {fo_id} is {fo.status}", status=fo.status)
+        held = repo.open_holds(fo.order_id)
+        if held:  # a label is money paid for a parcel that may not go
+            raise OrderOnHold(
+                f"order {fo.order_id} is on hold ({', '.join(held)}): release it first",
+                field="fulfilment_order_id",
+                holds=held,
+            )
         existing = repo.open_shipment(fo_id)
         if existing is not None:
             raise Conflict(

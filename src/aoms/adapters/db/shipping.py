@@ -146,6 +146,13 @@ class SqlShippingRepo:
         )
 
     # -- what a shipment is planned from ---------------------------------------------------------
+    def open_holds(self, order_id: int) -> list[str]:
+        h = t.holds.c
+        rows = self.conn.execute(
+            select(h.kind).where(h.order_id == order_id, h.status == "open").order_by(h.id)
+        )
+        return list(rows.scalars())
+
     def fulfilment_order(self, fo_id: int) -> FulfilmentToShip | None:
         f, o = t.fulfilment_orders.c, t.orders.c
         row = self.conn.execute(
