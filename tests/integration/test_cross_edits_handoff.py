@@ -128,11 +128,6 @@ def test_after_an_edit_the_3pl_cannot_ship_more_units_than_the_order_has(
     assert stock(runtime)[("X", "a")][0] >= 10 - 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a refund of units not yet shipped leaves their reservation active and the "
-    "fulfilment order still asking for them: the customer is refunded and still shipped",
-)
 def test_refunding_units_before_they_ship_takes_them_off_the_fulfilment_order(
     runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
 ) -> None:

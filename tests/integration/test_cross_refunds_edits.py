@@ -40,6 +40,7 @@ def test_refunds_after_an_added_line_never_exceed_what_was_captured(
         {"method": "card", "amount": "10.00"}]}))  # fmt: skip
     ok(client.post(f"/v1/orders/{oid}/edit", json={"actor": "ann", "add": [
         {"sku": "Y", "quantity": 1, "unit_price": "10.00"}]}))  # fmt: skip
+    ok(client.post(f"/v1/orders/{oid}/delivered", json={}))  # both shipped: both refundable
     answer = client.post(
         f"/v1/orders/{oid}/refunds",
         json={"lines": [{"line_no": 1, "quantity": 1}, {"line_no": 2, "quantity": 1}]},

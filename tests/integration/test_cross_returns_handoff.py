@@ -45,11 +45,6 @@ def one_shipped_rest_cancelled(runtime: Runtime, hstore: SqlHandoffStore) -> int
     return oid
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a refund restocks every refunded unit of a line, also the ones the 3PL cancelled "
-    "and never shipped: on_hand grows past what is on the shelf",
-)
 def test_a_refund_restocks_no_more_units_than_left_the_shelf(
     runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
 ) -> None:
@@ -66,11 +61,6 @@ def test_a_refund_restocks_no_more_units_than_left_the_shelf(
     assert stock(runtime)[("X", "a")][0] <= 10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a return is accepted for units the 3PL cancelled and never shipped (the return "
-    "counts the line's quantity, not the units that left)",
-)
 def test_a_return_cannot_ask_back_units_that_never_shipped(
     runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
 ) -> None:

@@ -481,6 +481,7 @@ def test_payments_are_refunded_in_the_policys_order_and_store_credit_gets_its_bo
             {"method": "gift_card", "amount": "30.00"},
         ],
     )
+    ok(client.post(f"/v1/orders/{order_id}/delivered", json={}))  # only shipped units refund
     first = ok(
         client.post(
             f"/v1/orders/{order_id}/refunds", json={"lines": [{"line_no": 1, "quantity": 1}]}
@@ -562,6 +563,7 @@ def test_a_channel_that_fails_to_take_the_refund_does_not_undo_it(
     network(runtime.engine, {("MUG", "a"): 4})
     runtime.refund_publisher = FailingPublisher()
     order_id = place(client, "mug-9", [{"sku": "MUG", "quantity": 1, "unit_price": "15.00"}])
+    ok(client.post(f"/v1/orders/{order_id}/delivered", json={}))
     made = client.post(
         f"/v1/orders/{order_id}/refunds", json={"lines": [{"line_no": 1, "quantity": 1}]}
     )
@@ -593,3 +595,17 @@ def test_a_delivered_order_ships_what_it_held_so_a_restock_makes_no_stock_from_n
     assert (level["on_hand"], level["reserved"]) == (4, 0)
     ok(client.post(f"/v1/orders/{order_id}/delivered", json={}))  # told twice: nothing more
     assert len(movements(runtime, "shipped")) == 1
+
+
+def test_units_that_have_not_shipped_are_not_refunded_here(
+    client: TestClient, runtime: Runtime
+) -> None:
+    # An order of 2 not yet shipped: no unit has left, so none can be refunded (an edit or a
+    # cancellation takes unshipped units off the order and releases them).
+    network(runtime.engine, {("MUG", "a"): 4})
+    order_id = place(client, "mug-10", [{"sku": "MUG", "quantity": 2, "unit_price": "15.00"}])
+    refused = client.post(
+        f"/v1/orders/{order_id}/refunds", json={"lines": [{"line_no": 1, "quantity": 1}]}
+    )
+    assert (refused.status_code, refused.json()["code"]) == (409, "return_quantity_exceeded")
+    assert "(0 shipped)" in refused.json()["detail"]

@@ -247,14 +247,18 @@ def _plan(
     in_returns = rtx.units_in_open_returns(facts.id, unrefunded_only=True)
     money = order_money(facts.order)
     refunded = rtx.refunded(facts.id)
+    shipped = rtx.shipped_units(facts.id)
     for line_no, n in units.items():
         line = money.line(line_no)
-        left = line.quantity - refunded.line(line_no, money.currency).units
+        # Only units that left can be refunded here: one not shipped yet is taken off the
+        # order by an edit or a cancellation, which also releases what it holds.
+        gone = min(line.quantity, shipped.get(line_no, 0))
+        left = gone - refunded.line(line_no, money.currency).units
         left -= in_returns.get(line_no, 0)
         if n > left:
             raise ReturnQuantityExceeded(
-                f"line {line_no} ({line.sku}): {n} unit(s) asked, {left} of {line.quantity} "
-                "can still be refunded",
+                f"line {line_no} ({line.sku}): {n} unit(s) asked, {max(left, 0)} of "
+                f"{line.quantity} can still be refunded ({gone} shipped)",
                 field="lines",
                 line_no=line_no,
                 asked=n,

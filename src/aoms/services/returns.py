@@ -136,13 +136,15 @@ def request_return(rtx: ReturnsTx, cmd: RequestReturn, *, geocode: Geocoder, now
         if item.quantity <= 0:
             raise InvalidInput("return at least one unit", field=f"items[{i}].quantity")
         asked[item.line_no] += item.quantity
+    shipped = rtx.shipped_units(facts.id)
     for line_no, n in asked.items():
         ln = lines[line_no]
-        left = ln.quantity - committed.get(line_no, 0)
+        gone = min(ln.quantity, shipped.get(line_no, 0))  # only units that left come back
+        left = gone - committed.get(line_no, 0)
         if n > left:
             raise ReturnQuantityExceeded(
-                f"line {line_no} ({ln.sku}): {n} unit(s) asked back, {left} of {ln.quantity} "
-                "can still be returned",
+                f"line {line_no} ({ln.sku}): {n} unit(s) asked back, {max(left, 0)} of "
+                f"{ln.quantity} can still be returned ({gone} shipped)",
                 field="items",
                 line_no=line_no,
                 asked=n,

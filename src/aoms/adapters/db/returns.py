@@ -397,6 +397,13 @@ class SqlReturnsTx:
         ).scalar()
         return int(found) if found is not None else None
 
+    def shipped_units(self, order_id: int) -> dict[int, int]:
+        ln = t.order_lines.c
+        rows = self.conn.execute(
+            select(ln.line_no, ln.shipped_qty).where(ln.order_id == order_id)
+        ).all()
+        return {int(r.line_no): int(r.shipped_qty) for r in rows}
+
     def units_in_open_returns(self, order_id: int, *, unrefunded_only: bool) -> dict[int, int]:
         r, i = t.returns.c, t.return_items.c
         query = (
