@@ -1,6 +1,6 @@
 """Order edits and refunds meeting fulfilment orders a 3PL already holds, on SQLite and
-PostgreSQL. Each test is a known fault, marked strict xfail: it turns into a failure once the
-fault is fixed, and the mark is then removed.
+PostgreSQL. A test marked strict xfail is a known fault: it turns into a failure once the fault is
+fixed, and the mark is then removed.
 
 The network (tests.builders): A 50 km from the customer, B 80 km, C 700 km.
 """
@@ -66,11 +66,6 @@ def events(rt: Runtime, oid: int) -> list[str]:
         return list(rows)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an order edit that reduces a line held by a 3PL releases its reservation at once "
-    "and leaves the 3PL's fulfilment order asking for the old quantity (no cancel request)",
-)
 def test_reducing_a_line_a_3pl_holds_does_not_leave_the_3pl_shipping_the_old_quantity(
     runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
 ) -> None:
@@ -99,11 +94,6 @@ def test_reducing_a_line_a_3pl_holds_does_not_leave_the_3pl_shipping_the_old_qua
         assert "fulfilment_order.cancel_requested" in events(runtime, oid)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an edit after hand-off releases the units at the 3PL; when the 3PL then ships "
-    "what it was given, the customer gets more units than the edited order has",
-)
 def test_after_an_edit_the_3pl_cannot_ship_more_units_than_the_order_has(
     runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
 ) -> None:
@@ -148,11 +138,6 @@ def test_refunding_units_before_they_ship_takes_them_off_the_fulfilment_order(
     assert active_reservations(runtime) == {("X", "a"): 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a 3PL rejection after an order edit routes again the FO's old line quantity "
-    "(its recorded lines), not the edited one: more units are reserved than the order has",
-)
 def test_a_rejection_after_an_edit_routes_only_what_the_order_still_has(
     runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
 ) -> None:

@@ -1,6 +1,6 @@
 """Returns and refunds of orders whose units went (or did not go) through a 3PL, on SQLite and
-PostgreSQL. Each test is a known fault, marked strict xfail: it turns into a failure once the
-fault is fixed, and the mark is then removed.
+PostgreSQL. A test marked strict xfail is a known fault: it turns into a failure once the fault is
+fixed, and the mark is then removed.
 
 The network (tests.builders): A 50 km from the customer, B 80 km, C 700 km.
 """

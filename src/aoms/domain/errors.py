@@ -282,3 +282,9 @@ class OrderOnHold(Conflict):
     """An action an open hold forbids (a label for a held order): release the hold first."""
 
     code = "order_on_hold"
+
+
+class OrderAtWarehouse(Conflict):
+    """A change to units a warehouse has (it may be packing them): cancel them there first."""
+
+    code = "order_at_warehouse"

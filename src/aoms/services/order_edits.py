@@ -10,15 +10,24 @@ from datetime import datetime
 from typing import Protocol
 
 from aoms.domain import events as ev
-from aoms.domain.errors import Conflict, InvalidInput, NotFound, PlanBroken, UnknownPolicy
+from aoms.domain.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    OrderAtWarehouse,
+    PlanBroken,
+    UnknownPolicy,
+)
 from aoms.domain.events import Event
+from aoms.domain.handoff import FoStatus
 from aoms.domain.lifecycle import LineChange, LineState, plan_quantity_changes, reservation_cuts
 from aoms.domain.money import Money
 from aoms.domain.orders import Order, OrderLine, OrderStatus, allocate_to_lines
 from aoms.domain.policies import accept_plan
 from aoms.domain.routing import Demand, RoutingConfig, RoutingPlan
-from aoms.services import holds
+from aoms.services import handoff, holds
 from aoms.services.orders import apply_version, record_decision, routing_key, unit_grams
+from aoms.services.ports import Tx
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +61,34 @@ class EditRepo(holds.LifecycleRepo, Protocol):
     def set_routing_key(self, order_id: int, key: str, units: int) -> None: ...
 
 
+def _refuse_cuts_at_warehouses(
+    tx: Tx, order_id: int, states: Sequence[LineState], quantities: Mapping[int, int]
+) -> None:
+    """A line a warehouse has units of is not cut here: the warehouse may be packing them.
+    Cancel them there first (`POST /v1/fulfilment-orders/{id}/cancel`), then edit."""
+    if not tx.handed_off(order_id):
+        return
+    htx = tx.handoff()
+    at_warehouse: dict[int, list[int]] = {}
+    for fo in htx.order_fos(order_id):
+        if fo.status in (FoStatus.OPEN, FoStatus.CANCELLED, FoStatus.REJECTED):
+            continue
+        for ln in handoff.adopt(htx, fo):
+            if ln.quantity - ln.closed > 0:
+                at_warehouse.setdefault(ln.line_no, []).append(fo.id)
+    now_qty = {s.line_no: s.quantity for s in states}
+    for line_no, wanted in quantities.items():
+        if line_no in at_warehouse and wanted < now_qty.get(line_no, 0):
+            raise OrderAtWarehouse(
+                f"line {line_no} is at a warehouse (fulfilment order "
+                f"{', '.join(map(str, at_warehouse[line_no]))}): cancel it there first, "
+                "then edit",
+                field="lines",
+                line_no=line_no,
+                fulfilment_orders=at_warehouse[line_no],
+            )
+
+
 def edit_order(
     repo: EditRepo,
     order_id: int,
@@ -81,6 +118,7 @@ def edit_order(
             )
     states = repo.line_states(order_id)
     changes = plan_quantity_changes(states, quantities)  # refuses before anything is written
+    _refuse_cuts_at_warehouses(tx, order_id, states, quantities)
     new_lines = tuple(
         OrderLine(
             line_no=max((s.line_no for s in states), default=0) + 1 + i,
