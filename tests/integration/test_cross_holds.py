@@ -1,5 +1,5 @@
 """Holds (lifecycle) meeting fulfilment orders a 3PL already holds (hand-off), over the API on
-SQLite and PostgreSQL. Each test is a known fault, marked strict xfail: it turns into a failure
+SQLite and PostgreSQL. A test marked strict xfail is a known fault: it turns into a failure
 once the fault is fixed, and the mark is then removed.
 """
 

@@ -1,7 +1,7 @@
 """Labels (shipping) meeting holds (lifecycle) and split fulfilment orders (hand-off), over
 the API on SQLite and PostgreSQL, with the carriers' local fakes over real HTTP (the shipping
-tests' world). Each test is a known fault, marked strict xfail: it turns into a failure once
-the fault is fixed.
+tests' world). A test marked strict xfail is a known fault: it turns into a failure once the
+fault is fixed.
 """
 
 from __future__ import annotations
