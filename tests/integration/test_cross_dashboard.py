@@ -1,6 +1,5 @@
 """The dashboard's figures (dashboard) for orders whose fulfilment orders went on to a 3PL
-(hand-off), on SQLite and PostgreSQL. Each test is a known fault, marked strict xfail: it turns
-into a failure once the fault is fixed, and the mark is then removed.
+(hand-off), on SQLite and PostgreSQL: a handed-off order still counts in the cost per order.
 """
 
 from __future__ import annotations
@@ -26,11 +25,6 @@ def cost_per_order(runtime: Runtime) -> str | None:
     return value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the dashboard's cost per order counts only fulfilment orders still 'open': once "
-    "an order is handed off (requested, accepted, shipped) its cost drops out of the figure",
-)
 def test_cost_per_order_does_not_forget_orders_once_they_are_handed_off(
     runtime: Runtime, hstore: SqlHandoffStore
 ) -> None:

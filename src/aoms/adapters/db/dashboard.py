@@ -61,10 +61,11 @@ def overview(conn: Connection, *, now: datetime, days: int = 14) -> dict[str, An
             c[3] += n if shipments > 1 else 0
             c[4] += n if shipments > 0 else 0
     currency = _main_currency(conn)
-    # Cost per order by the day the order was placed (shipping + handling of its open
-    # fulfilment orders). An order's fulfilment orders are made after it is placed, so both
-    # sides are read as a range of the window (orders by placed_at, fulfilment orders by
-    # created_at) and joined: neither table is read whole.
+    # Cost per order by the day the order was placed (shipping + handling of its live
+    # fulfilment orders: open, at a warehouse or shipped; not the ones cancelled by a re-route
+    # or rejected by their warehouse). An order's fulfilment orders are made after it is
+    # placed, so both sides are read as a range of the window (orders by placed_at, fulfilment
+    # orders by created_at) and joined: neither table is read whole.
     cost_rows = conn.execute(
         select(
             day,
@@ -77,7 +78,7 @@ def overview(conn: Connection, *, now: datetime, days: int = 14) -> dict[str, An
             o.shipments > 0,
             o.currency == currency,
             f.created_at >= start,
-            f.status == "open",
+            f.status.not_in(("cancelled", "rejected")),
         )
         .group_by(day)
     ).all()
