@@ -46,11 +46,6 @@ def test_no_label_is_bought_for_an_order_on_hold(world: World) -> None:
     assert not any(s.get("selected_rate") for s in world.easypost.shipments.values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a hand-off split moves units into a new FO but leaves the original's items as they "
-    "were; shipping packs items, so the two FOs' labels carry more units than the order has",
-)
 def test_the_labels_of_a_split_fulfilment_order_carry_each_unit_once(world: World) -> None:
     client = world.client
     body = {

@@ -156,6 +156,7 @@ class HandoffTx(Protocol):
         self, fo_id: int, line_no: int, *, shipped: int = 0, closed: int = 0
     ) -> None: ...
     def set_fo_status(self, fo_id: int, status: FoStatus) -> None: ...
+    def set_fo_items(self, fo_id: int, items: Mapping[str, int]) -> None: ...
     def insert_fo(self, fo: Fo, now: datetime) -> int: ...
     def take_reservations(
         self,
@@ -876,6 +877,8 @@ def split(htx: HandoffTx, fo_id: int, units: Mapping[str, int], now: datetime) -
     new_id = htx.insert_fo(replace(fo, items=dict(units), shipping_minor=0, handling_minor=0), now)
     for line_no, _, q in parts:
         htx.bump_fo_line(fo.id, line_no, closed=q)
+    # The original keeps what was not moved: its items say so too (labels are packed from them).
+    htx.set_fo_items(fo.id, remaining_by_sku(htx.fo_lines(fo.id)))
     htx.add_fo_lines(new_id, moved)
     htx.refresh_order_counters(fo.order_id)
     htx.tx.emit([_event(ev.FULFILMENT_SPLIT, fo, into=new_id, items=dict(units))], now)

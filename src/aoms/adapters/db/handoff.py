@@ -3,7 +3,7 @@ the messages already applied. Wraps `SqlStore`; state and its events commit toge
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -292,6 +292,13 @@ class SqlHandoffTx:
                 .where(ol.order_id == order_id, ol.line_no == line_no)
                 .values(shipped_qty=ol.shipped_qty + shipped)
             )
+
+    def set_fo_items(self, fo_id: int, items: Mapping[str, int]) -> None:
+        self.conn.execute(
+            update(t.fulfilment_orders)
+            .where(t.fulfilment_orders.c.id == fo_id)
+            .values(items=dict(items))
+        )
 
     def set_fo_status(self, fo_id: int, status: FoStatus) -> None:
         self.conn.execute(
