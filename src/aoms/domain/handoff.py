@@ -34,6 +34,10 @@ class RejectReason(StrEnum):
 
 S = FoStatus
 TERMINAL = frozenset({S.REJECTED, S.SHIPPED, S.CANCELLED})
+# Fulfilment orders that will not ship: cancelled, or rejected (and routed elsewhere).
+WONT_SHIP = frozenset({S.CANCELLED, S.REJECTED})
+# Fulfilment orders a warehouse has (or had): past `open`, and not given up.
+AT_WAREHOUSE = frozenset(FoStatus) - WONT_SHIP - {S.OPEN}
 # The 3PL may ship before it says "accepted", and may still ship what it had packed when our
 # cancel request reaches it; it may give up (reject) on what it has not shipped yet.
 MOVES: Mapping[FoStatus, frozenset[FoStatus]] = {

@@ -38,6 +38,7 @@ from aoms.domain.errors import (
 from aoms.domain.events import Event
 from aoms.domain.handoff import (
     TERMINAL,
+    WONT_SHIP,
     FoLine,
     FoStatus,
     RejectReason,
@@ -563,7 +564,7 @@ def route_rest(htx: HandoffTx, order_id: int, now: datetime) -> OrderStatus:
     fulfilment orders not handed off yet (released first). What the warehouses hold stays
     theirs — releasing and reserving it again would ship it twice."""
     tx = htx.tx
-    live = [f for f in htx.order_fos(order_id) if f.status not in (S.CANCELLED, S.REJECTED)]
+    live = [f for f in htx.order_fos(order_id) if f.status not in WONT_SHIP]
     lines = {f.id: adopt(htx, f) for f in live}
     covered: dict[int, int] = {}
     for f in live:

@@ -19,7 +19,7 @@ from aoms.domain.errors import (
     UnknownPolicy,
 )
 from aoms.domain.events import Event
-from aoms.domain.handoff import FoStatus
+from aoms.domain.handoff import AT_WAREHOUSE
 from aoms.domain.lifecycle import LineChange, LineState, plan_quantity_changes, reservation_cuts
 from aoms.domain.money import Money
 from aoms.domain.orders import Order, OrderLine, OrderStatus, allocate_to_lines
@@ -71,7 +71,7 @@ def _refuse_cuts_at_warehouses(
     htx = tx.handoff()
     at_warehouse: dict[int, list[int]] = {}
     for fo in htx.order_fos(order_id):
-        if fo.status in (FoStatus.OPEN, FoStatus.CANCELLED, FoStatus.REJECTED):
+        if fo.status not in AT_WAREHOUSE:
             continue
         for ln in handoff.adopt(htx, fo):
             if ln.quantity - ln.closed > 0:

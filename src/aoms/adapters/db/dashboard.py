@@ -16,6 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from aoms.adapters.db import queries
 from aoms.adapters.db import schema as t
 from aoms.adapters.db.schema import from_minor
+from aoms.domain.handoff import WONT_SHIP
 from aoms.domain.inventory import StockLevel
 from aoms.domain.orders import OrderStatus
 
@@ -78,7 +79,7 @@ def overview(conn: Connection, *, now: datetime, days: int = 14) -> dict[str, An
             o.shipments > 0,
             o.currency == currency,
             f.created_at >= start,
-            f.status.not_in(("cancelled", "rejected")),
+            f.status.not_in(sorted(s.value for s in WONT_SHIP)),
         )
         .group_by(day)
     ).all()

@@ -13,12 +13,12 @@ from sqlalchemy import Connection, and_, exists, func, insert, select, update
 from aoms.adapters.db import schema as t
 from aoms.adapters.db.store import SqlStore, SqlTx
 from aoms.domain.errors import UnknownLocation
-from aoms.domain.handoff import TERMINAL, FoLine, FoStatus
+from aoms.domain.handoff import TERMINAL, WONT_SHIP, FoLine, FoStatus
 from aoms.domain.orders import OrderStatus
 from aoms.services.handoff import Fo, Handoff, HandoffRequest, Shipment, TplConnection
 
 LIVE = [s.value for s in FoStatus if s not in TERMINAL]
-NOT_PLANNED = [FoStatus.CANCELLED.value, FoStatus.REJECTED.value]
+NOT_PLANNED = sorted(s.value for s in WONT_SHIP)
 
 
 class SqlHandoffStore:

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, exists, func, select, update
 from aoms.adapters.db import schema as t
 from aoms.adapters.db.statements import SQL
 from aoms.domain.experiments import Experiment
+from aoms.domain.handoff import AT_WAREHOUSE
 from aoms.domain.orders import OrderStatus
 from aoms.domain.policies import PolicyRegistry, RoutingPolicy
 from aoms.domain.routing import Policy, RateCard
@@ -200,7 +201,7 @@ class RoutingTx:
         o, f = t.orders.c, t.fulfilment_orders.c
         open_fo = select(f.id).where(f.order_id == o.id, f.status == "open")
         handed_off = select(f.id).where(
-            f.order_id == o.id, f.status.not_in(("open", "cancelled", "rejected"))
+            f.order_id == o.id, f.status.in_(sorted(s.value for s in AT_WAREHOUSE))
         )
         rows = self.conn.execute(
             select(o.id)

@@ -15,9 +15,10 @@ from sqlalchemy import Connection, and_, delete, insert, select, update
 from aoms.adapters.db import schema as t
 from aoms.adapters.db.schema import from_minor
 from aoms.adapters.db.setup import _upsert
-from aoms.adapters.db.store import SqlStore, SqlTx
+from aoms.adapters.db.store import SqlStore, SqlTx, open_hold_kinds
 from aoms.domain.cartonise import Box
 from aoms.domain.events import Event
+from aoms.domain.handoff import WONT_SHIP
 from aoms.domain.money import Money
 from aoms.domain.shipping import (
     CommercialInvoice,
@@ -147,11 +148,7 @@ class SqlShippingRepo:
 
     # -- what a shipment is planned from ---------------------------------------------------------
     def open_holds(self, order_id: int) -> list[str]:
-        h = t.holds.c
-        rows = self.conn.execute(
-            select(h.kind).where(h.order_id == order_id, h.status == "open").order_by(h.id)
-        )
-        return list(rows.scalars())
+        return open_hold_kinds(self.conn, order_id)
 
     def fulfilment_order(self, fo_id: int) -> FulfilmentToShip | None:
         f, o = t.fulfilment_orders.c, t.orders.c
@@ -384,7 +381,7 @@ class SqlShippingRepo:
             self.conn.execute(
                 select(s.id)
                 .join(t.fulfilment_orders, f.id == s.fulfilment_order_id)
-                .where(s.status.in_(OPEN), f.status.in_(("cancelled", "rejected")))
+                .where(s.status.in_(OPEN), f.status.in_(sorted(s.value for s in WONT_SHIP)))
                 .order_by(s.id)
             ).scalars()
         )

@@ -32,6 +32,7 @@ from aoms.adapters.db.statements import SQL
 from aoms.domain.errors import Conflict, Unavailable, UnknownLocation, ValueOutOfRange
 from aoms.domain.events import Event
 from aoms.domain.geo import Point
+from aoms.domain.handoff import AT_WAREHOUSE
 from aoms.domain.inventory import StockLevel
 from aoms.domain.orders import Address, AmountCheck, LineAllocation, Order, OrderLine, OrderStatus
 from aoms.domain.policies import PolicyRegistry
@@ -364,7 +365,7 @@ class SqlTx(RoutingTx):
             select(f.id)
             .where(
                 f.order_id == order_id,
-                f.status.not_in(("open", "cancelled", "rejected")),
+                f.status.in_(sorted(s.value for s in AT_WAREHOUSE)),
             )
             .limit(1)
         ).first()
@@ -377,12 +378,7 @@ class SqlTx(RoutingTx):
         return SqlHandoffTx(self)
 
     def open_holds(self, order_id: int) -> list[str]:
-        """The kinds of the order's open holds (none: nothing holds it back)."""
-        h = t.holds.c
-        rows = self.conn.execute(
-            select(h.kind).where(h.order_id == order_id, h.status == "open").order_by(h.id)
-        )
-        return list(rows.scalars())
+        return open_hold_kinds(self.conn, order_id)
 
     def lock_stock(self, skus: Iterable[str]) -> list[StockLevel]:
         query = SQL.lock_stock.get(self.dialect, SQL.lock_stock["sqlite"])
@@ -653,3 +649,12 @@ class SqlTx(RoutingTx):
             "id_": delivery_id, "status": status, "processed_at": now, "order_id": order_id,
             "error_code": error_code, "error": error,
         })  # fmt: skip
+
+
+def open_hold_kinds(conn: Connection, order_id: int) -> list[str]:
+    """The kinds of the order's open holds (none: nothing holds it back)."""
+    h = t.holds.c
+    rows = conn.execute(
+        select(h.kind).where(h.order_id == order_id, h.status == "open").order_by(h.id)
+    )
+    return list(rows.scalars())
