@@ -598,20 +598,25 @@ def ship_outside(htx: HandoffTx, order_id: int, now: datetime) -> int:
     if tx.handed_off(order_id):
         return 0
     open_fos = [f for f in htx.order_fos(order_id) if f.status is S.OPEN]
-    lines = {f.id: adopt(htx, f) for f in open_fos}  # claimed before the reservations go
-    held = tx.release(order_id, now)
-    for r in sorted(held, key=lambda r: (r.sku, r.location_id)):
-        tx.change_stock(r.sku, r.location_id, on_hand=-r.quantity, reason="shipped",
-                        reference=f"order:{order_id}", now=now)  # fmt: skip
+    lines = {f.id: adopt(htx, f) for f in open_fos}
+    tx.lock_stock({ln.sku for ls in lines.values() for ln in ls})
+    shipped = 0
     for f in open_fos:
         for ln in lines[f.id]:
-            if ln.remaining:
-                htx.bump_fo_line(f.id, ln.line_no, shipped=ln.remaining)
+            if not ln.remaining:
+                continue
+            # as a warehouse's shipment does (`ship`): the reservation is taken, not released
+            held = htx.take_reservations(order_id, ln.line_no, f.location_id, ln.remaining,
+                                         "shipped", now)  # fmt: skip
+            tx.change_stock(ln.sku, f.location_id, on_hand=-ln.remaining, reserved=-held,
+                            reason="shipped", reference=f"order:{order_id}", now=now)  # fmt: skip
+            htx.bump_fo_line(f.id, ln.line_no, shipped=ln.remaining)
+            shipped += ln.remaining
         htx.set_fo_status(f.id, S.SHIPPED)
         tx.emit([_event(ev.FULFILMENT_SHIPPED, f, outside=True,
                         items=remaining_by_sku(lines[f.id]))], now)  # fmt: skip
     htx.refresh_order_counters(order_id)
-    return sum(r.quantity for r in held)
+    return shipped
 
 
 def cancel_order_at_warehouses(htx: HandoffTx, order_id: int, now: datetime) -> int:
