@@ -19,7 +19,7 @@ from aoms.adapters.carriers.plugins import load_carriers
 from aoms.adapters.carriers.shippo import ShippoCarrier
 from aoms.adapters.carriers.table_rate import TableRateCarrier, load_rate_card
 from aoms.adapters.carriers.zones import load_zones
-from aoms.adapters.db import migrate, queries
+from aoms.adapters.db import migrate, queries, shopify_pushes
 from aoms.adapters.db.engine import make_engine
 from aoms.adapters.db.outbox import relay_once
 from aoms.adapters.db.scarcity import SqlScarcityStore
@@ -30,6 +30,7 @@ from aoms.adapters.geocode import geocode
 from aoms.adapters.plugins import load_routing_policies
 from aoms.adapters.return_labels import BuiltinReturnCarrier
 from aoms.adapters.shopify.admin import ShopifyAdminClient
+from aoms.adapters.shopify.fulfilment_orders import ShopifyPushAdmin
 from aoms.adapters.shopify.refunds import ShopifyRefundPublisher
 from aoms.adapters.shopify.returns import TOPIC_HANDLERS
 from aoms.adapters.shopify.webhooks import parse_delivery
@@ -54,6 +55,7 @@ from aoms.services.rate_shopping import RateShopper
 from aoms.services.returns_ports import ReturnCarrier
 from aoms.services.shipping import Shipping
 from aoms.services.shipping import on_event as shipping_on_event
+from aoms.services.shopify_pushes import drain as drain_pushes
 from aoms.services.shopify_sync import push_inventory
 
 log = logging.getLogger("aoms")
@@ -177,6 +179,30 @@ class Runtime:
             reports.append(pushed.as_dict())
         return reports
 
+    def queue_shopify_pushes(self, event_id: int, event: Event) -> None:
+        """Queue what an event tells Shopify (a shipment, a hold placed or released), for
+        a shop aoms has an access token for; sent by `send_shopify_pushes`."""
+        shops = self.settings.shopify_admin_tokens
+        if not shops or event.name not in shopify_pushes.PUSH_EVENTS:
+            return
+        with self.store.writer() as conn:
+            rows = shopify_pushes.pushes_for(conn, event_id, event, shops)
+            if rows:
+                shopify_pushes.enqueue(conn, rows, self.clock())
+                self.inbox_signal.set()  # wake the timers: Shopify hears of it at once
+
+    def send_shopify_pushes(self) -> dict[str, int]:
+        """Send the queued pushes that are due, to each shop with an access token."""
+        shops = sorted(self.settings.shopify_admin_tokens)
+        if not shops:
+            return {}
+        return drain_pushes(
+            shopify_pushes.SqlShopifyPushes(self.store),
+            lambda shop: ShopifyPushAdmin(self.shopify_client(shop)),
+            shops,
+            now=self.clock(),
+        )
+
     def check_stock_if_due(self) -> int | None:
         """Check every stock counter against its reservations and movements, at most every
         `stock_check_seconds`; the number of breaches (each also an event), None if not due."""
@@ -216,6 +242,7 @@ def build(settings: Settings | None = None) -> Runtime:
     runtime = Runtime(settings=settings, engine=engine, store=store)
     runtime.shipping = build_shipping(settings, store)
     runtime.subscribers.append(partial(_void_labels_on, runtime))
+    runtime.subscribers.append(runtime.queue_shopify_pushes)
     runtime.after_receive = lifecycle_checks(runtime)
     runtime.after_route = fulfilment_gate(runtime)
     runtime.topic_handlers["orders/risk_assessment_changed"] = risk_assessments(runtime)
@@ -341,6 +368,7 @@ class Workers:
             self.runtime.replan_due_waves()
             self.runtime.refresh_due_prices()
         self.runtime.push_due_inventory()  # each paced by its own setting
+        self.runtime.send_shopify_pushes()
         self.runtime.check_stock_if_due()
         return False
 

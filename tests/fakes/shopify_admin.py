@@ -14,7 +14,9 @@ It speaks Shopify's protocol as documented on shopify.dev (API 2026-10):
 * `inventorySetQuantities` with compare-and-set (`changeFromQuantity`, mandatory since
   2026-04), all or nothing, `CHANGE_FROM_QUANTITY_STALE` when the stored value differs;
   input lists of at most 250; `orders` with `updated_at` search and cursor paging;
-  `fulfillmentCreate`, `tagsAdd`, `fulfillmentOrderHold` / `ReleaseHold`, `refundCreate`,
+  an order's `fulfillmentOrders` (assigned location, line items with remaining quantities)
+  and `fulfillments`; `fulfillmentOrderMove`, `fulfillmentCreate` (one location a call),
+  `tagsAdd` / `tagsRemove`, `fulfillmentOrderHold` / `ReleaseHold`, `refundCreate`,
   `returnCreate`, with the documented userErrors.
 
 Orders are stored in the REST shape that webhooks carry and shown in the GraphQL shape.
@@ -251,14 +253,25 @@ def _graphql_address(address: Any) -> dict[str, Any] | None:
 class FulfillmentOrderState:
     id: str
     order_id: int
-    lines: dict[str, tuple[str, int]]  # fulfillment order line item id -> (line item gid, qty)
+    lines: dict[str, tuple[str, int]]  # fulfillment order line item id -> (line item gid, left)
+    location: str | None = None  # the assigned location's gid
     holds: list[dict[str, Any]] = field(default_factory=list)
     closed: bool = False
+    totals: dict[str, int] = field(default_factory=dict)  # line id -> total quantity
+
+    def __post_init__(self) -> None:
+        for line_id, (_, left) in self.lines.items():
+            self.totals.setdefault(line_id, left)
 
     def status(self) -> str:
         if self.closed:
             return "CLOSED"
-        return "ON_HOLD" if self.holds else "OPEN"
+        if self.holds:
+            return "ON_HOLD"
+        return "IN_PROGRESS" if self.fulfilled() else "OPEN"
+
+    def fulfilled(self) -> bool:
+        return any(self.totals[k] > left for k, (_, left) in self.lines.items())
 
 
 @dataclass
@@ -320,8 +333,11 @@ class FakeShopifyAdmin:
         with self.lock:
             self.orders[int(rest["id"])] = dict(rest)
 
-    def add_fulfillment_order(self, order_id: int, line_items: Mapping[int, int]) -> str:
-        """A fulfillment order over the order's line items (line item id -> quantity)."""
+    def add_fulfillment_order(
+        self, order_id: int, line_items: Mapping[int, int], location_gid: str | None = None
+    ) -> str:
+        """A fulfillment order over the order's line items (line item id -> quantity), assigned
+        to `location_gid`, as Shopify makes when the order is created."""
         with self.lock:
             fo = FulfillmentOrderState(
                 gid("FulfillmentOrder", next(self._ids)),
@@ -330,6 +346,7 @@ class FakeShopifyAdmin:
                     gid("FulfillmentOrderLineItem", next(self._ids)): (gid("LineItem", li), q)
                     for li, q in line_items.items()
                 },
+                location_gid,
             )
             self.fulfillment_orders[fo.id] = fo
             return fo.id
@@ -617,6 +634,8 @@ class FakeShopifyAdmin:
             "inventorySetQuantities": self._inventory_set_quantities,
             "fulfillmentCreate": self._fulfillment_create,
             "tagsAdd": self._tags_add,
+            "tagsRemove": self._tags_remove,
+            "fulfillmentOrderMove": self._move,
             "fulfillmentOrderHold": self._hold,
             "fulfillmentOrderReleaseHold": self._release_hold,
             "refundCreate": self._refund_create,
@@ -662,17 +681,40 @@ class FakeShopifyAdmin:
         return _connection(rows, first, after)
 
     def _order_node(self, order_gid: str) -> dict[str, Any] | None:
-        rest = self.orders.get(gid_number(order_gid))
-        return None if rest is None else {**graphql_order(rest), "__typename": "Order"}
+        number = gid_number(order_gid)
+        rest = self.orders.get(number)
+        if rest is None:
+            return None
+        fos = [
+            self._fo_node(fo.id) for fo in self.fulfillment_orders.values() if fo.order_id == number
+        ]
+        done = [f for f in self.fulfillments if f["order_id"] == number]
+        return {
+            **graphql_order(rest),
+            "fulfillmentOrders": lambda _i, first=None, after=None: _connection(fos, first, after),
+            "fulfillments": lambda _i, first=None: done[:first] if first else done,
+            "__typename": "Order",
+        }
 
     def _fo_node(self, fo_gid: str) -> dict[str, Any] | None:
         fo = self.fulfillment_orders.get(fo_gid)
         if fo is None:
             return None
+        lines = [
+            {"id": k, "remainingQuantity": left, "totalQuantity": fo.totals[k],
+             "sku": None, "lineItem": {"id": line_gid}}
+            for k, (line_gid, left) in fo.lines.items()
+        ]  # fmt: skip
+        where = fo.location
         return {
             "id": fo.id,
             "status": fo.status(),
-            "fulfillmentHolds": fo.holds,
+            "fulfillmentHolds": list(fo.holds),
+            "assignedLocation": {
+                "name": self.locations.get(where, "") if where else "",
+                "location": None if where is None else {"id": where, "name": ""},
+            },
+            "lineItems": lambda _i, first=None, after=None: _connection(lines, first, after),
             "__typename": "FulfillmentOrder",
         }
 
@@ -867,6 +909,13 @@ class FakeShopifyAdmin:
                     )
                 else:
                     taken.append((fo, li["id"], li["quantity"]))
+        if not errors and len({fo.location for fo, _, _ in taken}) > 1:
+            errors.append(
+                {
+                    "field": ["fulfillment", "lineItemsByFulfillmentOrder"],
+                    "message": "All fulfillment orders must be assigned to the same location.",
+                }
+            )
         if errors:
             return {"fulfillment": None, "userErrors": errors}
         lines = []
@@ -904,6 +953,8 @@ class FakeShopifyAdmin:
             "notifyCustomer": bool(fulfillment.get("notifyCustomer")),
             "tracking": info,
             "lines": lines,
+            "order_id": taken[0][0].order_id if taken else None,
+            "location": taken[0][0].location if taken else None,
         }
         self.fulfillments.append(created)
         return {"fulfillment": created, "userErrors": []}
@@ -921,6 +972,77 @@ class FakeShopifyAdmin:
         order["tags"] = ", ".join(have)
         order["updated_at"] = datetime.now(UTC).isoformat()
         return {"node": {"id": id, "__typename": "Order"}, "userErrors": []}
+
+    def _tags_remove(self, _root: Any, _info: Any, id: str, tags: list[str]) -> dict[str, Any]:
+        number = gid_number(id) if id.startswith("gid://shopify/Order/") else None
+        if number is None or number not in self.orders:
+            return {
+                "node": None,
+                "userErrors": [{"field": ["id"], "message": "Resource not found"}],
+            }
+        order = self.orders[number]
+        have = [t.strip() for t in str(order.get("tags") or "").split(",") if t.strip()]
+        order["tags"] = ", ".join(t for t in have if t not in tags)
+        order["updated_at"] = datetime.now(UTC).isoformat()
+        return {"node": {"id": id, "__typename": "Order"}, "userErrors": []}
+
+    def _move(
+        self,
+        _root: Any,
+        _info: Any,
+        id: str,
+        newLocationId: str,
+        fulfillmentOrderLineItems: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Re-assign unfulfilled line items to another location (shopify.dev,
+        fulfillmentOrderMove): all of an untouched fulfillment order moves it; a part, or any
+        of one that was partly fulfilled, goes to a new fulfillment order at that location."""
+        fo = self.fulfillment_orders.get(id)
+
+        def error(message: str, code: str = "INVALID") -> dict[str, Any]:
+            failed = {"code": code, "field": ["id"], "message": message}
+            return {"movedFulfillmentOrder": None, "originalFulfillmentOrder": None,
+                    "remainingFulfillmentOrder": None, "userErrors": [failed]}  # fmt: skip
+
+        if fo is None:
+            return error("Fulfillment order does not exist.", "NOT_FOUND")
+        if fo.closed:
+            return error("Fulfillment order is closed.")
+        if newLocationId not in self.locations:
+            return error("Location not found.", "NOT_FOUND")
+        wanted = {li["id"]: li["quantity"] for li in fulfillmentOrderLineItems or []} or {
+            k: left for k, (_, left) in fo.lines.items() if left > 0
+        }
+        for line_id, qty in wanted.items():
+            if line_id not in fo.lines or not 0 < qty <= fo.lines[line_id][1]:
+                return error("Invalid fulfillment order line item quantity requested.")
+        everything = all(wanted.get(k, 0) == left for k, (_, left) in fo.lines.items())
+        if everything and not fo.fulfilled():
+            fo.location = newLocationId
+            moved = fo
+        else:
+            moved = FulfillmentOrderState(
+                gid("FulfillmentOrder", next(self._ids)),
+                fo.order_id,
+                {
+                    gid("FulfillmentOrderLineItem", next(self._ids)): (fo.lines[k][0], q)
+                    for k, q in wanted.items()
+                },
+                newLocationId,
+            )
+            self.fulfillment_orders[moved.id] = moved
+            for k, q in wanted.items():
+                line_gid, left = fo.lines[k]
+                fo.lines[k] = (line_gid, left - q)
+                fo.totals[k] -= q
+            if all(left == 0 for _, left in fo.lines.values()):
+                fo.closed = True
+        return {
+            "movedFulfillmentOrder": self._fo_node(moved.id),
+            "originalFulfillmentOrder": self._fo_node(fo.id),
+            "remainingFulfillmentOrder": None,
+            "userErrors": [],
+        }
 
     def _hold(
         self, _root: Any, _info: Any, id: str, fulfillmentHold: dict[str, Any]

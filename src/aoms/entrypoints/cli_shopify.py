@@ -1,4 +1,5 @@
-"""`aoms shopify …`: reconcile orders, push available-to-sell, and map Shopify ids."""
+"""`aoms shopify …`: reconcile orders, push available-to-sell, map Shopify ids, and see what
+aoms tells Shopify of its orders."""
 
 from __future__ import annotations
 
@@ -178,3 +179,44 @@ def set_buffer(
     runtime = _runtime(database_url)
     SqlShopifyStore(runtime.store).set_buffer(shop, units, runtime.clock())
     print(f"{shop}: buffer {units}")
+
+
+@shopify_app.command("pushes")
+def pushes(
+    shop: ShopOpt,
+    status: Annotated[
+        str | None, typer.Option(help="Only pushes in this state: pending, sending, done, failed.")
+    ] = None,
+    retry: Annotated[
+        int | None, typer.Option(help="Send this failed push again (its id), then list.")
+    ] = None,
+    send: Annotated[
+        bool, typer.Option(help="Relay aoms's events and send what is due now, then list.")
+    ] = False,
+    database_url: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What aoms tells Shopify of its orders (fulfilments with tracking, holds, tags), newest
+    first, with each push's result or last error."""
+    from aoms.adapters.db.shopify_pushes import SqlShopifyPushes
+
+    if status not in (None, "pending", "sending", "done", "failed"):
+        raise InvalidInput(f"--status must be pending, sending, done or failed: {status!r}")
+    runtime = _runtime(database_url)
+    repo = SqlShopifyPushes(runtime.store)
+    if retry is not None and not repo.retry(retry, runtime.clock()):
+        raise InvalidInput(f"no failed push {retry}", field="retry")
+    if send or retry is not None:
+        while runtime.relay_events():
+            pass
+        runtime.send_shopify_pushes()
+    rows = repo.listing(shop, status)
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    for p in rows:
+        said = p["last_error"] if p["status"] != "done" else json.dumps(p["result"])
+        print(f"{p['id']:>6}  order {p['order_id']:<8} {p['kind']:<10} {p['status']:<8} "
+              f"attempts {p['attempts']}  {said or ''}")  # fmt: skip
+    if not rows:
+        print(f"{shop}: no pushes" + (f" {status}" if status else ""))

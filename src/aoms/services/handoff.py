@@ -265,6 +265,14 @@ def adopt(htx: HandoffTx, fo: Fo) -> list[FoLine]:
     return lines
 
 
+def units_by_line(parts: Sequence[tuple[int, str, int]]) -> dict[str, int]:
+    """(line_no, sku, units) parts as units by order line (keys as text, as JSON keeps them)."""
+    units: dict[str, int] = {}
+    for line_no, _, n in parts:
+        units[str(line_no)] = units.get(str(line_no), 0) + n
+    return units
+
+
 def _event(name: str, fo: Fo, **data: Any) -> Event:
     return Event(
         name,
@@ -712,7 +720,9 @@ def ship(htx: HandoffTx, fo_id: int, shipment: Shipment, now: datetime) -> Resul
                 shipment=shipment.ref,
                 shipped_from=source,
                 items=dict(shipment.items),
+                lines=units_by_line(parts),
                 tracking_number=shipment.tracking_number,
+                tracking_url=shipment.tracking_url,
                 carrier=shipment.carrier,
                 status=status.value,
             )

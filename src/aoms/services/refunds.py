@@ -123,10 +123,12 @@ def mark_delivered(
     fulfilled_at: datetime | None,
     source: str,
     now: datetime,
+    consume: bool = True,
 ) -> None:
     """Record that the order's units reached the customer (or left for them): they become
     returnable, and what aoms still reserved for them is consumed as shipped (unless a
-    warehouse aoms handed them to reports its own shipments)."""
+    warehouse aoms handed them to reports its own shipments). `consume=False`: the channel
+    tells of a fulfilment aoms itself made there, whose units aoms already counted."""
     facts = locked(rtx, order_id)
     if facts.status is OrderStatus.CANCELLED:
         raise NotReturnable(f"order {order_id} is cancelled", field="order_id")
@@ -135,7 +137,8 @@ def mark_delivered(
     rtx.set_delivery(order_id, fulfilled_at, delivered_at, source, now)
     # Units the channel fulfilled left the building: what aoms still holds for them is
     # consumed, so that a restock of a returned unit is not stock made out of nothing.
-    handoff.ship_outside(rtx.core.handoff(), order_id, now)
+    if consume:
+        handoff.ship_outside(rtx.core.handoff(), order_id, now)
 
 
 def issue(

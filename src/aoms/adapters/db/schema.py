@@ -841,6 +841,31 @@ shopify_inventory_known = Table(
     Column("known_at", UTCDateTime, nullable=False),
 )
 
+# What aoms tells Shopify of its orders (services.shopify_pushes): queued by the event relay,
+# once per event and kind, sent one order's pushes at a time, oldest first.
+shopify_pushes = Table(
+    "shopify_pushes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("shop", String(255), nullable=False),
+    Column("order_id", Id, ForeignKey("orders.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # fulfilment | hold | release
+    Column("source", String(64), nullable=False),  # event:<outbox id>
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sending | done | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("claimed_until", UTCDateTime),  # a sender's lease while sending
+    Column("last_error", Text),
+    Column("result", JSON),  # what Shopify holds after it: fulfillment ids, holds, …
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("done_at", UTCDateTime),
+    UniqueConstraint("source", "kind", name="uq_shopify_pushes_source"),
+    CheckConstraint("status IN ('pending', 'sending', 'done', 'failed')", name="known_status"),
+    Index("ix_shopify_pushes_status", "status", "next_attempt_at"),
+    Index("ix_shopify_pushes_order", "order_id", "id"),
+)
+
 # -- dashboard: users, their sessions, and the indexes its pages read by ----------------------
 
 users = Table(

@@ -7,7 +7,9 @@
 - `order_transactions/create`: a successful `sale` or `capture` becomes one of the order's
   payments (method = gateway), kept once per transaction id.
 - `fulfillments/create` and `fulfillments/update`: the fulfilment date, and the delivery date
-  once `shipment_status` is `delivered`, make the order's units returnable.
+  once `shipment_status` is `delivered`, make the order's units returnable. A fulfillment
+  aoms made itself (services.shopify_pushes: known by its id or its tracking number) is
+  not taken as the rest of the order leaving: its units were counted when they shipped.
 - `returns/approve`, `returns/decline`, `returns/cancel`: the same decision for a return aoms
   holds under that Shopify return id.
 
@@ -22,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from aoms.adapters.db.returns import SqlReturnsTx
+from aoms.adapters.db.shopify_pushes import own_fulfilment
 from aoms.adapters.db.store import SqlTx
 from aoms.adapters.geocode import geocode
 from aoms.adapters.shopify.webhooks import _money, _objects, _set_amount, _time
@@ -164,9 +167,9 @@ def handle_fulfilment(tx: Tx, delivery: Delivery, now: datetime) -> int | None:
     delivered = None
     if payload.get("shipment_status") == "delivered":
         delivered = _time(payload.get("updated_at") or payload.get("created_at"), "updated_at")
-    refunds.mark_delivered(
-        rtx, facts.id, delivered_at=delivered, fulfilled_at=fulfilled, source="shopify", now=now
-    )
+    ours = own_fulfilment(rtx.conn, facts.id, payload)
+    refunds.mark_delivered(rtx, facts.id, delivered_at=delivered, fulfilled_at=fulfilled,
+                           source="shopify", now=now, consume=not ours)  # fmt: skip
     return facts.id
 
 
