@@ -17,7 +17,7 @@ from aoms.adapters.db.lifecycle import ready_for_fulfilment
 from aoms.adapters.shopify.webhooks import sign
 from aoms.bootstrap import Runtime
 from aoms.entrypoints.api.app import create_app
-from tests.builders import later, network, shopify_payload
+from tests.builders import T0, later, network, shopify_payload
 from tests.conftest import SECRET
 
 SHOP = "shop.myshopify.com"
@@ -417,4 +417,48 @@ def test_velocity_per_customer_and_a_billing_mismatch_are_scored_from_the_webhoo
     state = client.get(f"/v1/orders/{order_id(runtime, 9407)}/lifecycle").json()
     assert state["fraud_decisions"][0]["reasons"] == [
         "+25: 4 orders from this shipping address in 24 h (limit 3)"
+    ]
+
+
+def test_an_order_through_the_api_is_scored_on_its_customer_and_billing_country(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """The same signals as a Shopify order's, from the API's customer_id, email and
+    billing_address: velocity per customer (by id, else by e-mail) and billed vs shipped."""
+    network(runtime.engine, {("X", "a"): 50})
+    client.put(
+        f"/v1/shops/{SHOP}/lifecycle",
+        json={"fraud": {"review_at": 40, "velocity_limit": 1, "velocity_window_hours": 24}},
+    )
+
+    def score(n: int, **extra: object) -> list[str]:
+        body = {"shop": SHOP, "channel": "pos", "external_id": f"api-{n}", "currency": "USD",
+                "placed_at": T0.isoformat(), "financial_status": "paid",
+                "shipping_address": {"country_code": "US", "zip": f"2000{n}",
+                                     "latitude": 0.0, "longitude": 10.0},
+                "lines": [{"sku": "X", "quantity": 1, "unit_price": "10.00"}], **extra}  # fmt: skip
+        answer = client.post("/v1/orders", json=body)
+        assert answer.status_code in (200, 201), answer.text
+        state = client.get(f"/v1/orders/{answer.json()['order']['id']}/lifecycle").json()
+        return list(state["fraud_decisions"][0]["reasons"])
+
+    assert score(1, customer_id="c-9") == []
+    # The 2nd order of customer c-9 in 24 h (limit 1), billed in Canada: 25 + 15.
+    assert score(2, customer_id="c-9", billing_address={"country_code": "CA"}) == [
+        "+25: 2 orders from this customer in 24 h (limit 1)",
+        "+15: billed in CA but shipped to US",
+    ]
+    # No customer id: the e-mail, whatever its case, is the customer.
+    assert score(3, email="Ana@Example.com") == []
+    assert score(4, email="ana@example.com") == [
+        "+25: 2 orders from this customer in 24 h (limit 1)"
+    ]
+    bad = client.post("/v1/orders", json={"shop": SHOP, "external_id": "api-9", "currency": "USD",
+                                          "placed_at": T0.isoformat(), "email": "not-an-address",
+                                          "shipping_address": {"country_code": "US"},
+                                          "lines": [{"sku": "X", "quantity": 1,
+                                                     "unit_price": "1.00"}]})  # fmt: skip
+    assert bad.status_code == 422
+    assert bad.json()["errors"] == [
+        {"field": "email", "message": "must be an e-mail address, e.g. ana@example.com"}
     ]

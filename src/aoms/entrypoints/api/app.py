@@ -78,6 +78,7 @@ PATTERN_WORDS = {
     r"^https?://": "must be an http:// or https:// URL",
     r"^\d{4}(\.?\d{2}){1,3}$": "must be an HS code of 6, 8 or 10 digits, e.g. 6912.00 or 691200",
     r"^[A-Za-z]{2}$": "must be a two-letter ISO 3166 country code, e.g. DE",
+    r"^[^@\s]+@[^@\s]+$": "must be an e-mail address, e.g. ana@example.com",
 }
 
 

@@ -145,6 +145,23 @@ class OrderIn(_Strict):
         description="What each payment method captured; when omitted, one payment of the "
         "order's total is assumed.",
     )
+    billing_address: AddressIn | None = Field(
+        None, description="For the fraud checks: a billing country unlike the shipping one."
+    )
+    customer_id: str | None = Field(
+        None, min_length=1, max_length=64,
+        description="The channel's id of the customer: orders per customer (velocity).",
+    )  # fmt: skip
+    email: str | None = Field(
+        None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$",
+        description="The customer's e-mail: velocity when there is no customer_id.",
+    )  # fmt: skip
+
+    def customer_key(self) -> str | None:
+        """As Shopify orders are keyed (adapters.shopify.webhooks): the id, else the e-mail."""
+        if self.customer_id:
+            return f"customer:{self.customer_id.strip()}"
+        return f"email:{self.email.strip().lower()[:240]}" if self.email else None
 
     def to_domain(self) -> Order:
         cur = self.currency
@@ -182,6 +199,8 @@ class OrderIn(_Strict):
             shipping_tax=Money.of(self.shipping_tax, cur),
             order_discount=Money.of(self.order_discount, cur),
             total_tax=Money(line_tax, cur) + Money.of(self.shipping_tax, cur),
+            billing_address=self.billing_address.to_domain() if self.billing_address else None,
+            customer_key=self.customer_key(),
         )
 
 
