@@ -86,6 +86,13 @@ def receive_order(tx: Tx, order: Order, *, geocode: Geocoder, now: datetime) -> 
         return Received(stored.id, Outcome.STALE, stored.status)
     if stored.currency != order.currency:
         raise InvalidInput("an order cannot change its currency", field="currency")
+    channel_key = key
+    if key == stored.channel_key and key != stored.routing_key:
+        # The channel's lines and address are as they were when it last told us; what differs
+        # is an edit made in aoms (services.order_edits). The channel has not undone it: keep
+        # aoms's lines, and what they hold.
+        order = replace(order, lines=tx.load_order(stored.id).lines)
+        key = stored.routing_key
     reroute = stored.status is not OrderStatus.CANCELLED and (
         key != stored.routing_key or stored.status in _NOT_FULLY_ROUTED
     )
@@ -93,7 +100,7 @@ def receive_order(tx: Tx, order: Order, *, geocode: Geocoder, now: datetime) -> 
     tx.update_order(
         stored.id, order, dest=dest, dest_source=dest_source, amounts=amounts,
         routing_key=stored.routing_key if at_warehouse else key,
-        replace_lines=key != stored.routing_key and not at_warehouse,
+        replace_lines=key != stored.routing_key and not at_warehouse, channel_key=channel_key,
     )  # fmt: skip
     tx.emit([Event(ev.ORDER_UPDATED, f"order:{stored.id}", _summary(order))], now)
     status = stored.status

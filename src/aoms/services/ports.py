@@ -29,6 +29,7 @@ class StoredOrder:
     routing_key: str
     currency: str
     dest: Point | None
+    channel_key: str | None = None  # the routing key of the channel's last version
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,7 @@ class Tx(Protocol):
         amounts: AmountCheck,
         routing_key: str,
         now: datetime,
+        channel_key: str | None = None,
     ) -> int: ...
     def update_order(
         self,
@@ -88,6 +90,7 @@ class Tx(Protocol):
         amounts: AmountCheck,
         routing_key: str,
         replace_lines: bool,
+        channel_key: str | None = None,
     ) -> None: ...
     def set_order_outcome(
         self,

@@ -169,6 +169,9 @@ orders = Table(
     Column("dest_lng", Float),
     Column("dest_source", String(32)),
     Column("routing_key", String(64), nullable=False),
+    # The routing key of the channel's last version: it tells a change the channel made to the
+    # lines or the address from aoms's own edit (services.orders.receive_order).
+    Column("channel_key", String(64)),
     Column("line_items_minor", BigInteger, nullable=False),
     Column("discounts_minor", BigInteger, nullable=False),
     Column("tax_minor", BigInteger, nullable=False),

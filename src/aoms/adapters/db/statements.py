@@ -25,6 +25,7 @@ class _Statements:
             o.currency,
             o.dest_lat,
             o.dest_lng,
+            o.channel_key,
         )
         find = select(*order_cols).where(
             o.shop == bindparam("shop"),

@@ -159,6 +159,7 @@ class SqlTx(RoutingTx):
             row.routing_key,
             row.currency,
             dest,
+            row.channel_key,
         )
 
     def find_order(self, shop: str, channel: str, external_id: str) -> StoredOrder | None:
@@ -218,8 +219,10 @@ class SqlTx(RoutingTx):
         amounts: AmountCheck,
         routing_key: str,
         now: datetime,
+        channel_key: str | None = None,
     ) -> int:
         values = self._order_values(order, dest, dest_source, amounts, routing_key)
+        values["channel_key"] = channel_key or routing_key
         order_id = self.conn.execute(
             SQL.insert_order,
             {
@@ -276,8 +279,10 @@ class SqlTx(RoutingTx):
         amounts: AmountCheck,
         routing_key: str,
         replace_lines: bool,
+        channel_key: str | None = None,
     ) -> None:
         values = self._order_values(order, dest, dest_source, amounts, routing_key)
+        values["channel_key"] = channel_key or routing_key
         self.conn.execute(SQL.update_order, {"order_id_": order_id, **values})
         if replace_lines:  # else the lines, and what they hold, stay as they are
             self.conn.execute(SQL.delete_lines, {"order_id": order_id})
