@@ -82,6 +82,7 @@ class Runtime:
     waves_closed: dict[str, datetime] = field(default_factory=dict)  # shop -> last wave re-planned
     shopify_clients: dict[str, ShopifyAdminClient] = field(default_factory=dict)  # kept per shop
     shopify_pushed: dict[str, float] = field(default_factory=dict)  # shop -> monotonic time
+    inventory_dirty: bool = False  # events were relayed since the last push: stock may differ
     clients_lock: threading.Lock = field(default_factory=threading.Lock)
     stock_checked: float = -math.inf  # monotonic time of the last stock invariant check
     refund_publisher: RefundPublisher = field(default_factory=NoRefundPublisher)
@@ -157,16 +158,23 @@ class Runtime:
 
     def push_due_inventory(self) -> list[dict[str, object]]:
         """Push available-to-sell where it changed, to each shop with an access token and
-        mapped locations, at most every `shopify_push_seconds`. A shop that fails is logged
-        and tried on the next pass."""
+        mapped locations: every `shopify_push_seconds`, and `shopify_push_after_change_seconds`
+        after a relayed event. A shop that fails is logged and tried on the next pass."""
         every = self.settings.shopify_push_seconds
         if not every:
             return []
+        soon = min(every, self.settings.shopify_push_after_change_seconds)
+        with self.clients_lock:  # events relayed from here on mark it again
+            dirty, self.inventory_dirty = self.inventory_dirty, False
+        wait = soon if dirty else every
         repo = SqlShopifyStore(self.store)
         reports: list[dict[str, object]] = []
         for shop in sorted(self.settings.shopify_admin_tokens):
             now = time.monotonic()
-            if now - self.shopify_pushed.get(shop, -math.inf) < every:
+            if now - self.shopify_pushed.get(shop, -math.inf) < wait:
+                if dirty:
+                    with self.clients_lock:
+                        self.inventory_dirty = True  # not yet: keep it for the next pass
                 continue
             self.shopify_pushed[shop] = now
             if not repo.targets(shop):
@@ -183,6 +191,9 @@ class Runtime:
         """Queue what an event tells Shopify (a shipment, a hold placed or released), for
         a shop aoms has an access token for; sent by `send_shopify_pushes`."""
         shops = self.settings.shopify_admin_tokens
+        if shops and not event.name.startswith("shopify."):
+            with self.clients_lock:
+                self.inventory_dirty = True  # available-to-sell may have moved: push it soon
         if not shops or event.name not in shopify_pushes.PUSH_EVENTS:
             return
         with self.store.writer() as conn:

@@ -96,6 +96,13 @@ class Settings(BaseSettings):
         description="How often the workers push changed available-to-sell to each shop with "
         "an access token and mapped locations (0: only when asked).",
     )
+    shopify_push_after_change_seconds: float = Field(
+        default=5,
+        ge=0,
+        le=86_400,
+        description="After aoms's events (an order reserved, a shipment, a count), push "
+        "available-to-sell this soon, without waiting for shopify_push_seconds.",
+    )
     reports_dir: Path | None = Field(
         default=None,
         description="A folder of policy-lab HTML reports (`aoms simulate … --html`) the "

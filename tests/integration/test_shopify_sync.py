@@ -20,6 +20,7 @@ from aoms.adapters.shopify.graphql_orders import parse_graphql_order
 from aoms.adapters.shopify.webhooks import sign
 from aoms.bootstrap import Runtime
 from aoms.domain.errors import InvalidInput, UnknownLocation
+from aoms.domain.events import Event
 from aoms.entrypoints.api.app import create_app
 from aoms.services.shopify_reconcile import reconcile_orders
 from aoms.services.shopify_sync import push_inventory
@@ -264,3 +265,27 @@ def test_the_workers_push_what_changed_on_their_own_clock(
     (second,) = runtime.push_due_inventory()
     assert (second["changed"], second["pushed"]) == (1, 1)
     assert shown(fake)[("X", 1)] == 11
+
+
+def test_after_aoms_s_events_the_workers_push_soon_without_waiting_for_their_clock(
+    runtime: Runtime, fake: FakeShopifyAdmin
+) -> None:
+    mapped_store(runtime, fake)
+    runtime.settings = runtime.settings.model_copy(
+        update={"shopify_admin_tokens": {SHOP: SecretStr(TOKEN)},
+                "shopify_admin_url": fake.base_url, "shopify_push_seconds": 3600,
+                "shopify_push_after_change_seconds": 0}
+    )  # fmt: skip
+    while runtime.relay_events():  # the setup's own events
+        pass
+    assert [r["pushed"] for r in runtime.push_due_inventory()] == [6]
+    # A count with its event (as every stock change in aoms writes one).
+    with runtime.store.transaction() as tx:
+        tx.change_stock("X", "a", on_hand=4, reason="count", reference="t", now=T0)
+        tx.emit([Event("stock.adjusted", "stock:X@a", {"sku": "X"})], T0)
+    assert runtime.push_due_inventory() == []  # not relayed yet: nothing says it changed
+    runtime.relay_events()
+    (pushed,) = runtime.push_due_inventory()
+    assert (pushed["changed"], pushed["pushed"]) == (1, 1)
+    assert shown(fake)[("X", 1)] == 11  # X: 14 + 6 − 3 = 17 over a and b: a 11, b 6
+    assert runtime.push_due_inventory() == []  # nothing relayed since: back to the hour
