@@ -627,6 +627,7 @@ class FakeShopifyAdmin:
             "order": lambda _root, _info, id: self._order_node(id),
             "inventoryItem": self._inventory_item,
             "fulfillmentOrder": lambda _root, _info, id: self._fo_node(id),
+            "returnableFulfillments": self._returnable,
         }
         for name, fn in resolvers.items():
             query.fields[name].resolve = fn
@@ -717,6 +718,34 @@ class FakeShopifyAdmin:
             "lineItems": lambda _i, first=None, after=None: _connection(lines, first, after),
             "__typename": "FulfillmentOrder",
         }
+
+    def _returnable(
+        self, _root: Any, _info: Any, orderId: str, first: int | None = None,
+        after: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """The order's fulfillments with units still returnable (fulfilled − returned)."""
+        number = gid_number(orderId)
+        nodes = []
+        for f in self.fulfillments:
+            if f["order_id"] != number:
+                continue
+            items = [
+                {"quantity": self.fulfillment_lines[ln["id"]]["quantity"]
+                 - self.fulfillment_lines[ln["id"]]["returned"],
+                 "fulfillmentLineItem": {"id": ln["id"], "quantity": ln["quantity"],
+                                         "lineItem": ln["lineItem"]}}
+                for ln in f["lines"]
+            ]  # fmt: skip
+            items = [i for i in items if i["quantity"] > 0]
+            if items:
+                nodes.append({
+                    "id": f["id"].replace("Fulfillment/", "ReturnableFulfillment/"),
+                    "fulfillment": f,
+                    "returnableFulfillmentLineItems":
+                        lambda _i, first=None, after=None, items=items: _connection(
+                            items, first, after),
+                })  # fmt: skip
+        return _connection(nodes, first, after)
 
     def _inventory_item(self, _root: Any, _info: Any, id: str) -> dict[str, Any] | None:
         if id not in self.items:

@@ -287,3 +287,58 @@ def test_two_senders_never_take_the_same_push(
     assert store.claim([SHOP], T0, 10) == []  # leased to the first sender
     # A sender that died: its lease runs out and another takes the push.
     assert [p.id for p in store.claim([SHOP], T0 + timedelta(minutes=6), 10)] == [first[0].id]
+
+
+def test_a_return_aoms_approves_is_opened_on_shopify_against_the_fulfilled_units(
+    client: TestClient, runtime: Runtime, fake: FakeShopifyAdmin
+) -> None:
+    order_id = place(client, runtime, fake, 5006)
+    where = fos(runtime, order_id)
+    ship(runtime, where["a"], "s-1", {"TEE": 2}, tracking_number="T-61", carrier="ups")
+    ship(runtime, where["b"], "s-2", {"CAP": 1}, tracking_number="T-62", carrier="ups")
+    assert flush(runtime) == {"sent": 2, "retry": 0, "failed": 0}
+    tee_line = next(ln["id"] for f in fake.fulfillments for ln in f["lines"]
+                    if ln["lineItem"]["id"] == "gid://shopify/LineItem/50060")  # fmt: skip
+    for n, made in enumerate(fake.fulfillments):  # Shopify's echoes: the order is fulfilled
+        echo = {
+            "id": int(made["id"].rsplit("/", 1)[-1]),
+            "order_id": 5006,
+            "status": "success",
+            "tracking_number": made["tracking"][0]["number"],
+            "created_at": T0.isoformat(),
+        }
+        webhook(client, runtime, "fulfillments/create", echo, 60 + n)
+    # One tee comes back, too small: approved by the default policy.
+    answer = client.post(
+        "/v1/returns",
+        json={
+            "order_id": order_id,
+            "items": [{"line_no": 1, "quantity": 1, "reason": "too_small"}],
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    made = answer.json()
+    assert made["status"] != "rejected", made
+    assert flush(runtime) == {"sent": 1, "retry": 0, "failed": 0}
+    [opened] = fake.returns
+    assert opened["lines"] == [{"fulfillmentLineItemId": tee_line, "quantity": 1,
+                                "returnReason": "SIZE_TOO_SMALL"}]  # fmt: skip
+    # aoms's return now carries Shopify's return id: Shopify's returns/* webhooks find it.
+    with runtime.store.read() as conn:
+        external = conn.execute(
+            select(t.returns.c.external_id).where(t.returns.c.id == made["id"])
+        ).scalar_one()
+    assert external == opened["id"].rsplit("/", 1)[-1]
+    # A second tee: Shopify has 1 left returnable on that line.
+    again = client.post(
+        "/v1/returns",
+        json={
+            "order_id": order_id,
+            "items": [{"line_no": 1, "quantity": 1, "reason": "scratched"}],
+        },
+    )
+    assert again.status_code == 201, again.text
+    assert flush(runtime) == {"sent": 1, "retry": 0, "failed": 0}
+    assert fake.returns[1]["lines"] == [{"fulfillmentLineItemId": tee_line, "quantity": 1,
+                                         "returnReason": "OTHER",
+                                         "returnReasonNote": "scratched"}]  # fmt: skip

@@ -14,6 +14,10 @@ for a person (`aoms shopify pushes --failed`). Every push is safe to send twice.
   fulfillment is made with the tracking (`fulfillmentCreate`). A fulfillment that Shopify
   already has with the same tracking number is not made again; units Shopify no longer has
   open (fulfilled in its admin meanwhile) are reported as `short`, not forced.
+- **return** (aoms approved a return it opened, not one that came from Shopify): the units
+  are found among the order's returnable fulfillment line items (`returnableFulfillments`)
+  and one `returnCreate` is made with Shopify's reason for each; Shopify's return id is kept
+  on aoms's return, so Shopify's `returns/*` webhooks find it.
 - **hold** / **release** (aoms held an order, or released the hold): the tag
   `aoms-hold-<type>` is added to the order (removed on release), and each of its open
   fulfillment orders is held with the reason and `handle` of that type
@@ -39,7 +43,15 @@ FIRST_WAIT = timedelta(seconds=30)
 LONGEST_WAIT = timedelta(hours=1)
 FULFILLABLE = ("OPEN", "IN_PROGRESS")  # FulfillmentOrderStatus values a fulfillment may take
 HOLDABLE = ("OPEN", "IN_PROGRESS", "ON_HOLD", "SCHEDULED")
-FULFILMENT, HOLD, RELEASE = "fulfilment", "hold", "release"
+FULFILMENT, HOLD, RELEASE, RETURN = "fulfilment", "hold", "release", "return"
+# aoms's return reasons (free words, see domain.returns) -> Shopify's ReturnReason
+RETURN_REASONS = {
+    "damaged": "DEFECTIVE", "defective": "DEFECTIVE", "wrong_item": "WRONG_ITEM",
+    "not_as_described": "NOT_AS_DESCRIBED", "size_too_small": "SIZE_TOO_SMALL",
+    "too_small": "SIZE_TOO_SMALL", "size_too_large": "SIZE_TOO_LARGE",
+    "too_large": "SIZE_TOO_LARGE", "color": "COLOR", "colour": "COLOR", "style": "STYLE",
+    "unwanted": "UNWANTED", "changed_mind": "UNWANTED", "no_longer_needed": "UNWANTED",
+}  # fmt: skip
 
 
 # -- Shopify's side of an order -----------------------------------------------------------------
@@ -132,6 +144,11 @@ class PushAdmin(HoldAdmin, Protocol):
     ) -> str: ...
     def tags_add(self, order_gid: str, tags: Sequence[str]) -> Any: ...
     def tags_remove(self, order_gid: str, tags: Sequence[str]) -> None: ...
+    def returnable(self, order_gid: str) -> list[tuple[str, str, int]]:
+        """(fulfillment line item id, line item gid, units still returnable)."""
+        ...
+
+    def return_create(self, order_gid: str, lines: Sequence[Mapping[str, Any]]) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +184,8 @@ def send(admin: PushAdmin, push: Push) -> dict[str, Any]:
     order_gid = str(p["order_gid"])
     if push.kind == FULFILMENT:
         return _fulfil(admin, order_gid, p)
+    if push.kind == RETURN:
+        return _open_return(admin, order_gid, p)
     state = admin.read_order(order_gid)
     tag = hold_tag(str(p["hold_type"]))
     if push.kind == HOLD:
@@ -225,6 +244,38 @@ def _fulfil(admin: PushAdmin, order_gid: str, p: Mapping[str, Any]) -> dict[str,
     result: dict[str, Any] = {"fulfillments": made, "moved": moved}
     if plan.short:
         result["short"] = plan.short
+    return result
+
+
+def _open_return(admin: PushAdmin, order_gid: str, p: Mapping[str, Any]) -> dict[str, Any]:
+    if p.get("return_gid"):
+        return {"return_gid": p["return_gid"]}
+    items = admin.returnable(order_gid)
+    left = [n for _, _, n in items]  # units still returnable, by item
+    lines: list[dict[str, Any]] = []
+    short: dict[str, int] = {}
+    for want in p["lines"]:
+        need = int(want["quantity"])
+        reason = str(want.get("reason") or "")
+        for i, (fli, line_item, _) in enumerate(items):
+            if line_item != want["line_item_gid"] or need == 0 or left[i] == 0:
+                continue
+            units = min(need, left[i])
+            left[i] -= units
+            need -= units
+            why = RETURN_REASONS.get(reason, "OTHER")
+            line: dict[str, Any] = {"fulfillmentLineItemId": fli, "quantity": units,
+                                    "returnReason": why}  # fmt: skip
+            if reason and reason not in RETURN_REASONS:
+                line["returnReasonNote"] = reason
+            lines.append(line)
+        if need:
+            short[str(want["line_item_gid"])] = short.get(str(want["line_item_gid"]), 0) + need
+    if not lines:
+        raise NotYet("Shopify has none of these units fulfilled and returnable yet")
+    result: dict[str, Any] = {"return_gid": admin.return_create(order_gid, lines)}
+    if short:
+        result["short"] = short
     return result
 
 

@@ -15,12 +15,13 @@ from aoms.adapters.db import schema as t
 from aoms.adapters.db.store import SqlStore
 from aoms.domain import events as ev
 from aoms.domain.events import Event
-from aoms.services.shopify_pushes import FULFILMENT, HOLD, RELEASE, Push
+from aoms.services.returns_ports import RETURN_DECIDED
+from aoms.services.shopify_pushes import FULFILMENT, HOLD, RELEASE, RETURN, Push
 
 LEASE = timedelta(minutes=5)  # a sender that dies mid-push frees it after this
 UNFINISHED = ("pending", "sending")
 PUSH_FAILED = "shopify.push_failed"
-PUSH_EVENTS = frozenset({ev.FULFILMENT_SHIPPED, ev.HOLD_PLACED, ev.HOLD_RELEASED})
+PUSH_EVENTS = frozenset({ev.FULFILMENT_SHIPPED, ev.HOLD_PLACED, ev.HOLD_RELEASED, RETURN_DECIDED})
 # Shopify's names for the carriers it links tracking numbers for (shopify.dev, "supported
 # tracking companies"); a carrier aoms knows by another code goes as it is.
 COMPANIES = {
@@ -46,6 +47,8 @@ def pushes_for(
         return []
     if event.data.get("outside"):
         return []  # Shopify itself said these units were fulfilled: nothing to tell it
+    if event.name == RETURN_DECIDED:
+        return _return_push(conn, event_id, event, shops)
     if not event.aggregate.startswith("order:"):
         return []
     o = t.orders.c
@@ -75,6 +78,40 @@ def pushes_for(
         kind = HOLD if event.name == ev.HOLD_PLACED else RELEASE
         payload |= {"hold_type": event.data["kind"], "notes": event.data.get("reason")}
     return [{"shop": order.shop, "order_id": order_id, "kind": kind,
+             "source": f"event:{event_id}", "payload": payload}]  # fmt: skip
+
+
+def _return_push(
+    conn: Connection, event_id: int, event: Event, shops: Iterable[str]
+) -> list[dict[str, Any]]:
+    """A return aoms approved, of a Shopify order, that Shopify does not know yet."""
+    if event.data.get("decision") != "approve" or not event.aggregate.startswith("return:"):
+        return []
+    r, o, i, ol = t.returns.c, t.orders.c, t.return_items.c, t.order_lines.c
+    return_id = int(event.aggregate.split(":", 1)[1])
+    found = conn.execute(
+        select(r.order_id, r.external_id, o.shop, o.channel, o.external_id.label("order_ext"))
+        .join(t.orders, o.id == r.order_id)
+        .where(r.id == return_id)
+    ).first()
+    if found is None or found.external_id is not None:
+        return []  # opened in Shopify: Shopify has it
+    if found.channel != "shopify" or found.shop not in set(shops):
+        return []
+    items = conn.execute(
+        select(ol.external_id, i.quantity, i.reason)
+        .join(t.order_lines, and_(ol.order_id == found.order_id, ol.line_no == i.line_no))
+        .where(i.return_id == return_id)
+        .order_by(i.id)
+    ).all()
+    lines = [{"line_item_gid": f"gid://shopify/LineItem/{x.external_id}",
+              "quantity": int(x.quantity), "reason": x.reason}
+             for x in items if x.external_id]  # fmt: skip
+    if not lines:
+        return []
+    payload = {"order_gid": f"gid://shopify/Order/{found.order_ext}", "return_id": return_id,
+               "lines": lines}  # fmt: skip
+    return [{"shop": found.shop, "order_id": found.order_id, "kind": RETURN,
              "source": f"event:{event_id}", "payload": payload}]  # fmt: skip
 
 
@@ -153,8 +190,18 @@ class SqlShopifyPushes:
         return taken
 
     def done(self, push: Push, result: Mapping[str, Any], now: datetime) -> None:
+        """The push is answered; a return Shopify made keeps its Shopify id on aoms's return
+        (in the same transaction), by which Shopify's returns/* webhooks find it."""
         p = t.shopify_pushes.c
         with self.store.writer() as conn:
+            made = result.get("return_gid")
+            if push.kind == RETURN and made:
+                conn.execute(
+                    update(t.returns)
+                    .where(t.returns.c.id == int(push.payload["return_id"]),
+                           t.returns.c.external_id.is_(None))
+                    .values(external_id=str(made).rsplit("/", 1)[-1])
+                )  # fmt: skip
             conn.execute(
                 update(t.shopify_pushes)
                 .where(p.id == push.id)

@@ -54,6 +54,19 @@ mutation Move($id: ID!, $to: ID!, $lines: [FulfillmentOrderLineItemInput!]) {
   }
 }"""
 
+RETURNABLE_QUERY = """
+query Returnable($id: ID!, $after: String) {
+  returnableFulfillments(orderId: $id, first: 10, after: $after) {
+    nodes {
+      returnableFulfillmentLineItems(first: 20) {
+        nodes { quantity fulfillmentLineItem { id lineItem { id } } }
+      }
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+RETURNABLE_COST = 2 + 10 * (1 + 2 + 20 * 3)
+
 TAGS_REMOVE = """
 mutation TagsRemove($id: ID!, $tags: [String!]!) {
   tagsRemove(id: $id, tags: $tags) { node { id } userErrors { field message } }
@@ -168,6 +181,27 @@ class ShopifyPushAdmin:
             FULFILLMENT_CREATE, {"fulfillment": fulfillment}, cost=MUTATION_COST
         )
         return str(_payload(data, "fulfillmentCreate", "fulfillment")["id"])
+
+    def returnable(self, order_gid: str) -> list[tuple[str, str, int]]:
+        found: list[tuple[str, str, int]] = []
+        after: str | None = None
+        while True:
+            data = self.client.execute(
+                RETURNABLE_QUERY, {"id": order_gid, "after": after}, cost=RETURNABLE_COST
+            )
+            page = data["returnableFulfillments"]
+            for node in page["nodes"]:
+                for item in node["returnableFulfillmentLineItems"]["nodes"]:
+                    fli = item["fulfillmentLineItem"]
+                    found.append(
+                        (str(fli["id"]), str(fli["lineItem"]["id"]), int(item["quantity"]))
+                    )
+            if not page["pageInfo"]["hasNextPage"]:
+                return found
+            after = page["pageInfo"]["endCursor"]
+
+    def return_create(self, order_gid: str, lines: Sequence[Mapping[str, Any]]) -> str:
+        return str(self.client.return_create(order_gid, lines)["id"])
 
     def tags_add(self, order_gid: str, tags: Sequence[str]) -> Any:
         return self.client.tags_add(order_gid, tags)
