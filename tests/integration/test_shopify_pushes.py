@@ -342,3 +342,46 @@ def test_a_return_aoms_approves_is_opened_on_shopify_against_the_fulfilled_units
     assert fake.returns[1]["lines"] == [{"fulfillmentLineItemId": tee_line, "quantity": 1,
                                          "returnReason": "OTHER",
                                          "returnReasonNote": "scratched"}]  # fmt: skip
+
+
+def test_shopify_s_echo_of_aoms_s_fulfillment_is_not_taken_for_the_rest_of_the_line(
+    client: TestClient, runtime: Runtime, fake: FakeShopifyAdmin
+) -> None:
+    """One line of 2 tees, 1 from A and 1 from B: B's parcel ships, Shopify echoes its
+    fulfillment of 1 tee of that line — A's tee, still open, must stay reserved."""
+    with runtime.store.transaction() as tx:  # a second tee at B (B had none)
+        tx.change_stock("TEE", "b", on_hand=1, reason="count", reference="t", now=T0)
+        tx.change_stock("TEE", "a", on_hand=-4, reason="count", reference="t", now=T0)
+    body = shopify_payload(5007, lines=[("TEE", 2, "20.00")], financial_status="paid")
+    fake.put_order(body)
+    fake.add_fulfillment_order(5007, {50070: 2}, LOC_A)
+    webhook(client, runtime, "orders/create", body, 5007)
+    order_id = next(o["id"] for o in client.get("/v1/orders", params={"q": "5007"}).json()["items"])
+    where = fos(runtime, order_id)
+    assert set(where) == {"a", "b"} and reserved(runtime, "TEE", "a") == 1
+    ship(runtime, where["b"], "s-1", {"TEE": 1}, tracking_number="T-71")
+    assert flush(runtime) == {"sent": 1, "retry": 0, "failed": 0}
+    [made] = fake.fulfillments
+    echo = {"id": int(made["id"].rsplit("/", 1)[-1]), "order_id": 5007, "status": "success",
+            "tracking_number": "T-71", "created_at": T0.isoformat(),
+            "line_items": [{"id": 50070, "quantity": 1}]}  # fmt: skip
+    webhook(client, runtime, "fulfillments/create", echo, 91)
+    assert svc_status(runtime, where["a"]) == "open"
+    assert reserved(runtime, "TEE", "a") == 1
+
+
+def test_a_fulfillment_made_in_shopify_s_admin_ships_only_the_lines_it_names(
+    client: TestClient, runtime: Runtime, fake: FakeShopifyAdmin
+) -> None:
+    order_id = place(client, runtime, fake, 5008)
+    where = fos(runtime, order_id)
+    # The merchant fulfils the cap in Shopify's admin (not through aoms).
+    done = {"id": 777, "order_id": 5008, "status": "success", "tracking_number": "X-1",
+            "created_at": T0.isoformat(), "line_items": [{"id": 50081, "quantity": 1}]}  # fmt: skip
+    webhook(client, runtime, "fulfillments/create", done, 92)
+    assert svc_status(runtime, where["b"]) == "shipped"
+    assert reserved(runtime, "CAP", "b") == 0
+    # The tees have not left: A's fulfilment order is open, its 2 tees still reserved.
+    assert svc_status(runtime, where["a"]) == "open"
+    assert reserved(runtime, "TEE", "a") == 2
+    assert flush(runtime)["sent"] == 0  # Shopify told aoms: nothing to tell it back

@@ -82,6 +82,7 @@ class Order:
     tags: tuple[str, ...] = ()
     billing_address: Address | None = None  # for fraud checks: billing vs shipping country
     customer_key: str | None = None  # the channel's customer id, else the e-mail (velocity)
+    shipping_method: str | None = None  # the shipping line's code or title ("Express")
 
     def __post_init__(self) -> None:
         for dt, name in ((self.placed_at, "placed_at"), (self.source_updated_at, "updated_at")):

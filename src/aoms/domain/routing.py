@@ -31,6 +31,8 @@ from aoms.domain.errors import InvalidInput
 from aoms.domain.geo import Point, haversine_km
 from aoms.domain.money import Money, minor_units
 from aoms.domain.optimise import Problem, Site, Solution, Weights, solve, terms
+from aoms.domain.service_levels import ServiceRates
+from aoms.domain.service_levels import check as check_services
 
 
 class Policy(StrEnum):
@@ -46,12 +48,17 @@ class RateCard:
 
     `distance_km` and `weight_g` are ascending upper bounds (inclusive); `prices[d][w]` is the
     price for distance band d and weight band w. Beyond the last band the last price applies.
+    `prices` are the service `service` (taking `transit_days` per distance band, when given);
+    `services` are other carrier services over the same bands (domain.service_levels).
     """
 
     currency: str
     distance_km: tuple[float, ...]
     weight_g: tuple[int, ...]
     prices: tuple[tuple[Decimal, ...], ...]
+    service: str = "standard"
+    transit_days: tuple[int, ...] = ()
+    services: tuple[ServiceRates, ...] = ()
     _minor: tuple[tuple[int, ...], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -74,6 +81,8 @@ class RateCard:
             for row in self.prices
         )
         object.__setattr__(self, "_minor", minor)
+        if self.services or self.transit_days:
+            check_services(self)
 
     def band(self, distance_km: float, weight_g: int) -> tuple[int, int]:
         d = min(bisect.bisect_left(self.distance_km, distance_km), len(self.distance_km) - 1)
@@ -96,12 +105,21 @@ class RateCard:
         return Money.of(self.prices[d][w], self.currency)
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "currency": self.currency,
             "distance_km": list(self.distance_km),
             "weight_g": list(self.weight_g),
             "prices": [[str(p) for p in row] for row in self.prices],
         }
+        if self.services or self.transit_days or self.service != "standard":
+            out["service"] = self.service
+            out["transit_days"] = list(self.transit_days)
+            out["services"] = [
+                {"name": s.name, "transit_days": list(s.transit_days),
+                 "prices": [[str(p) for p in row] for row in s.prices]}
+                for s in self.services
+            ]  # fmt: skip
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> RateCard:
@@ -114,8 +132,18 @@ class RateCard:
                     tuple(Decimal(str(p)) for p in row)
                     for row in data["prices"]  # type: ignore[attr-defined]
                 ),
+                service=str(data.get("service") or "standard"),
+                transit_days=tuple(int(x) for x in data.get("transit_days") or ()),  # type: ignore[attr-defined]
+                services=tuple(
+                    ServiceRates(
+                        str(s["name"]),
+                        tuple(int(x) for x in s["transit_days"]),
+                        tuple(tuple(Decimal(str(p)) for p in row) for row in s["prices"]),
+                    )
+                    for s in data.get("services") or ()  # type: ignore[attr-defined]
+                ),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise InvalidInput(f"not a rate card: {exc}", field="rate_card") from exc
 
 
@@ -147,6 +175,7 @@ class Shipment:
     weight_g: int
     shipping: Money
     handling: Money
+    service: str | None = None  # the carrier service, when the card prices several
 
     @property
     def cost(self) -> Money:

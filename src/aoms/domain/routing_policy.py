@@ -23,6 +23,7 @@ from typing import Any
 from aoms.domain.errors import InvalidPolicyDocument
 from aoms.domain.money import Money, minor_units
 from aoms.domain.routing import Candidate, RateCard, RoutingConfig
+from aoms.domain.service_levels import effective_card
 
 MAX_WEIGHT = Decimal(1000)
 MAX_AMOUNT = Decimal(10) ** 9
@@ -106,6 +107,8 @@ class PolicyDocument:
     max_shipments: int = 3
     wave_minutes: int = 0  # re-plan each wave of routed orders together this often; 0 = never
     scarcity: Scarcity | None = None  # opportunity costs of stock, refreshed from recent orders
+    # shipping method (lower case; "*" for any other) -> the days an order by it must arrive in
+    delivery_days: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.policy or len(self.policy) > 32:
@@ -137,6 +140,9 @@ class PolicyDocument:
             ):
                 if not low <= getattr(sc, name) <= high:
                     raise _bad(f"must be from {low} to {high}", f"scarcity.{name}")
+        for method, days in self.delivery_days.items():
+            if not 0 <= days <= 60:
+                raise _bad("must be from 0 to 60 days", f"delivery_days.{method}")
         for loc, override in self.locations.items():
             if override.handling is not None:
                 _money_amount(override.handling, self.currency, f"locations.{loc}.handling")
@@ -164,6 +170,11 @@ class PolicyDocument:
                 if sku in seen:
                     raise _bad(f"{sku} is already in ship-together group {seen[sku]}", where)
                 seen[sku] = i
+
+    def days_for(self, shipping_method: str | None) -> int | None:
+        """The days an order by this shipping method must arrive in; None: no limit."""
+        key = (shipping_method or "").strip().lower()
+        return self.delivery_days.get(key, self.delivery_days.get("*"))
 
     def location_ids(self) -> set[str]:
         """Every location the document names (each must exist)."""
@@ -209,6 +220,7 @@ class PolicyDocument:
             },
             "max_shipments": self.max_shipments,
             "wave_minutes": self.wave_minutes,
+            "delivery_days": dict(sorted(self.delivery_days.items())),
             "scarcity": None
             if self.scarcity is None
             else {
@@ -263,6 +275,10 @@ class PolicyDocument:
                 ),
                 max_shipments=int(data.get("max_shipments", 3)),
                 wave_minutes=int(data.get("wave_minutes", 0)),
+                delivery_days={
+                    str(k).strip().lower(): int(v)
+                    for k, v in (data.get("delivery_days") or {}).items()
+                },
                 scarcity=None
                 if data.get("scarcity") is None
                 else Scarcity(**{k: int(v) for k, v in data["scarcity"].items()}),
@@ -275,12 +291,15 @@ class PolicyDocument:
             raise _bad(f"not a routing policy document: {exc}", "document") from exc
 
     # -- applying it --------------------------------------------------------------------------
-    def config(self, card: RateCard, currency: str) -> RoutingConfig:
-        """The planner's configuration for an order in `currency`."""
+    def config(
+        self, card: RateCard, currency: str, shipping_method: str | None = None
+    ) -> RoutingConfig:
+        """The planner's configuration for an order in `currency` by `shipping_method`: the
+        rate card as the cheapest carrier service fast enough for it (domain.service_levels)."""
         w = self.weights
         money = currency == self.currency
         return RoutingConfig(
-            rate_card=card,
+            rate_card=effective_card(card, self.days_for(shipping_method))[0],
             max_shipments=self.max_shipments,
             split_penalty=w.split_penalty if money else Decimal(0),
             shipping_weight=float(w.shipping),

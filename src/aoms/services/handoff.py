@@ -596,33 +596,44 @@ def route_rest(htx: HandoffTx, order_id: int, now: datetime) -> OrderStatus:
     return stored.status
 
 
-def ship_outside(htx: HandoffTx, order_id: int, now: datetime) -> int:
-    """The channel says the order was fulfilled without a warehouse aoms handed it to (e.g.
-    fulfilled in Shopify's admin): what it still holds left the building. Its reservations are
-    consumed (reserved and on_hand both go down, as a shipment's do), its fulfilment orders not
-    handed off are shipped, and their units count as shipped on the order's lines. An order a
-    warehouse has part of is left to the warehouse's own shipment messages. Returns the units."""
+def ship_outside(
+    htx: HandoffTx, order_id: int, now: datetime, units: Mapping[int, int] | None = None
+) -> int:
+    """The channel says units of the order were fulfilled without a warehouse aoms handed
+    them to (e.g. fulfilled in Shopify's admin): they left the building. `units` (order line
+    -> units) are those the channel names; None: all the order still holds — then an order a
+    warehouse has part of is left to the warehouse's own shipment messages. The units are
+    taken from the fulfilment orders not handed off: their reservations are consumed
+    (reserved and on_hand both go down, as a shipment's do) and they count as shipped on the
+    order's lines. Returns the units."""
     tx = htx.tx
-    if tx.handed_off(order_id):
+    if units is None and tx.handed_off(order_id):
         return 0
+    left = dict(units) if units is not None else None
     open_fos = [f for f in htx.order_fos(order_id) if f.status is S.OPEN]
     lines = {f.id: adopt(htx, f) for f in open_fos}
     tx.lock_stock({ln.sku for ls in lines.values() for ln in ls})
     shipped = 0
     for f in open_fos:
+        took: dict[str, int] = {}
         for ln in lines[f.id]:
-            if not ln.remaining:
+            n = ln.remaining if left is None else min(ln.remaining, left.get(ln.line_no, 0))
+            if not n:
                 continue
+            if left is not None:
+                left[ln.line_no] -= n
             # as a warehouse's shipment does (`ship`): the reservation is taken, not released
-            held = htx.take_reservations(order_id, ln.line_no, f.location_id, ln.remaining,
-                                         "shipped", now)  # fmt: skip
-            tx.change_stock(ln.sku, f.location_id, on_hand=-ln.remaining, reserved=-held,
+            held = htx.take_reservations(order_id, ln.line_no, f.location_id, n, "shipped", now)
+            tx.change_stock(ln.sku, f.location_id, on_hand=-n, reserved=-held,
                             reason="shipped", reference=f"order:{order_id}", now=now)  # fmt: skip
-            htx.bump_fo_line(f.id, ln.line_no, shipped=ln.remaining)
-            shipped += ln.remaining
-        htx.set_fo_status(f.id, S.SHIPPED)
-        tx.emit([_event(ev.FULFILMENT_SHIPPED, f, outside=True,
-                        items=remaining_by_sku(lines[f.id]))], now)  # fmt: skip
+            htx.bump_fo_line(f.id, ln.line_no, shipped=n)
+            took[ln.sku] = took.get(ln.sku, 0) + n
+            shipped += n
+        if not took:
+            continue
+        done = all(ln.remaining == 0 for ln in htx.fo_lines(f.id))
+        htx.set_fo_status(f.id, S.SHIPPED if done else S.PARTLY_SHIPPED)
+        tx.emit([_event(ev.FULFILMENT_SHIPPED, f, outside=True, items=took)], now)
     htx.refresh_order_counters(order_id)
     return shipped
 

@@ -25,6 +25,7 @@ from aoms.domain.orders import Order, OrderStatus, allocate_to_lines
 from aoms.domain.policies import accept_plan
 from aoms.domain.routing import Candidate, Demand, Option, RateCard, RoutingConfig, RoutingPlan
 from aoms.domain.routing_policy import PolicyVersion
+from aoms.domain.service_levels import effective_card
 from aoms.services.ports import AfterRoute, Clock, Geocoder, Store, StoredOrder, Tx
 
 
@@ -39,6 +40,13 @@ class Received:
     order_id: int
     outcome: Outcome
     status: OrderStatus
+
+
+def lines_key(order: Order) -> str:
+    """The channel's lines as it sent them (SKU, quantity, shipping): the same key on its next
+    update means it did not change them (orders.channel_key)."""
+    lines = [(ln.line_no, ln.sku, ln.quantity, ln.requires_shipping) for ln in order.lines]
+    return hashlib.sha256(f"{lines}".encode()).hexdigest()[:32]
 
 
 def routing_key(order: Order, dest: Point | None) -> str:
@@ -74,6 +82,7 @@ def receive_order(tx: Tx, order: Order, *, geocode: Geocoder, now: datetime) -> 
             amounts=amounts,
             routing_key=key,
             now=now,
+            channel_key=lines_key(order),
         )
         tx.emit([Event(ev.ORDER_RECEIVED, f"order:{order_id}", _summary(order))], now)
         if order.cancelled_at is not None:
@@ -86,13 +95,13 @@ def receive_order(tx: Tx, order: Order, *, geocode: Geocoder, now: datetime) -> 
         return Received(stored.id, Outcome.STALE, stored.status)
     if stored.currency != order.currency:
         raise InvalidInput("an order cannot change its currency", field="currency")
-    channel_key = key
-    if key == stored.channel_key and key != stored.routing_key:
-        # The channel's lines and address are as they were when it last told us; what differs
-        # is an edit made in aoms (services.order_edits). The channel has not undone it: keep
-        # aoms's lines, and what they hold.
+    channel_key = lines_key(order)
+    if channel_key == stored.channel_key:
+        # The channel's lines are as they were when it last told us: whatever differs in ours
+        # is an edit made in aoms (services.order_edits), which the channel has not undone.
+        # Keep aoms's lines, and what they hold; anything else (the address) is taken.
         order = replace(order, lines=tx.load_order(stored.id).lines)
-        key = stored.routing_key
+        key = routing_key(order, dest)
     reroute = stored.status is not OrderStatus.CANCELLED and (
         key != stored.routing_key or stored.status in _NOT_FULLY_ROUTED
     )
@@ -168,7 +177,8 @@ def route_and_reserve(
 
     levels = tx.lock_stock(demand)
     candidates = [c for c in tx.candidates(levels) if c.location_id not in exclude]
-    config = RoutingConfig(rate_card=card)
+    days = version.document.days_for(order.shipping_method) if version else None
+    config = RoutingConfig(rate_card=effective_card(card, None)[0])
     notes: list[str] = []
     if version is not None:
         candidates, config, notes = apply_version(tx, version, order, candidates, card, now)
@@ -196,7 +206,38 @@ def route_and_reserve(
             explanation=f"{routing.explanation} The address was placed only by its country "
             "(no coordinates or ZIP code it could be found by), so distances are approximate.",
         )
+    routing = with_services(routing, card, days, order.shipping_method)
     return commit_plan(tx, order_id, order, routing, version, trial, now=now)
+
+
+def with_services(
+    routing: RoutingPlan, card: RateCard, days: int | None, method: str | None
+) -> RoutingPlan:
+    """Name the carrier service each shipment goes by, when the card prices several."""
+    composed, pick = effective_card(card, days)
+    if pick is None:
+        return routing
+
+    def named(option: Option) -> Option:
+        return replace(option, shipments=tuple(
+            replace(s, service=pick.at(composed, s.distance_km, s.weight_g)[0])
+            for s in option.shipments))  # fmt: skip
+
+    chosen = named(routing.chosen)
+    said = []
+    for s in chosen.shipments:
+        _, takes = pick.at(composed, s.distance_km, s.weight_g)
+        late = days is not None and takes is not None and takes > days
+        time = "" if takes is None else f"{takes} day{'' if takes == 1 else 's'}"
+        said.append(f"{s.location_name} by {s.service}"
+                    + (f" ({time}: none is faster from there)" if late else
+                       f" ({time})" if time else ""))  # fmt: skip
+    within = (f"within {days} day{'' if days == 1 else 's'} ({method or 'any method'})"
+              if days is not None else "with no limit on days")  # fmt: skip
+    words = f" Carrier services, the cheapest that arrive {within}: {', '.join(said)}."
+    return replace(routing, chosen=chosen,
+                   runners_up=tuple(named(o) for o in routing.runners_up),
+                   explanation=routing.explanation + (words if said else ""))  # fmt: skip
 
 
 def _priced_words(
@@ -295,7 +336,7 @@ def apply_version(
         sku_tags=tx.sku_tags(order.demand()) if tagged else {},
         shipped_today=shipped,
     )
-    return kept, doc.config(card, order.currency), notes
+    return kept, doc.config(card, order.currency, order.shipping_method), notes
 
 
 def record_decision(

@@ -29,7 +29,7 @@ class StoredOrder:
     routing_key: str
     currency: str
     dest: Point | None
-    channel_key: str | None = None  # the routing key of the channel's last version
+    channel_key: str | None = None  # a key of the channel's lines as it last sent them
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,12 +70,13 @@ class ShopifyFo:
     status: str
     location_gid: str | None
     lines: tuple[ShopifyFoLine, ...]
+    holds: tuple[tuple[str, str], ...] = ()  # (hold id, handle) of the holds on it
 
 
 @dataclass(frozen=True, slots=True)
 class ShopifyOrderState:
     fulfillment_orders: tuple[ShopifyFo, ...]
-    tracking_numbers: frozenset[str]  # of the fulfillments the order has
+    tracked: Mapping[str, Mapping[str, int]]  # tracking number -> line item gid -> units
     tags: tuple[str, ...] = ()
 
 
@@ -208,15 +209,37 @@ def send(admin: PushAdmin, push: Push) -> dict[str, Any]:
     raise ValueError(f"unknown push kind {push.kind!r}")
 
 
+def already_there(
+    state: ShopifyOrderState, number: str | None, wanted: Mapping[str, int],
+    claimed: Mapping[str, int],
+) -> dict[str, int]:  # fmt: skip
+    """Of the `wanted` units, those Shopify already shows fulfilled under this tracking number
+    that no other push of the order took (`claimed`): a retry of a push whose call went
+    through (all of it, or the first of its fulfillments) sends only the rest, and a second
+    shipment under the same number is not taken for the first."""
+    under = state.tracked.get(number or "", {}) if number else {}
+    return {
+        gid: min(units, max(0, under.get(gid, 0) - claimed.get(gid, 0)))
+        for gid, units in wanted.items()
+    }
+
+
 def _fulfil(admin: PushAdmin, order_gid: str, p: Mapping[str, Any]) -> dict[str, Any]:
     tracking = {k: v for k, v in dict(p.get("tracking") or {}).items() if v}
     state = admin.read_order(order_gid)
     number = tracking.get("number")
-    if number and number in state.tracking_numbers:
-        return {"already": f"Shopify has a fulfillment with tracking {number}"}
-    wanted = {str(k): int(v) for k, v in dict(p["lines"]).items()}
+    asked = {str(k): int(v) for k, v in dict(p["lines"]).items()}
+    there = already_there(state, number, asked, dict(p.get("claimed") or {}))
+    wanted = {gid: units - there[gid] for gid, units in asked.items() if units > there[gid]}
+    if not wanted:
+        return {"already": f"Shopify has these units fulfilled with tracking {number}",
+                "fulfilled": asked}  # fmt: skip
     location = p.get("location_gid")
     plan = plan_fulfilment(state, wanted, location)
+    rehold = _lift_own_holds(admin, state, plan) if plan.held else {}
+    if rehold:  # the parcel left under aoms's own hold: Shopify must hear of it all the same
+        state = admin.read_order(order_gid)
+        plan = plan_fulfilment(state, wanted, location)
     if plan.held:
         raise NotYet(
             f"{sum(plan.held.values())} unit(s) are on hold on Shopify; fulfilled once released"
@@ -241,10 +264,31 @@ def _fulfil(admin: PushAdmin, order_gid: str, p: Mapping[str, Any]) -> dict[str,
             by_location[take.fo.location_gid].append(take)
     made = [admin.fulfil(group, tracking, bool(p.get("notify_customer"))) for group in
             by_location.values()]  # fmt: skip
-    result: dict[str, Any] = {"fulfillments": made, "moved": moved}
+    for fo in admin.read_order(order_gid).fulfillment_orders if rehold else ():
+        if fo.id in rehold and any(ln.remaining for ln in fo.lines):  # what is still held
+            for hold_type in rehold[fo.id]:
+                hold_on_shopify(admin, fo.id, hold_type)
+    fulfilled = {gid: units - plan.short.get(gid, 0) for gid, units in asked.items()}
+    result: dict[str, Any] = {"fulfillments": made, "moved": moved, "fulfilled": fulfilled}
     if plan.short:
         result["short"] = plan.short
     return result
+
+
+def _lift_own_holds(
+    admin: PushAdmin, state: ShopifyOrderState, plan: FulfilmentPlan
+) -> dict[str, list[str]]:
+    """Release aoms's own holds on the held fulfillment orders that carry the shipped units,
+    when no one else holds them: fulfillment order id -> the aoms hold types released."""
+    lifted: dict[str, list[str]] = {}
+    for fo in state.fulfillment_orders:
+        if fo.status != "ON_HOLD" or not any(ln.line_item_gid in plan.held for ln in fo.lines):
+            continue
+        if not fo.holds or not all(handle.startswith("aoms-") for _, handle in fo.holds):
+            continue  # someone else's hold: theirs to release
+        admin.fulfillment_order_release_hold(fo.id, hold_ids=[h for h, _ in fo.holds])
+        lifted[fo.id] = [handle.removeprefix("aoms-").replace("-", "_") for _, handle in fo.holds]
+    return lifted
 
 
 def _open_return(admin: PushAdmin, order_gid: str, p: Mapping[str, Any]) -> dict[str, Any]:

@@ -169,9 +169,10 @@ orders = Table(
     Column("dest_lng", Float),
     Column("dest_source", String(32)),
     Column("routing_key", String(64), nullable=False),
-    # The routing key of the channel's last version: it tells a change the channel made to the
-    # lines or the address from aoms's own edit (services.orders.receive_order).
+    # A key of the channel's lines as it last sent them: it tells a change the channel made to
+    # the lines from aoms's own edit (services.orders.receive_order); NULL before 0011.
     Column("channel_key", String(64)),
+    Column("shipping_method", String(255)),  # the shipping line's code or title
     Column("line_items_minor", BigInteger, nullable=False),
     Column("discounts_minor", BigInteger, nullable=False),
     Column("tax_minor", BigInteger, nullable=False),

@@ -186,8 +186,33 @@ class SqlShopifyPushes:
                     .values(status="sending", claimed_until=now + LEASE)
                 ).rowcount  # fmt: skip
             if won == 1:
-                taken.append(Push(r.id, r.shop, r.order_id, r.kind, dict(r.payload), r.attempts))
+                payload = dict(r.payload)
+                if r.kind == FULFILMENT:
+                    payload["claimed"] = self._claimed(r.id, r.order_id, payload)
+                taken.append(Push(r.id, r.shop, r.order_id, r.kind, payload, r.attempts))
         return taken
+
+    def _claimed(self, push_id: int, order_id: int, payload: Mapping[str, Any]) -> dict[str, int]:
+        """Units the order's other answered fulfilment pushes fulfilled under the same
+        tracking number (services.shopify_pushes.already_there)."""
+        number = (payload.get("tracking") or {}).get("number")
+        if not number:
+            return {}
+        p = t.shopify_pushes.c
+        with self.store.read() as conn:
+            rows = conn.execute(
+                select(p.payload, p.result).where(
+                    p.order_id == order_id, p.kind == FULFILMENT, p.status == "done",
+                    p.id != push_id,
+                )
+            ).all()  # fmt: skip
+        claimed: dict[str, int] = {}
+        for row in rows:
+            if ((row.payload or {}).get("tracking") or {}).get("number") != number:
+                continue
+            for gid, units in ((row.result or {}).get("fulfilled") or {}).items():
+                claimed[gid] = claimed.get(gid, 0) + int(units)
+        return claimed
 
     def done(self, push: Push, result: Mapping[str, Any], now: datetime) -> None:
         """The push is answered; a return Shopify made keeps its Shopify id on aoms's return

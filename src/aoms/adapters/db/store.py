@@ -206,6 +206,7 @@ class SqlTx(RoutingTx):
             "taxes_included": order.taxes_included,
             "amounts_add_up": amounts.adds_up,
             "tags": ",".join(order.tags),
+            "shipping_method": order.shipping_method,
             "units": sum(ln.quantity for ln in order.lines),
         }
 
@@ -222,7 +223,7 @@ class SqlTx(RoutingTx):
         channel_key: str | None = None,
     ) -> int:
         values = self._order_values(order, dest, dest_source, amounts, routing_key)
-        values["channel_key"] = channel_key or routing_key
+        values["channel_key"] = channel_key
         order_id = self.conn.execute(
             SQL.insert_order,
             {
@@ -282,7 +283,8 @@ class SqlTx(RoutingTx):
         channel_key: str | None = None,
     ) -> None:
         values = self._order_values(order, dest, dest_source, amounts, routing_key)
-        values["channel_key"] = channel_key or routing_key
+        if channel_key is not None:
+            values["channel_key"] = channel_key
         self.conn.execute(SQL.update_order, {"order_id_": order_id, **values})
         if replace_lines:  # else the lines, and what they hold, stay as they are
             self.conn.execute(SQL.delete_lines, {"order_id": order_id})
@@ -359,7 +361,7 @@ class SqlTx(RoutingTx):
                 name=ship.get("name"),
             ),
             financial_status=row.financial_status,
-            cancelled_at=row.cancelled_at,
+            cancelled_at=row.cancelled_at, shipping_method=row.shipping_method,
         )  # fmt: skip
 
     def handed_off(self, order_id: int) -> bool:
@@ -585,6 +587,7 @@ class SqlTx(RoutingTx):
                         "weight_g": s.weight_g,
                         "shipping": str(s.shipping.amount),
                         "handling": str(s.handling.amount),
+                        **({"service": s.service} if s.service else {}),
                     }
                     for s in o.shipments
                 ],

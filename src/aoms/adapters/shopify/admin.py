@@ -75,7 +75,8 @@ lineItems(first: 10) {
   pageInfo { hasNextPage endCursor }
 }
 shippingLines(first: 2) {
-  nodes { originalPriceSet { shopMoney { amount } } taxLines { priceSet { shopMoney { amount } } } }
+  nodes { title originalPriceSet { shopMoney { amount } }
+          taxLines { priceSet { shopMoney { amount } } } }
 }
 """
 

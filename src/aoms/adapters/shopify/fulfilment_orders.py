@@ -23,6 +23,7 @@ from aoms.services.shopify_pushes import ShopifyFo, ShopifyFoLine, ShopifyOrderS
 FO_FIELDS = """
 id status
 assignedLocation { location { id } }
+fulfillmentHolds { id handle }
 lineItems(first: 20, after: $after) {
   nodes { id remainingQuantity totalQuantity lineItem { id } }
   pageInfo { hasNextPage endCursor }
@@ -31,12 +32,14 @@ lineItems(first: 20, after: $after) {
 ORDER_FOS_QUERY = (
     "query OrderFulfillmentOrders($id: ID!, $after: String, $fos: String) {\n"
     "  order(id: $id) {\n    id tags\n"
-    "    fulfillments(first: 50) { id trackingInfo(first: 5) { number } }\n"
+    "    fulfillments(first: 10) { id trackingInfo(first: 2) { number }\n"
+    "      fulfillmentLineItems(first: 10) { nodes { quantity lineItem { id } } } }\n"
     "    fulfillmentOrders(first: 10, after: $fos) {\n"
     "      nodes {" + FO_FIELDS + "}\n      pageInfo { hasNextPage endCursor }\n    }\n  }\n}"
 )
-# 1 (order) + 1 + 50 × 2 (fulfillments with their tracking) + 2 + 10 × (1 + 2 + 2 + 20 × 2)
-ORDER_FOS_COST = 556
+# 1 (order) + 10 × (1 + 1 + 2 + 10 × 2) (fulfillments with their tracking and line items)
+# + 2 + 10 × (1 + 2 + 1 + 2 + 20 × 2) (fulfillment orders): 703 of the 1,000 a query may
+ORDER_FOS_COST = 1 + 10 * 24 + 2 + 10 * 46
 MORE_FO_LINES_QUERY = (
     "query MoreFoLines($id: ID!, $after: String) {\n"
     "  fulfillmentOrder(id: $id) {" + FO_FIELDS + "}\n}"
@@ -87,6 +90,9 @@ def _fo(node: Mapping[str, Any], lines: Sequence[Mapping[str, Any]]) -> ShopifyF
             )
             for li in lines
         ),
+        holds=tuple(
+            (str(h["id"]), str(h.get("handle") or "")) for h in node.get("fulfillmentHolds") or ()
+        ),
     )
 
 
@@ -94,7 +100,7 @@ def read_order(client: ShopifyAdminClient, order_gid: str) -> ShopifyOrderState:
     """The order's fulfillment orders (every page of them and of their line items), the
     tracking numbers of its fulfillments, and its tags."""
     fos: list[ShopifyFo] = []
-    tracking: set[str] = set()
+    tracked: dict[str, dict[str, int]] = {}
     tags: tuple[str, ...] = ()
     after_fos: str | None = None
     while True:
@@ -105,13 +111,21 @@ def read_order(client: ShopifyAdminClient, order_gid: str) -> ShopifyOrderState:
         if order is None:
             raise ShopifyError(f"no order {order_gid}", shop=client.shop)
         tags = tuple(order.get("tags") or ())
-        for f in order.get("fulfillments") or []:
-            tracking.update(str(t["number"]) for t in f.get("trackingInfo") or [] if t["number"])
+        if after_fos is None:
+            for f in order.get("fulfillments") or []:
+                lines = (f.get("fulfillmentLineItems") or {}).get("nodes") or []
+                for t in f.get("trackingInfo") or []:
+                    if not t.get("number"):
+                        continue
+                    units = tracked.setdefault(str(t["number"]), {})
+                    for ln in lines:
+                        gid = str(ln["lineItem"]["id"])
+                        units[gid] = units.get(gid, 0) + int(ln.get("quantity") or 0)
         page = order["fulfillmentOrders"]
         for node in page["nodes"]:
             fos.append(_fo(node, _all_lines(client, node)))
         if not page["pageInfo"]["hasNextPage"]:
-            return ShopifyOrderState(tuple(fos), frozenset(tracking), tags)
+            return ShopifyOrderState(tuple(fos), tracked, tags)
         after_fos = page["pageInfo"]["endCursor"]
 
 

@@ -98,7 +98,11 @@ def rest_order(node: Mapping[str, Any]) -> dict[str, Any]:
             }
         )
     shipping = [
-        {"price": _amount(s.get("originalPriceSet")), "tax_lines": _tax_lines(s.get("taxLines"))}
+        {
+            "price": _amount(s.get("originalPriceSet")),
+            "tax_lines": _tax_lines(s.get("taxLines")),
+            "title": s.get("title"),
+        }
         for s in ((node.get("shippingLines") or {}).get("nodes")) or []
     ]
     address = node.get("shippingAddress")

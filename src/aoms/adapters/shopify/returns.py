@@ -23,6 +23,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
+
+from aoms.adapters.db import schema as t
 from aoms.adapters.db.returns import SqlReturnsTx
 from aoms.adapters.db.shopify_pushes import own_fulfilment
 from aoms.adapters.db.store import SqlTx
@@ -169,8 +172,35 @@ def handle_fulfilment(tx: Tx, delivery: Delivery, now: datetime) -> int | None:
         delivered = _time(payload.get("updated_at") or payload.get("created_at"), "updated_at")
     ours = own_fulfilment(rtx.conn, facts.id, payload)
     refunds.mark_delivered(rtx, facts.id, delivered_at=delivered, fulfilled_at=fulfilled,
-                           source="shopify", now=now, consume=not ours)  # fmt: skip
+                           source="shopify", now=now, consume=not ours,
+                           units=_fulfilled_lines(rtx, facts.id, payload))  # fmt: skip
     return facts.id
+
+
+def _fulfilled_lines(
+    rtx: SqlReturnsTx, order_id: int, payload: Mapping[str, Any]
+) -> dict[int, int] | None:
+    """The fulfillment's units by aoms order line, from its `line_items` (Shopify's line item
+    ids); None when it names none of the order's lines (then all the order still holds is
+    taken as fulfilled)."""
+    items = payload.get("line_items")
+    if not isinstance(items, list) or not items:
+        return None
+    ol = t.order_lines.c
+    by_external = {
+        str(r.external_id): r.line_no
+        for r in rtx.conn.execute(select(ol.line_no, ol.external_id).where(ol.order_id == order_id))
+        if r.external_id
+    }
+    units: dict[int, int] = {}
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        line_no = by_external.get(str(item.get("id")))
+        qty = item.get("quantity")
+        if line_no is not None and isinstance(qty, int) and qty > 0:
+            units[line_no] = units.get(line_no, 0) + qty
+    return units or None
 
 
 def handle_return_status(tx: Tx, delivery: Delivery, now: datetime) -> int | None:

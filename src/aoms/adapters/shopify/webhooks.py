@@ -258,9 +258,19 @@ def _parse_order(shop: str, payload: Mapping[str, Any]) -> Order:
             if isinstance(payload.get("billing_address"), Mapping)
             else None,
             customer_key=_customer_key(payload),
+            shipping_method=_shipping_method(shipping_lines),
         )
     except (InvalidOperation, TypeError, ValueError) as exc:
         raise InvalidPayload(f"cannot read the order: {exc}") from exc
+
+
+def _shipping_method(shipping_lines: list[Mapping[str, Any]]) -> str | None:
+    """The first shipping line's title (what the buyer chose, e.g. "Express"), else its code."""
+    for s in shipping_lines:
+        for key in ("title", "code"):
+            if isinstance(s.get(key), str) and s[key].strip():
+                return str(s[key]).strip()[:255]
+    return None
 
 
 def _customer_key(payload: Mapping[str, Any]) -> str | None:

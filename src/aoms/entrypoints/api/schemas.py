@@ -148,6 +148,10 @@ class OrderIn(_Strict):
     billing_address: AddressIn | None = Field(
         None, description="For the fraud checks: a billing country unlike the shipping one."
     )
+    shipping_method: str | None = Field(
+        None, min_length=1, max_length=255, examples=["Express"],
+        description="What the buyer chose; the routing policy's delivery_days say how fast.",
+    )  # fmt: skip
     customer_id: str | None = Field(
         None, min_length=1, max_length=64,
         description="The channel's id of the customer: orders per customer (velocity).",
@@ -201,6 +205,7 @@ class OrderIn(_Strict):
             total_tax=Money(line_tax, cur) + Money.of(self.shipping_tax, cur),
             billing_address=self.billing_address.to_domain() if self.billing_address else None,
             customer_key=self.customer_key(),
+            shipping_method=self.shipping_method,
         )
 
 
@@ -244,6 +249,12 @@ class ShopIn(_Strict):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
 
 
+class ServiceRatesIn(_Strict):
+    name: str = Field(min_length=1, max_length=64, examples=["express"])
+    transit_days: list[Annotated[int, Field(ge=0, le=60)]] = Field(min_length=1, max_length=50)
+    prices: list[list[Amount]] = Field(min_length=1, max_length=50)
+
+
 class RateCardIn(_Strict):
     """Shipping price by distance band × weight band (upper bounds, ascending)."""
 
@@ -252,6 +263,20 @@ class RateCardIn(_Strict):
     )
     weight_g: list[Annotated[int, Field(gt=0, le=10_000_000)]] = Field(min_length=1, max_length=50)
     prices: list[list[Amount]] = Field(min_length=1, max_length=50)
+    service: str = Field(
+        "standard", min_length=1, max_length=64, description="The carrier service of `prices`."
+    )
+    transit_days: list[Annotated[int, Field(ge=0, le=60)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Days `service` takes, per distance band (none: not stated).",
+    )
+    services: list[ServiceRatesIn] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Other carrier services over the same bands: routing picks, for each "
+        "shipment, the cheapest that meets the order's delivery days.",
+    )
 
 
 class ProductIn(_Strict):
@@ -371,6 +396,15 @@ class PolicyDocumentIn(_Strict):
         default=None,
         description="Price scarce stock by what the expected orders will need of it (see "
         "docs/routing-policies.md); none by default.",
+    )
+    delivery_days: dict[
+        Annotated[str, Field(min_length=1, max_length=255)], Annotated[int, Field(ge=0, le=60)]
+    ] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="Shipping method (the order's shipping line, any case) -> days it must "
+        'arrive in; "*" for any other method. Routing picks, for each shipment, the cheapest '
+        "carrier service on the rate card that is that fast.",
     )
 
 

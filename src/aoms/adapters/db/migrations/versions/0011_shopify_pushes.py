@@ -1,4 +1,5 @@
 """shopify pushes: fulfilments, holds and tags told to Shopify; the channel's routing key
+and the order's shipping method
 
 Revision ID: 0011
 Revises: 0010
@@ -50,11 +51,12 @@ def upgrade() -> None:
     op.create_index("ix_shopify_pushes_order", "shopify_pushes", ["order_id", "id"])
     with op.batch_alter_table("orders") as batch:
         batch.add_column(sa.Column("channel_key", sa.String(length=64), nullable=True))
-    op.execute("UPDATE orders SET channel_key = routing_key")
+        batch.add_column(sa.Column("shipping_method", sa.String(length=255), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("orders") as batch:
+        batch.drop_column("shipping_method")
         batch.drop_column("channel_key")
     op.drop_index("ix_shopify_pushes_order", table_name="shopify_pushes")
     op.drop_index("ix_shopify_pushes_status", table_name="shopify_pushes")

@@ -1,0 +1,107 @@
+"""Carrier services in routing: which service each shipment goes by, chosen with its location.
+
+A rate card (`routing.RateCard`) may price several services over its distance and weight
+bands — its own prices as one service (`service`, `transit_days`), and `services` beside
+it, each with its own prices and transit days per distance band. An order that must arrive
+within `days` (its shipping method's delivery days in the routing policy) may go by any
+service that is that fast from where it ships; routing picks, for each shipment, the
+cheapest such service at its distance and weight.
+
+The choice of service never couples two shipments — each shipment's cheapest eligible
+service depends only on its own distance and weight — so routing over locations × services
+is routing over locations with the card `effective_card` composes: in each band, the price of
+the cheapest eligible service. Every exact method (the branch and bound, HiGHS) stays exact
+over both dimensions, with no more variables. Where no service is fast enough, the fastest
+ones there are eligible (the promise cannot be kept from that far; the speed term and the
+delivery promise say so).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from aoms.domain.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from aoms.domain.routing import RateCard
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRates:
+    """One carrier service on a rate card: its prices over the card's bands (rows: distance,
+    columns: weight) and its transit days per distance band."""
+
+    name: str
+    transit_days: tuple[int, ...]
+    prices: tuple[tuple[Decimal, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePick:
+    """Which service a shipment in each band of an effective card goes by."""
+
+    names: tuple[tuple[str, ...], ...]  # [distance band][weight band]
+    days: tuple[tuple[int | None, ...], ...]  # its transit days there (None: not stated)
+
+    def at(self, card: RateCard, distance_km: float, weight_g: int) -> tuple[str, int | None]:
+        d, w = card.band(distance_km, weight_g)
+        return self.names[d][w], self.days[d][w]
+
+
+def check(card: RateCard) -> None:
+    """The services fit the card's bands; names are unique; days are whole and positive."""
+    rows, cols = len(card.distance_km), len(card.weight_g)
+    if card.transit_days and len(card.transit_days) != rows:
+        raise InvalidInput(
+            f"transit_days needs one value per distance band ({rows})", field="transit_days"
+        )
+    names = [card.service, *(s.name for s in card.services)]
+    if len(set(names)) != len(names) or not all(n.strip() for n in names):
+        raise InvalidInput("each service on the card needs its own name", field="services")
+    for s in card.services:
+        if len(s.transit_days) != rows:
+            raise InvalidInput(
+                f"service {s.name}: transit_days needs one value per distance band ({rows})",
+                field="services",
+            )
+        if len(s.prices) != rows or any(len(row) != cols for row in s.prices):
+            raise InvalidInput(
+                f"service {s.name}: prices need {rows} rows of {cols}", field="services"
+            )
+    for days in (card.transit_days, *(s.transit_days for s in card.services)):
+        if any(d < 0 for d in days):
+            raise InvalidInput("transit days cannot be negative", field="transit_days")
+
+
+def effective_card(card: RateCard, days: int | None) -> tuple[RateCard, ServicePick | None]:
+    """The card an order that must arrive within `days` (None: no limit) is routed with, and
+    which service each band stands for. A card without services is returned as it is."""
+    from aoms.domain.routing import RateCard
+
+    if not card.services:
+        return card, None
+    options = [(card.service, card.transit_days or None, card.prices)]
+    options += [(s.name, s.transit_days, s.prices) for s in card.services]
+    prices: list[tuple[Decimal, ...]] = []
+    names: list[tuple[str, ...]] = []
+    chosen_days: list[tuple[int | None, ...]] = []
+    for d in range(len(card.distance_km)):
+        fast = [o for o in options if days is None or o[1] is None or o[1][d] <= days]
+        if not fast:  # none keeps the promise from here: the fastest do their best
+            quickest = min(o[1][d] for o in options if o[1] is not None)
+            fast = [o for o in options if o[1] is not None and o[1][d] == quickest]
+        row_p, row_n, row_d = [], [], []
+        for w in range(len(card.weight_g)):
+            name, transit, price = min(
+                ((o[0], o[1], o[2][d][w]) for o in fast), key=lambda o: (o[2], o[0])
+            )
+            row_p.append(price)
+            row_n.append(name)
+            row_d.append(transit[d] if transit is not None else None)
+        prices.append(tuple(row_p))
+        names.append(tuple(row_n))
+        chosen_days.append(tuple(row_d))
+    composed = RateCard(card.currency, card.distance_km, card.weight_g, tuple(prices))
+    return composed, ServicePick(tuple(names), tuple(chosen_days))
