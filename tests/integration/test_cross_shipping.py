@@ -98,11 +98,6 @@ def test_a_parcel_the_carrier_delivered_makes_its_units_returnable(world: World)
     assert answer.status_code == 201, answer.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a parcel aoms bought the label for and the carrier has picked up leaves its "
-    "fulfilment order open and its units reserved and on hand: shipping never ships the FO",
-)
 def test_a_parcel_in_transit_ships_its_fulfilment_order(world: World) -> None:
     client = world.client
     order_id, fo = _place(world, "T-1", "vase")

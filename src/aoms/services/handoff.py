@@ -172,6 +172,7 @@ class HandoffTx(Protocol):
     def save_handoff(self, fo_id: int, location_id: str, now: datetime, **values: Any) -> None: ...
     def connection(self, location_id: str) -> TplConnection | None: ...
     def shipment_known(self, fo_id: int, ref: str) -> bool: ...
+    def tracking_known(self, fo_id: int, tracking_number: str) -> bool: ...
     def add_shipment(
         self, fo_id: int, shipment: Shipment, location_id: str, now: datetime
     ) -> None: ...
@@ -631,13 +632,32 @@ def cancel_order_at_warehouses(htx: HandoffTx, order_id: int, now: datetime) -> 
 # -- shipments --------------------------------------------------------------------------------
 
 
+def label_ref(tracking_number: str) -> str:
+    """The shipment reference of a parcel that left under a label aoms bought."""
+    return f"label:{tracking_number}"
+
+
+def _recorded(htx: HandoffTx, fo_id: int, shipment: Shipment) -> bool:
+    """The same reference twice is one shipment. So is a parcel under a label aoms bought,
+    told once by its carrier's tracking and once by the warehouse that sent it: the same
+    tracking number."""
+    if htx.shipment_known(fo_id, shipment.ref):
+        return True
+    tn = shipment.tracking_number
+    if not tn:
+        return False
+    if shipment.ref == label_ref(tn):
+        return htx.tracking_known(fo_id, tn)  # the warehouse told it first
+    return htx.shipment_known(fo_id, label_ref(tn))  # the carrier told it first
+
+
 def ship(htx: HandoffTx, fo_id: int, shipment: Shipment, now: datetime) -> Result:
     """Units left the building: they leave on_hand where they left from, and the FO's
     reservation of them is consumed. Shipped from another location than the FO's, the
     reservation at the FO's location is released (moved) and the units leave the other
     location's on_hand — so no reservation is left behind anywhere."""
     fo = _load(htx, fo_id)
-    if htx.shipment_known(fo.id, shipment.ref):
+    if _recorded(htx, fo.id, shipment):
         return _unchanged(fo, f"shipment {shipment.ref} was recorded before")
     if fo.status in TERMINAL:
         raise Conflict(

@@ -419,6 +419,13 @@ class SqlHandoffTx:
         ).first()
         return found is not None
 
+    def tracking_known(self, fo_id: int, tracking_number: str) -> bool:
+        s = t.fulfilment_shipments.c
+        found = self.conn.execute(
+            select(s.id).where(s.fo_id == fo_id, s.tracking_number == tracking_number)
+        ).first()
+        return found is not None
+
     def add_shipment(self, fo_id: int, shipment: Shipment, location_id: str, now: datetime) -> None:
         self.conn.execute(
             insert(t.fulfilment_shipments).values(
