@@ -161,3 +161,36 @@ def test_a_parcel_that_leaves_for_a_cancelled_order_is_tracked_and_flagged(world
         tn,
         "conflict",
     )
+
+
+def _delivered_at(world: World, order_id: int) -> tuple[Any, Any] | None:
+    d = t.order_deliveries.c
+    with world.runtime.store.read() as conn:
+        row = conn.execute(select(d.delivered_at, d.source).where(d.order_id == order_id)).first()
+    return None if row is None else (row.delivered_at.isoformat(), row.source)
+
+
+def test_a_delivered_parcel_makes_the_units_that_left_returnable(world: World) -> None:
+    order_id, fo = _place(world, "P-5", 12)
+    shipment = _ok(world.client.post(f"/v1/fulfilment-orders/{fo}/shipments", json={}), 201)
+    big, small = shipment["parcels"]  # 10 vases and 2 vases
+    _scan(world, small["tracking_number"], "in_transit", "2026-12-07T18:00:00Z", "e7")
+    assert _delivered_at(world, order_id) is None  # left, not delivered: nothing to return yet
+    _scan(world, small["tracking_number"], "delivered", "2026-12-09T15:00:00Z", "e8")
+    assert _delivered_at(world, order_id) == ("2026-12-09T15:00:00+00:00", "carrier")
+    assert _vases(world) == (48, 10)  # delivering the small parcel shipped nothing more
+
+    def ask(units: int) -> Any:
+        items = [{"line_no": 1, "quantity": units, "reason": "damaged"}]
+        return world.client.post("/v1/returns", json={"order_id": order_id, "items": items})
+
+    # Only the 2 that left can come back; the big parcel's 10 are still at Hoboken.
+    refused = ask(3)
+    assert refused.status_code == 409 and refused.json()["code"] == "return_quantity_exceeded"
+    assert ask(2).status_code == 201
+
+    # The big parcel arrives Friday: the return window now runs from the latest delivery.
+    _scan(world, big["tracking_number"], "delivered", "2026-12-11T12:00:00Z", "e9")
+    assert _delivered_at(world, order_id) == ("2026-12-11T12:00:00+00:00", "carrier")
+    assert _vases(world) == (38, 0)
+    assert _fo(world, order_id)["status"] == "shipped"

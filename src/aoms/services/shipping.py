@@ -44,10 +44,11 @@ from aoms.domain.shipping import (
     choose,
     commercial_invoice,
 )
-from aoms.services import handoff
+from aoms.services import handoff, refunds
 from aoms.services.carriers import Carrier, Label, RateRequest, ShipAddress, TrackingUpdate
 from aoms.services.handoff import HandoffTx
 from aoms.services.rate_shopping import CarrierFailure, RateShopper
+from aoms.services.returns_ports import ReturnsTx
 
 log = logging.getLogger("aoms.shipping")
 
@@ -150,6 +151,7 @@ class ShippingRepo(Protocol):
     def quoted(self, tracking_numbers: Sequence[str]) -> dict[str, Money]: ...
     def emit(self, events: Iterable[Event], now: datetime) -> None: ...
     def handoff(self) -> HandoffTx: ...  # this (write) transaction with the hand-off tables
+    def returns(self) -> ReturnsTx: ...  # ... and with the returns tables
 
 
 class ShippingStore(Protocol):
@@ -402,8 +404,8 @@ def record_tracking(
     """Store tracking updates once each; a parcel's status moves to the newest update's, and
     each change is an event in the same transaction. An update older than the status it
     would replace is kept in the history but changes nothing (deliveries come out of order).
-    The first scan that says a parcel left ships its units from its fulfilment order, in the
-    same transaction."""
+    The first scan that says a parcel left ships its units from its fulfilment order, and its
+    delivery makes them returnable, in the same transaction."""
     new = changed = unknown = 0
     with shipping.store.writing() as repo:
         for update in sorted(updates, key=lambda u: u.occurred_at):
@@ -445,6 +447,9 @@ def record_tracking(
                 events.append(Event(PARCEL_EXCEPTION, f"shipment:{parcel['shipment_id']}", data))
             if update.status is TrackingStatus.DELIVERED:
                 events.append(Event(PARCEL_DELIVERED, f"shipment:{parcel['shipment_id']}", data))
+                refunds.parcel_delivered(
+                    repo.returns(), parcel["order_id"], delivered_at=update.occurred_at, now=now
+                )
                 promised = parcel.get("deliver_by")
                 if promised is not None and update.occurred_at.date() > promised.date():
                     late = {**data, "deliver_by": promised.date().isoformat()}

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, and_, delete, insert, select, update
 
 from aoms.adapters.db import schema as t
 from aoms.adapters.db.handoff import SqlHandoffTx
+from aoms.adapters.db.returns import SqlReturnsTx
 from aoms.adapters.db.schema import from_minor
 from aoms.adapters.db.setup import _upsert
 from aoms.adapters.db.store import SqlStore, SqlTx, open_hold_kinds
@@ -75,6 +76,9 @@ class SqlShippingRepo:
 
     def handoff(self) -> SqlHandoffTx:
         return self._writing().handoff()
+
+    def returns(self) -> SqlReturnsTx:
+        return SqlReturnsTx(self._writing())
 
     def _writing(self) -> SqlTx:
         if self.tx is None:
