@@ -163,11 +163,19 @@ def test_a_parcel_that_leaves_for_a_cancelled_order_is_tracked_and_flagged(world
     )
 
 
-def _delivered_at(world: World, order_id: int) -> tuple[Any, Any] | None:
+def _delivery(world: World, order_id: int) -> tuple[str | None, str | None] | None:
+    """The order's (fulfilled_at, delivered_at) for returns, as ISO strings."""
     d = t.order_deliveries.c
     with world.runtime.store.read() as conn:
-        row = conn.execute(select(d.delivered_at, d.source).where(d.order_id == order_id)).first()
-    return None if row is None else (row.delivered_at.isoformat(), row.source)
+        row = conn.execute(
+            select(d.fulfilled_at, d.delivered_at).where(d.order_id == order_id)
+        ).first()
+    if row is None:
+        return None
+    return (
+        None if row.fulfilled_at is None else row.fulfilled_at.isoformat(),
+        None if row.delivered_at is None else row.delivered_at.isoformat(),
+    )
 
 
 def test_a_delivered_parcel_makes_the_units_that_left_returnable(world: World) -> None:
@@ -175,9 +183,10 @@ def test_a_delivered_parcel_makes_the_units_that_left_returnable(world: World) -
     shipment = _ok(world.client.post(f"/v1/fulfilment-orders/{fo}/shipments", json={}), 201)
     big, small = shipment["parcels"]  # 10 vases and 2 vases
     _scan(world, small["tracking_number"], "in_transit", "2026-12-07T18:00:00Z", "e7")
-    assert _delivered_at(world, order_id) is None  # left, not delivered: nothing to return yet
+    left = "2026-12-07T18:00:00+00:00"
+    assert _delivery(world, order_id) == (left, None)  # it left: fulfilled, not delivered
     _scan(world, small["tracking_number"], "delivered", "2026-12-09T15:00:00Z", "e8")
-    assert _delivered_at(world, order_id) == ("2026-12-09T15:00:00+00:00", "carrier")
+    assert _delivery(world, order_id) == (left, "2026-12-09T15:00:00+00:00")
     assert _vases(world) == (48, 10)  # delivering the small parcel shipped nothing more
 
     def ask(units: int) -> Any:
@@ -191,6 +200,7 @@ def test_a_delivered_parcel_makes_the_units_that_left_returnable(world: World) -
 
     # The big parcel arrives Friday: the return window now runs from the latest delivery.
     _scan(world, big["tracking_number"], "delivered", "2026-12-11T12:00:00Z", "e9")
-    assert _delivered_at(world, order_id) == ("2026-12-11T12:00:00+00:00", "carrier")
+    # (first seen delivered, it left then too: the latest shipment is that scan's time)
+    assert _delivery(world, order_id) == ("2026-12-11T12:00:00+00:00",) * 2
     assert _vases(world) == (38, 0)
     assert _fo(world, order_id)["status"] == "shipped"

@@ -176,6 +176,7 @@ class HandoffTx(Protocol):
     def add_shipment(
         self, fo_id: int, shipment: Shipment, location_id: str, now: datetime
     ) -> None: ...
+    def mark_fulfilled(self, order_id: int, at: datetime, now: datetime) -> None: ...
     def message_outcome(self, location_id: str, message_id: str) -> dict[str, Any] | None: ...
     def save_message(
         self,
@@ -723,6 +724,7 @@ def ship(htx: HandoffTx, fo_id: int, shipment: Shipment, now: datetime) -> Resul
     check_move(fo.id, fo.status, status)
     htx.set_fo_status(fo.id, status)
     htx.add_shipment(fo.id, shipment, source, now)
+    htx.mark_fulfilled(fo.order_id, shipment.shipped_at, now)  # what left can be returned
     htx.refresh_order_counters(fo.order_id)
     tx.emit(
         [

@@ -441,6 +441,24 @@ class SqlHandoffTx:
             )
         )
 
+    def mark_fulfilled(self, order_id: int, at: datetime, now: datetime) -> None:
+        """Units of the order left at `at`: it is returnable (`order_deliveries.fulfilled_at`,
+        the latest shipment's; a delivery recorded by another source stays)."""
+        d = t.order_deliveries.c
+        row = self.conn.execute(select(d.fulfilled_at).where(d.order_id == order_id)).first()
+        if row is None:
+            self.conn.execute(
+                insert(t.order_deliveries).values(
+                    order_id=order_id, fulfilled_at=at, source="shipment", updated_at=now
+                )
+            )
+        elif row.fulfilled_at is None or row.fulfilled_at < at:
+            self.conn.execute(
+                update(t.order_deliveries)
+                .where(d.order_id == order_id)
+                .values(fulfilled_at=at, updated_at=now)
+            )
+
     def message_outcome(self, location_id: str, message_id: str) -> dict[str, Any] | None:
         m = t.tpl_messages.c
         row = self.conn.execute(
