@@ -54,6 +54,7 @@ class OrderFacts:
     located: bool  # whether the shipping address could be placed
     placed_at: datetime
     tags: tuple[str, ...]
+    shipped_in_full: bool = False  # every unit to ship has left
 
 
 class LifecycleRepo(Protocol):
@@ -185,7 +186,8 @@ class LifecycleStore(Protocol):
 
 def ready_for_fulfilment(tx_or_store: LifecycleRepo | LifecycleStore, order_id: int) -> bool:
     """Whether the order may be handed to a warehouse now: fully routed (every unit
-    reserved), not cancelled, and no hold open. Given a repository it reads inside that
+    reserved), not cancelled, not shipped in full, and no hold open. Given a repository it
+    reads inside that
     transaction; given a store, in a transaction of its own. (With a `SqlTx` or `SqlStore`,
     use `aoms.adapters.db.lifecycle.ready_for_fulfilment`.)"""
     if not hasattr(tx_or_store, "order_facts"):
@@ -193,7 +195,7 @@ def ready_for_fulfilment(tx_or_store: LifecycleRepo | LifecycleStore, order_id: 
             return ready_for_fulfilment(inner, order_id)
     repo = cast(LifecycleRepo, tx_or_store)
     facts = repo.order_facts(order_id)
-    if facts is None or facts.status is not OrderStatus.ROUTED:
+    if facts is None or facts.status is not OrderStatus.ROUTED or facts.shipped_in_full:
         return False
     return not repo.holds_of(order_id, HoldStatus.OPEN)
 

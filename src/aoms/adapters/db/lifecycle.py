@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, select, update
 
 from aoms.adapters.db import ledger
 from aoms.adapters.db import schema as t
+from aoms.adapters.db.lifecycle_queries import shipping_progress
 from aoms.adapters.db.schema import from_minor
 from aoms.adapters.db.store import SqlStore, SqlTx
 from aoms.domain.events import Event
@@ -75,6 +76,7 @@ class SqlLifecycleRepo:
         ).first()  # fmt: skip
         if row is None:
             return None
+        to_ship, shipped = shipping_progress(self.conn, order_id)
         return OrderFacts(
             id=row.id,
             shop=row.shop,
@@ -85,6 +87,7 @@ class SqlLifecycleRepo:
             located=row.dest_lat is not None,
             placed_at=row.placed_at,
             tags=tuple(x for x in (row.tags or "").split(",") if x),
+            shipped_in_full=to_ship > 0 and shipped >= to_ship,
         )
 
     # -- holds ------------------------------------------------------------------------------
