@@ -156,11 +156,6 @@ def test_a_rejection_after_an_edit_routes_only_what_the_order_still_has(
     assert active_reservations(runtime) == {("X", "b"): 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an order edit that removes every unit of a fulfilment order cancels it in the "
-    "table without the fulfilment_order.cancelled event every other cancellation emits",
-)
 def test_an_fo_an_edit_empties_is_cancelled_with_its_event(
     runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
 ) -> None:

@@ -137,3 +137,34 @@ def test_a_channel_edit_of_what_a_warehouse_has_changes_no_stock_and_says_so(
     with runtime.store.read() as conn:
         names = [n for (n,) in conn.execute(select(t.outbox.c.name).order_by(t.outbox.c.id))]
     assert "order.changed_after_handoff" in names
+
+
+def test_an_edit_after_a_split_takes_units_off_both_parts_and_cancels_the_one_it_empties(
+    runtime: Runtime, hstore: SqlHandoffStore
+) -> None:
+    network(runtime.engine, {("X", "a"): 10})
+    connect(runtime, hstore, "a")
+    oid = receive(runtime, order(("X", 3)))
+    [(fo_id, _, _, _)] = fos(runtime, oid)
+    [part] = run(hstore, svc.split, fo_id, {"X": 1}, later(1)).new_fo_ids
+    with runtime.store.transaction() as tx:
+        edit_order(SqlLifecycleRepo(tx), oid, quantities={1: 1}, actor="ops", now=later(2))
+    # 2 of the 3 X cut, newest part first: the split-off part (1) is emptied and cancelled,
+    # the original (2) keeps 1. A holds 10 on hand and now 1 reserved.
+    assert [(i, status, items) for i, _, status, items in fos(runtime, oid)] == [
+        (fo_id, "open", {"X": 1}),
+        (part, "cancelled", {}),
+    ]
+    assert active_reservations(runtime) == {("X", "a"): 1}
+    assert_nothing_stuck(runtime)
+    o = t.outbox.c
+    with runtime.store.read() as conn:
+        cancelled = (
+            conn.execute(select(o.data).where(o.name == "fulfilment_order.cancelled"))
+            .scalars()
+            .all()
+        )
+    assert cancelled == [{"fulfilment_order_id": part, "location_id": "a", "released": {"X": 1}}]
+    # Its recorded lines say the same as its items: the 3PL is asked for 1 X.
+    request = run(hstore, svc.hand_off, fo_id, later(3))
+    assert request.lines == [{"line_no": 1, "sku": "X", "quantity": 1}]

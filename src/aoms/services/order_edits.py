@@ -49,11 +49,21 @@ class EditResult:
     added_lines: tuple[int, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """What cutting reservations changed: the stock moves (sku, location, -units off
+    reserved), and the open fulfilment orders it left with nothing to ship (now cancelled):
+    (id, location, units taken off it per SKU)."""
+
+    moves: list[tuple[str, str, int]]
+    emptied: list[tuple[int, str, dict[str, int]]]
+
+
 class EditRepo(holds.LifecycleRepo, Protocol):
     def line_states(self, order_id: int) -> list[LineState]: ...
     def cut_reservations(
         self, order_id: int, cuts: Sequence[tuple[int, int]], now: datetime
-    ) -> list[tuple[str, str, int]]: ...
+    ) -> Cut: ...
     def set_line_quantity(self, order_id: int, line_no: int, quantity: int) -> None: ...
     def insert_line(self, order_id: int, line: OrderLine) -> None: ...
     def add_fulfilment_orders(self, order_id: int, plan: RoutingPlan, now: datetime) -> None: ...
@@ -189,12 +199,18 @@ def _release_cuts(
             cuts.extend(reservation_cuts(mine, c.release))
     if not cuts:
         return 0
-    moved = repo.cut_reservations(order_id, cuts, now)
-    units = -sum(q for _, _, q in moved)
+    cut = repo.cut_reservations(order_id, cuts, now)
+    units = -sum(q for _, _, q in cut.moves)
     repo.tx.emit([Event(ev.STOCK_RELEASED, f"order:{order_id}", {
         "units": units, "edit": True,
-        "reservations": [{"sku": s, "location_id": loc, "quantity": -q} for s, loc, q in moved],
+        "reservations": [{"sku": s, "location_id": loc, "quantity": -q} for s, loc, q in cut.moves],
     })], now)  # fmt: skip
+    # A fulfilment order the edit left empty is cancelled, with the event every cancellation has.
+    repo.tx.emit([
+        Event(ev.FULFILMENT_CANCELLED, f"order:{order_id}",
+              {"fulfilment_order_id": fo_id, "location_id": loc, "released": taken})
+        for fo_id, loc, taken in cut.emptied
+    ], now)  # fmt: skip
     return units
 
 
