@@ -196,11 +196,6 @@ def test_a_fraud_hold_after_hand_off_asks_the_3pl_to_stop(
     assert "fulfilment_order.cancel_requested" in events(runtime, oid)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an order edit recounts the order's shipments as its open FOs only, so an FO a 3PL "
-    "already holds stops counting (the hand-off counts every planned FO)",
-)
 def test_an_edit_of_a_line_not_yet_handed_off_keeps_the_order_s_shipment_count(
     runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
 ) -> None:

@@ -158,6 +158,9 @@ def test_an_edit_after_a_split_takes_units_off_both_parts_and_cancels_the_one_it
     assert active_reservations(runtime) == {("X", "a"): 1}
     assert_nothing_stuck(runtime)
     o = t.outbox.c
+    with runtime.store.read() as conn:  # the one part left is the order's one shipment
+        shipments = select(t.orders.c.shipments).where(t.orders.c.id == oid)
+        assert conn.execute(shipments).scalar_one() == 1
     with runtime.store.read() as conn:
         cancelled = (
             conn.execute(select(o.data).where(o.name == "fulfilment_order.cancelled"))

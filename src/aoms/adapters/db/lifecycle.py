@@ -17,6 +17,7 @@ from aoms.adapters.db.lifecycle_queries import shipping_progress
 from aoms.adapters.db.schema import from_minor
 from aoms.adapters.db.store import SqlStore, SqlTx
 from aoms.domain.events import Event
+from aoms.domain.handoff import WONT_SHIP
 from aoms.domain.lifecycle import (
     FraudDecision,
     HoldKind,
@@ -332,10 +333,13 @@ class SqlLifecycleRepo:
             for s in plan.chosen.shipments
         ])  # fmt: skip
 
-    def open_fulfilment_orders(self, order_id: int) -> int:
+    def planned_fulfilment_orders(self, order_id: int) -> int:
+        """The order's shipments, counted as the hand-off counts them: every fulfilment
+        order that will ship (open, at a warehouse or shipped), not cancelled or rejected."""
         f = t.fulfilment_orders.c
         return int(self.conn.execute(
-            select(func.count()).where(f.order_id == order_id, f.status == "open")
+            select(func.count()).where(f.order_id == order_id,
+                                       f.status.not_in(sorted(s.value for s in WONT_SHIP)))
         ).scalar_one())  # fmt: skip
 
     def set_routing_key(self, order_id: int, key: str, units: int) -> None:
