@@ -26,6 +26,7 @@ from tests.integration.test_handoff import (
     fos,
     receive,
     run,
+    stock,
 )
 
 
@@ -171,3 +172,23 @@ def test_an_edit_after_a_split_takes_units_off_both_parts_and_cancels_the_one_it
     # Its recorded lines say the same as its items: the 3PL is asked for 1 X.
     request = run(hstore, svc.hand_off, fo_id, later(3))
     assert request.lines == [{"line_no": 1, "sku": "X", "quantity": 1}]
+
+
+def test_routing_again_after_a_partly_shipped_fo_was_cancelled_leaves_what_shipped_shipped(
+    runtime: Runtime, hstore: SqlHandoffStore
+) -> None:
+    network(runtime.engine, {("X", "a"): 10})
+    connect(runtime, hstore, "a")
+    oid = receive(runtime, order(("X", 3)))
+    [(fo_id, _, _, _)] = fos(runtime, oid)
+    run(hstore, svc.hand_off, fo_id, later(1))
+    run(hstore, svc.ship, fo_id, svc.Shipment("s-1", {"X": 1}, later(2)), later(2))
+    run(hstore, svc.request_cancel, fo_id, later(3))
+    run(hstore, svc.confirm_cancel, fo_id, later(4))  # no hold asked: nothing is routed yet
+    assert stock(runtime)[("X", "a")] == (9, 0)
+    assert len(fos(runtime, oid)) == 1
+    assert run(hstore, svc.route_rest, oid, later(5)) is OrderStatus.ROUTED
+    # 1 of the 3 left under the cancelled FO: only the other 2 are routed again.
+    assert [f[3] for f in fos(runtime, oid)][1:] == [{"X": 2}]
+    assert stock(runtime)[("X", "a")] == (9, 2)
+    assert_nothing_stuck(runtime)

@@ -562,17 +562,22 @@ def _route_part(
 
 def route_rest(htx: HandoffTx, order_id: int, now: datetime) -> OrderStatus:
     """Route again an order some of whose fulfilment orders a warehouse already has: only
-    the units no live fulfilment order covers (backordered ones), planned together with the
-    fulfilment orders not handed off yet (released first). What the warehouses hold stays
-    theirs — releasing and reserving it again would ship it twice."""
+    the units that neither left nor are at a warehouse (backordered ones, or ones a stopped
+    warehouse gave back), planned together with the fulfilment orders not handed off yet
+    (released first). What the warehouses hold stays theirs, and what shipped stays shipped
+    (even from a fulfilment order cancelled or rejected after it) — releasing and reserving
+    it again would ship it twice."""
     tx = htx.tx
-    live = [f for f in htx.order_fos(order_id) if f.status not in WONT_SHIP]
+    every = htx.order_fos(order_id)
+    live = [f for f in every if f.status not in WONT_SHIP]
     lines = {f.id: adopt(htx, f) for f in live}
-    covered: dict[int, int] = {}
-    for f in live:
-        if f.status is not S.OPEN:
-            for ln in lines[f.id]:
-                covered[ln.line_no] = covered.get(ln.line_no, 0) + ln.quantity - ln.closed
+    covered: dict[int, int] = {}  # what left, and what the warehouses still have
+    for f in every:
+        if f.status is S.OPEN:
+            continue
+        for ln in lines[f.id] if f.id in lines else htx.fo_lines(f.id):
+            kept = ln.quantity - ln.closed if f.status not in WONT_SHIP else ln.shipped
+            covered[ln.line_no] = covered.get(ln.line_no, 0) + kept
     order = tx.load_order(order_id)
     need = {
         ln.line_no: left
