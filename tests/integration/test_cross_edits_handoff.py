@@ -174,11 +174,6 @@ def test_an_fo_an_edit_empties_is_cancelled_with_its_event(
     assert events(runtime, oid).count("fulfilment_order.cancelled") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a fraud hold placed on an order whose fulfilment order a 3PL already accepted "
-    "tells the 3PL nothing: no cancel (or hold) request goes to it, the parcel still leaves",
-)
 def test_a_fraud_hold_after_hand_off_asks_the_3pl_to_stop(
     runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
 ) -> None:

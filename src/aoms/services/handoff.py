@@ -187,6 +187,7 @@ class HandoffTx(Protocol):
         now: datetime,
     ) -> None: ...
     def refresh_order_counters(self, order_id: int) -> None: ...
+    def stopped_by_hold(self, order_id: int, fo_id: int) -> bool: ...
     def request_for(self, fo: Fo, lines: Sequence[FoLine], now: datetime) -> HandoffRequest: ...
 
 
@@ -786,11 +787,24 @@ def request_cancel(htx: HandoffTx, fo_id: int, now: datetime) -> Result:
 
 
 def confirm_cancel(htx: HandoffTx, fo_id: int, now: datetime) -> Result:
-    """The 3PL stopped the FO: what it had not shipped is released, exactly."""
+    """The 3PL stopped the FO: what it had not shipped is released, exactly. One a hold on
+    its order asked to stop (not a cancellation: the order still wants the units) has them
+    routed and reserved again at once, in this transaction (`route_rest`); the new FOs are
+    handed off as any others, once no hold is open."""
     fo = _load(htx, fo_id)
     if fo.status is S.CANCELLED:
         return _unchanged(fo, "already cancelled: nothing changed")
-    return _cancel_now(htx, fo, now, "cancelled by the 3PL")
+    result = _cancel_now(htx, fo, now, "cancelled by the 3PL")
+    stored = htx.tx.get_order(fo.order_id)
+    if stored is None or stored.status is OrderStatus.CANCELLED:
+        return result
+    if not htx.stopped_by_hold(fo.order_id, fo.id):
+        return result
+    before = {f.id for f in htx.order_fos(fo.order_id)}
+    status = route_rest(htx, fo.order_id, now)
+    new_ids = sorted({f.id for f in htx.order_fos(fo.order_id)} - before)
+    detail = f"{result.detail}; held back by a hold: routed again"
+    return replace(result, detail=detail, new_fo_ids=new_ids, order_status=status.value)
 
 
 def _cancel_now(htx: HandoffTx, fo: Fo, now: datetime, detail: str) -> Result:

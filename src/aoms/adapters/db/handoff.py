@@ -516,6 +516,13 @@ class SqlHandoffTx:
             ).value
         self.conn.execute(update(t.orders).where(o.id == order_id).values(**values))
 
+    def stopped_by_hold(self, order_id: int, fo_id: int) -> bool:
+        """Whether a hold on the order asked the FO's warehouse to stop (its detail lists it:
+        `services.holds.place_hold`)."""
+        h = t.holds.c
+        details = self.conn.execute(select(h.detail).where(h.order_id == order_id)).scalars()
+        return any(fo_id in (d or {}).get("stopped_fulfilment_orders", ()) for d in details)
+
     def request_for(self, fo: Fo, lines: Sequence[FoLine], now: datetime) -> HandoffRequest:
         o, ol = t.orders.c, t.order_lines.c
         order = self.conn.execute(
