@@ -150,9 +150,9 @@ def place_hold(
     data = {"hold_id": hold_id, "kind": kind.value, "reason": reason}
     tx.emit([Event(ev.HOLD_PLACED, f"order:{order_id}", data)], now)
     repo.ledger("hold_placed", f"order:{order_id}", {"order_id": order_id, **data})
-    for fo_id in stop:
-        assert htx is not None
-        handoff.request_cancel(htx, fo_id, now)
+    if htx is not None:
+        for fo_id in stop:
+            handoff.request_cancel(htx, fo_id, now)
     return hold_id
 
 
@@ -207,9 +207,8 @@ class LifecycleStore(Protocol):
 def ready_for_fulfilment(tx_or_store: LifecycleRepo | LifecycleStore, order_id: int) -> bool:
     """Whether the order may be handed to a warehouse now: fully routed (every unit
     reserved), not cancelled, not shipped in full, and no hold open. Given a repository it
-    reads inside that
-    transaction; given a store, in a transaction of its own. (With a `SqlTx` or `SqlStore`,
-    use `aoms.adapters.db.lifecycle.ready_for_fulfilment`.)"""
+    reads inside that transaction; given a store, in a transaction of its own. (With a
+    `SqlTx` or `SqlStore`, use `aoms.adapters.db.lifecycle.ready_for_fulfilment`.)"""
     if not hasattr(tx_or_store, "order_facts"):
         with tx_or_store.transaction() as inner:
             return ready_for_fulfilment(inner, order_id)
