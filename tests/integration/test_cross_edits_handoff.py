@@ -156,11 +156,6 @@ def test_a_rejection_after_an_edit_routes_only_what_the_order_still_has(
     assert active_reservations(runtime) == {("X", "b"): 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an order edit that removes every unit of a fulfilment order cancels it in the "
-    "table without the fulfilment_order.cancelled event every other cancellation emits",
-)
 def test_an_fo_an_edit_empties_is_cancelled_with_its_event(
     runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
 ) -> None:
@@ -179,11 +174,6 @@ def test_an_fo_an_edit_empties_is_cancelled_with_its_event(
     assert events(runtime, oid).count("fulfilment_order.cancelled") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a fraud hold placed on an order whose fulfilment order a 3PL already accepted "
-    "tells the 3PL nothing: no cancel (or hold) request goes to it, the parcel still leaves",
-)
 def test_a_fraud_hold_after_hand_off_asks_the_3pl_to_stop(
     runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
 ) -> None:
@@ -201,11 +191,6 @@ def test_a_fraud_hold_after_hand_off_asks_the_3pl_to_stop(
     assert "fulfilment_order.cancel_requested" in events(runtime, oid)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an order edit recounts the order's shipments as its open FOs only, so an FO a 3PL "
-    "already holds stops counting (the hand-off counts every planned FO)",
-)
 def test_an_edit_of_a_line_not_yet_handed_off_keeps_the_order_s_shipment_count(
     runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
 ) -> None:

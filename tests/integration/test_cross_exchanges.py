@@ -1,5 +1,5 @@
 """Exchanges (returns) meeting the order lifecycle (holds, release for fulfilment), over the
-API on SQLite and PostgreSQL. Each test is a known fault, marked strict xfail: it turns into a
+API on SQLite and PostgreSQL. A test marked strict xfail is a known fault: it turns into a
 failure once the fault is fixed, and the mark is then removed.
 """
 
@@ -32,11 +32,6 @@ def ok(answer: Any, status: int = 200) -> Any:
     return answer.json()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an exchange's replacement order is routed without the lifecycle: it reads "
-    "ready_for_fulfilment but was never released (no released_for_fulfilment_at, no event)",
-)
 def test_an_instant_exchange_s_replacement_is_released_for_fulfilment_with_its_event(
     client: TestClient, runtime: Runtime
 ) -> None:
@@ -53,4 +48,27 @@ def test_an_instant_exchange_s_replacement_is_released_for_fulfilment_with_its_e
     assert ready_for_fulfilment(runtime.store, replacement)
     # Ready, with no hold: then it was released, once, as any other order is.
     assert state["released_for_fulfilment_at"] is not None
+    assert len(events(runtime, replacement, "order.released_for_fulfilment")) == 1
+
+
+def test_a_replacement_short_of_stock_is_released_when_its_stock_arrives(
+    client: TestClient, runtime: Runtime
+) -> None:
+    network(runtime.engine, {("S", "a"): 5, ("L", "a"): 0})
+    oid = int(place_order(client, SHOP, "X2", ("S", 1))["id"])
+    ok(client.post(f"/v1/orders/{oid}/delivered", json={}))
+    ret = ok(client.post("/v1/returns", json={
+        "order_id": oid, "items": [{"line_no": 1, "reason": "too_small"}],
+        "exchange": {"sku": "L", "unit_price": "10.00", "instant": True}}), 201)  # fmt: skip
+    replacement = int(ret["exchange_order_id"])
+    state = ok(client.get(f"/v1/orders/{replacement}/lifecycle"))
+    assert (state["state"], state["released_for_fulfilment_at"]) == ("backordered", None)
+    assert events(runtime, replacement, "order.released_for_fulfilment") == []
+    arrived = {"sku": "L", "location_id": "a", "delta": 5, "reason": "receipt"}
+    ok(client.post("/v1/inventory/adjustments", json=arrived))
+    # 5 L arrived at A: the replacement's 1 is reserved there, and it is released, once.
+    level = ok(client.get("/v1/inventory", params={"sku": "L", "location_id": "a"}))["items"]
+    assert [(i["on_hand"], i["reserved"]) for i in level] == [(5, 1)]
+    state = ok(client.get(f"/v1/orders/{replacement}/lifecycle"))
+    assert state["state"] == "ready_for_fulfilment"
     assert len(events(runtime, replacement, "order.released_for_fulfilment")) == 1

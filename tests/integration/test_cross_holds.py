@@ -33,11 +33,6 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
         yield c
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the order lifecycle state is derived from the routing status and holds alone: an "
-    "order the 3PL shipped in full still reads ready_for_fulfilment (may be handed on)",
-)
 def test_an_order_the_3pl_shipped_is_not_ready_for_fulfilment_any_more(
     runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
 ) -> None:
@@ -49,3 +44,23 @@ def test_an_order_the_3pl_shipped_is_not_ready_for_fulfilment_any_more(
     run(hstore, svc.ship, fo_id, svc.Shipment("s-1", {"X": 1}, later(3)), later(3))
     assert not ready_for_fulfilment(runtime.store, oid)
     assert client.get(f"/v1/orders/{oid}/lifecycle").json()["state"] != "ready_for_fulfilment"
+
+
+def test_the_lifecycle_reads_partly_shipped_then_shipped_as_the_3pl_ships(
+    runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
+) -> None:
+    network(runtime.engine, {("X", "a"): 10})
+    connect(runtime, hstore, "a")
+    oid = int(place_order(client, SHOP, "H2", ("X", 3))["id"])
+    fo_id = handed_off(runtime, hstore, oid)
+
+    def state() -> str:
+        return str(client.get(f"/v1/orders/{oid}/lifecycle").json()["state"])
+
+    run(hstore, svc.ship, fo_id, svc.Shipment("s-1", {"X": 1}, later(3)), later(3))
+    assert (state(), ready_for_fulfilment(runtime.store, oid)) == ("partly_shipped", True)
+    run(hstore, svc.ship, fo_id, svc.Shipment("s-2", {"X": 2}, later(4)), later(4))
+    assert (state(), ready_for_fulfilment(runtime.store, oid)) == ("shipped", False)
+    held = client.post(f"/v1/orders/{oid}/holds", json={"reason": "late check", "actor": "ann"})
+    assert held.status_code == 201, held.text
+    assert state() == "shipped"  # it left: the hold holds nothing back

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from aoms.adapters.db import schema as t
 from aoms.adapters.db.handoff import SqlHandoffStore
 from aoms.bootstrap import Runtime
 from aoms.entrypoints.api.app import create_app
@@ -75,11 +77,6 @@ def test_a_return_cannot_ask_back_units_that_never_shipped(
     assert answer.json()["code"] == "return_quantity_exceeded"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a 3PL shipment never makes the order returnable: only the Shopify fulfilment "
-    "webhook or a manual POST /delivered do, so a 3PL-shipped order refuses every return",
-)
 def test_an_order_the_3pl_shipped_in_full_can_be_returned(
     runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
 ) -> None:
@@ -94,3 +91,34 @@ def test_an_order_the_3pl_shipped_in_full_can_be_returned(
         json={"order_id": oid, "items": [{"line_no": 1, "quantity": 1, "reason": "too_small"}]},
     )
     assert answer.status_code == 201, answer.text
+
+
+def fulfilled(runtime: Runtime, oid: int) -> tuple[object, object] | None:
+    d = t.order_deliveries.c
+    with runtime.store.read() as conn:
+        row = conn.execute(select(d.fulfilled_at, d.delivered_at).where(d.order_id == oid)).first()
+    return None if row is None else (row.fulfilled_at, row.delivered_at)
+
+
+def test_a_3pl_s_partial_shipments_make_what_left_returnable_from_the_latest_one(
+    runtime: Runtime, hstore: SqlHandoffStore, client: TestClient
+) -> None:
+    network(runtime.engine, {("X", "a"): 10})
+    connect(runtime, hstore, "a")
+    oid = receive(runtime, order(("X", 3)))
+    fo_id = handed_off(runtime, hstore, oid)
+    assert fulfilled(runtime, oid) is None
+    run(hstore, svc.ship, fo_id, svc.Shipment("s-1", {"X": 1}, later(3)), later(3))
+    assert stock(runtime)[("X", "a")] == (9, 2)  # 10 - 1 on the shelf, 3 - 1 still held
+    assert fulfilled(runtime, oid) == (later(3), None)
+
+    def ask(units: int) -> int:
+        items = [{"line_no": 1, "quantity": units, "reason": "too_small"}]
+        return client.post("/v1/returns", json={"order_id": oid, "items": items}).status_code
+
+    assert ask(2) == 409  # 1 left, 2 are still with the 3PL
+    assert ask(1) == 201
+    run(hstore, svc.ship, fo_id, svc.Shipment("s-2", {"X": 2}, later(8)), later(8))
+    assert stock(runtime)[("X", "a")] == (7, 0)
+    assert fulfilled(runtime, oid) == (later(8), None)  # the window runs from the last one
+    assert ask(2) == 201

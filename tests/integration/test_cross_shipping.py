@@ -10,8 +10,6 @@ import hashlib
 import hmac
 import json
 
-import pytest
-
 from aoms.adapters.db.handoff import SqlHandoffStore
 from aoms.services import handoff
 from tests.integration.test_shipping_api import EP_SECRET, LA, MONDAY, World, _ok, world
@@ -68,11 +66,6 @@ def test_the_labels_of_a_split_fulfilment_order_carry_each_unit_once(world: Worl
     assert labelled == {"mug": 2}  # the order has 2 mugs: one in each FO
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a carrier's 'delivered' tracking update (parcel.delivered) never records the order "
-    "as delivered for returns, so the customer who got the parcel cannot return it",
-)
 def test_a_parcel_the_carrier_delivered_makes_its_units_returnable(world: World) -> None:
     client = world.client
     order_id, fo = _place(world, "D-1", "vase")
@@ -98,11 +91,6 @@ def test_a_parcel_the_carrier_delivered_makes_its_units_returnable(world: World)
     assert answer.status_code == 201, answer.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a parcel aoms bought the label for and the carrier has picked up leaves its "
-    "fulfilment order open and its units reserved and on hand: shipping never ships the FO",
-)
 def test_a_parcel_in_transit_ships_its_fulfilment_order(world: World) -> None:
     client = world.client
     order_id, fo = _place(world, "T-1", "vase")

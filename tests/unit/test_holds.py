@@ -36,6 +36,9 @@ class FakeTx:
         self.locked.append(order_id)
         return object()
 
+    def handed_off(self, order_id: int) -> bool:
+        return False  # no warehouse has any of it: a hold stops nothing
+
 
 class FakeRepo:
     """Holds, facts and the ledger in memory."""
@@ -161,6 +164,8 @@ def test_releasing_locks_the_order_first_and_twice_is_refused() -> None:
     hold_id = holds.place_hold(repo, 1, HoldKind.MANUAL_REVIEW, "look", now=T0)
     assert hold_id == holds.place_hold(repo, 1, HoldKind.MANUAL_REVIEW, "again", now=T0)
     assert hold_id is not None
+    assert repo.tx.locked == [1, 1]  # placing a hold locks the order first too
+    repo.tx.locked.clear()
     holds.release_hold(repo, hold_id, actor="ann", note=None, now=later(1))
     assert repo.tx.locked == [1]
     assert names(repo)[-1] == "order.released_for_fulfilment"

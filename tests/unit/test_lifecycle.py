@@ -138,6 +138,18 @@ def test_the_lifecycle_state() -> None:
     assert lifecycle_state("cancelled", 2).value == "cancelled"
 
 
+def test_the_lifecycle_state_counts_what_has_shipped() -> None:
+    assert lifecycle_state("routed", 0, to_ship=3, shipped=1).value == "partly_shipped"
+    assert lifecycle_state("routed", 1, to_ship=3, shipped=1).value == "on_hold"
+    assert lifecycle_state("backordered", 0, to_ship=3, shipped=1).value == "backordered"
+    assert lifecycle_state("routed", 0, to_ship=3, shipped=3).value == "shipped"
+    # a hold placed after everything left holds nothing back
+    assert lifecycle_state("routed", 1, to_ship=3, shipped=3).value == "shipped"
+    assert lifecycle_state("cancelled", 0, to_ship=3, shipped=3).value == "cancelled"
+    # nothing to ship (a gift card): ready, never shipped
+    assert lifecycle_state("routed", 0, to_ship=0, shipped=0).value == "ready_for_fulfilment"
+
+
 LINES = [LineState(1, "X", 5, 2, 2, 1), LineState(2, "Y", 4, 0, 4, 0)]
 
 

@@ -39,9 +39,11 @@ WONT_SHIP = frozenset({S.CANCELLED, S.REJECTED})
 # Fulfilment orders a warehouse has (or had): past `open`, and not given up.
 AT_WAREHOUSE = frozenset(FoStatus) - WONT_SHIP - {S.OPEN}
 # The 3PL may ship before it says "accepted", and may still ship what it had packed when our
-# cancel request reaches it; it may give up (reject) on what it has not shipped yet.
+# cancel request reaches it; it may give up (reject) on what it has not shipped yet. An FO
+# never handed off ships from its own location (its parcel, under a label aoms bought, was
+# picked up by the carrier).
 MOVES: Mapping[FoStatus, frozenset[FoStatus]] = {
-    S.OPEN: frozenset({S.REQUESTED, S.CANCELLED}),
+    S.OPEN: frozenset({S.REQUESTED, S.PARTLY_SHIPPED, S.SHIPPED, S.CANCELLED}),
     S.REQUESTED: frozenset(
         {S.ACCEPTED, S.REJECTED, S.PARTLY_SHIPPED, S.SHIPPED, S.CANCEL_REQUESTED, S.CANCELLED}
     ),

@@ -31,22 +31,30 @@ class HoldStatus(StrEnum):
 
 
 class LifecycleState(StrEnum):
-    """What an order waits for, derived from its routing status and its open holds."""
+    """What an order waits for, derived from its routing status, its open holds and how much
+    of it has shipped."""
 
     UNROUTABLE = "unroutable"  # no usable destination: nothing reserved
     BACKORDERED = "backordered"  # part of it is short of stock
     ON_HOLD = "on_hold"  # routed and reserved, but a hold keeps it from fulfilment
     READY = "ready_for_fulfilment"  # routed, reserved, no open hold: may be handed on
+    PARTLY_SHIPPED = "partly_shipped"  # some units left; the rest is reserved, no hold
+    SHIPPED = "shipped"  # every unit to ship has left: nothing more to hand on
     CANCELLED = "cancelled"
 
 
-def lifecycle_state(routing_status: str, open_holds: int) -> LifecycleState:
+def lifecycle_state(
+    routing_status: str, open_holds: int, *, to_ship: int = 0, shipped: int = 0
+) -> LifecycleState:
+    """`to_ship`: the order's units that need shipping; `shipped`: those of them that left."""
     if routing_status == "cancelled":
         return LifecycleState.CANCELLED
+    if to_ship and shipped >= to_ship:
+        return LifecycleState.SHIPPED  # a hold placed after it left holds nothing back
     if open_holds:
         return LifecycleState.ON_HOLD
     if routing_status == "routed":
-        return LifecycleState.READY
+        return LifecycleState.PARTLY_SHIPPED if shipped else LifecycleState.READY
     return LifecycleState(routing_status)
 
 

@@ -172,9 +172,11 @@ class HandoffTx(Protocol):
     def save_handoff(self, fo_id: int, location_id: str, now: datetime, **values: Any) -> None: ...
     def connection(self, location_id: str) -> TplConnection | None: ...
     def shipment_known(self, fo_id: int, ref: str) -> bool: ...
+    def tracking_known(self, fo_id: int, tracking_number: str) -> bool: ...
     def add_shipment(
         self, fo_id: int, shipment: Shipment, location_id: str, now: datetime
     ) -> None: ...
+    def mark_fulfilled(self, order_id: int, at: datetime, now: datetime) -> None: ...
     def message_outcome(self, location_id: str, message_id: str) -> dict[str, Any] | None: ...
     def save_message(
         self,
@@ -185,6 +187,7 @@ class HandoffTx(Protocol):
         now: datetime,
     ) -> None: ...
     def refresh_order_counters(self, order_id: int) -> None: ...
+    def stopped_by_hold(self, order_id: int, fo_id: int) -> bool: ...
     def request_for(self, fo: Fo, lines: Sequence[FoLine], now: datetime) -> HandoffRequest: ...
 
 
@@ -568,17 +571,22 @@ def _route_part(
 
 def route_rest(htx: HandoffTx, order_id: int, now: datetime) -> OrderStatus:
     """Route again an order some of whose fulfilment orders a warehouse already has: only
-    the units no live fulfilment order covers (backordered ones), planned together with the
-    fulfilment orders not handed off yet (released first). What the warehouses hold stays
-    theirs — releasing and reserving it again would ship it twice."""
+    the units that neither left nor are at a warehouse (backordered ones, or ones a stopped
+    warehouse gave back), planned together with the fulfilment orders not handed off yet
+    (released first). What the warehouses hold stays theirs, and what shipped stays shipped
+    (even from a fulfilment order cancelled or rejected after it) — releasing and reserving
+    it again would ship it twice."""
     tx = htx.tx
-    live = [f for f in htx.order_fos(order_id) if f.status not in WONT_SHIP]
+    every = htx.order_fos(order_id)
+    live = [f for f in every if f.status not in WONT_SHIP]
     lines = {f.id: adopt(htx, f) for f in live}
-    covered: dict[int, int] = {}
-    for f in live:
-        if f.status is not S.OPEN:
-            for ln in lines[f.id]:
-                covered[ln.line_no] = covered.get(ln.line_no, 0) + ln.quantity - ln.closed
+    covered: dict[int, int] = {}  # what left, and what the warehouses still have
+    for f in every:
+        if f.status is S.OPEN:
+            continue
+        for ln in lines[f.id] if f.id in lines else htx.fo_lines(f.id):
+            kept = ln.quantity - ln.closed if f.status not in WONT_SHIP else ln.shipped
+            covered[ln.line_no] = covered.get(ln.line_no, 0) + kept
     order = tx.load_order(order_id)
     need = {
         ln.line_no: left
@@ -650,13 +658,32 @@ def cancel_order_at_warehouses(htx: HandoffTx, order_id: int, now: datetime) -> 
 # -- shipments --------------------------------------------------------------------------------
 
 
+def label_ref(tracking_number: str) -> str:
+    """The shipment reference of a parcel that left under a label aoms bought."""
+    return f"label:{tracking_number}"
+
+
+def _recorded(htx: HandoffTx, fo_id: int, shipment: Shipment) -> bool:
+    """The same reference twice is one shipment. So is a parcel under a label aoms bought,
+    told once by its carrier's tracking and once by the warehouse that sent it: the same
+    tracking number."""
+    if htx.shipment_known(fo_id, shipment.ref):
+        return True
+    tn = shipment.tracking_number
+    if not tn:
+        return False
+    if shipment.ref == label_ref(tn):
+        return htx.tracking_known(fo_id, tn)  # the warehouse told it first
+    return htx.shipment_known(fo_id, label_ref(tn))  # the carrier told it first
+
+
 def ship(htx: HandoffTx, fo_id: int, shipment: Shipment, now: datetime) -> Result:
     """Units left the building: they leave on_hand where they left from, and the FO's
     reservation of them is consumed. Shipped from another location than the FO's, the
     reservation at the FO's location is released (moved) and the units leave the other
     location's on_hand — so no reservation is left behind anywhere."""
     fo = _load(htx, fo_id)
-    if htx.shipment_known(fo.id, shipment.ref):
+    if _recorded(htx, fo.id, shipment):
         return _unchanged(fo, f"shipment {shipment.ref} was recorded before")
     if fo.status in TERMINAL:
         raise Conflict(
@@ -722,6 +749,7 @@ def ship(htx: HandoffTx, fo_id: int, shipment: Shipment, now: datetime) -> Resul
     check_move(fo.id, fo.status, status)
     htx.set_fo_status(fo.id, status)
     htx.add_shipment(fo.id, shipment, source, now)
+    htx.mark_fulfilled(fo.order_id, shipment.shipped_at, now)  # what left can be returned
     htx.refresh_order_counters(fo.order_id)
     tx.emit(
         [
@@ -780,11 +808,24 @@ def request_cancel(htx: HandoffTx, fo_id: int, now: datetime) -> Result:
 
 
 def confirm_cancel(htx: HandoffTx, fo_id: int, now: datetime) -> Result:
-    """The 3PL stopped the FO: what it had not shipped is released, exactly."""
+    """The 3PL stopped the FO: what it had not shipped is released, exactly. One a hold on
+    its order asked to stop (not a cancellation: the order still wants the units) has them
+    routed and reserved again at once, in this transaction (`route_rest`); the new FOs are
+    handed off as any others, once no hold is open."""
     fo = _load(htx, fo_id)
     if fo.status is S.CANCELLED:
         return _unchanged(fo, "already cancelled: nothing changed")
-    return _cancel_now(htx, fo, now, "cancelled by the 3PL")
+    result = _cancel_now(htx, fo, now, "cancelled by the 3PL")
+    stored = htx.tx.get_order(fo.order_id)
+    if stored is None or stored.status is OrderStatus.CANCELLED:
+        return result
+    if not htx.stopped_by_hold(fo.order_id, fo.id):
+        return result
+    before = {f.id for f in htx.order_fos(fo.order_id)}
+    status = route_rest(htx, fo.order_id, now)
+    new_ids = sorted({f.id for f in htx.order_fos(fo.order_id)} - before)
+    detail = f"{result.detail}; held back by a hold: routed again"
+    return replace(result, detail=detail, new_fo_ids=new_ids, order_status=status.value)
 
 
 def _cancel_now(htx: HandoffTx, fo: Fo, now: datetime, detail: str) -> Result:

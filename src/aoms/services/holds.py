@@ -15,6 +15,7 @@ from typing import Any, Protocol, cast
 from aoms.domain import events as ev
 from aoms.domain.errors import HoldNotOpen, InvalidInput, NotFound
 from aoms.domain.events import Event
+from aoms.domain.handoff import AT_WAREHOUSE, TERMINAL, FoStatus
 from aoms.domain.lifecycle import (
     FraudAction,
     FraudDecision,
@@ -28,6 +29,7 @@ from aoms.domain.lifecycle import (
 )
 from aoms.domain.money import Money
 from aoms.domain.orders import Order, OrderStatus
+from aoms.services import handoff
 from aoms.services import orders as order_cases
 from aoms.services.ports import Tx
 
@@ -54,6 +56,7 @@ class OrderFacts:
     located: bool  # whether the shipping address could be placed
     placed_at: datetime
     tags: tuple[str, ...]
+    shipped_in_full: bool = False  # every unit to ship has left
 
 
 class LifecycleRepo(Protocol):
@@ -94,6 +97,9 @@ class LifecycleRepo(Protocol):
 
 
 SYSTEM = "aoms"  # the actor of automatic releases
+# Fulfilment orders a hold asks their warehouse to stop: handed off, not finished, and not
+# already being stopped.
+STOPPABLE = AT_WAREHOUSE - TERMINAL - {FoStatus.CANCEL_REQUESTED}
 
 
 def address_key(order: Order) -> str | None:
@@ -122,16 +128,31 @@ def place_hold(
 ) -> int | None:
     """Hold the order; an open hold of the same kind is kept as it is (returns its id).
     `unless_released`: not again if a hold of this kind was released before (a person
-    decided; an automatic check must not overrule them on the next update)."""
+    decided; an automatic check must not overrule them on the next update).
+
+    A warehouse that already has part of the order is asked to stop (a cancel request, as
+    for a cancelled order): the parcel must not leave while the order is held. The hold's
+    detail lists those fulfilment orders (`stopped_fulfilment_orders`); when the warehouse
+    confirms, their units are routed and reserved again, and handed off once no hold is
+    open (`services.handoff.confirm_cancel`)."""
+    tx = repo.tx
+    tx.get_order(order_id)  # the order's row first, as every order write takes it
     for hold in repo.holds_of(order_id):
         if hold.kind is kind and hold.status is HoldStatus.OPEN:
             return hold.id
         if hold.kind is kind and unless_released and hold.status is HoldStatus.RELEASED:
             return None
+    htx = tx.handoff() if tx.handed_off(order_id) else None
+    stop = [fo.id for fo in htx.order_fos(order_id) if fo.status in STOPPABLE] if htx else []
+    if stop:
+        detail = {**(detail or {}), "stopped_fulfilment_orders": stop}
     hold_id = repo.add_hold(order_id, kind, reason, detail or {}, now)
     data = {"hold_id": hold_id, "kind": kind.value, "reason": reason}
-    repo.tx.emit([Event(ev.HOLD_PLACED, f"order:{order_id}", data)], now)
+    tx.emit([Event(ev.HOLD_PLACED, f"order:{order_id}", data)], now)
     repo.ledger("hold_placed", f"order:{order_id}", {"order_id": order_id, **data})
+    if htx is not None:
+        for fo_id in stop:
+            handoff.request_cancel(htx, fo_id, now)
     return hold_id
 
 
@@ -185,15 +206,15 @@ class LifecycleStore(Protocol):
 
 def ready_for_fulfilment(tx_or_store: LifecycleRepo | LifecycleStore, order_id: int) -> bool:
     """Whether the order may be handed to a warehouse now: fully routed (every unit
-    reserved), not cancelled, and no hold open. Given a repository it reads inside that
-    transaction; given a store, in a transaction of its own. (With a `SqlTx` or `SqlStore`,
-    use `aoms.adapters.db.lifecycle.ready_for_fulfilment`.)"""
+    reserved), not cancelled, not shipped in full, and no hold open. Given a repository it
+    reads inside that transaction; given a store, in a transaction of its own. (With a
+    `SqlTx` or `SqlStore`, use `aoms.adapters.db.lifecycle.ready_for_fulfilment`.)"""
     if not hasattr(tx_or_store, "order_facts"):
         with tx_or_store.transaction() as inner:
             return ready_for_fulfilment(inner, order_id)
     repo = cast(LifecycleRepo, tx_or_store)
     facts = repo.order_facts(order_id)
-    if facts is None or facts.status is not OrderStatus.ROUTED:
+    if facts is None or facts.status is not OrderStatus.ROUTED or facts.shipped_in_full:
         return False
     return not repo.holds_of(order_id, HoldStatus.OPEN)
 

@@ -49,15 +49,25 @@ class EditResult:
     added_lines: tuple[int, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """What cutting reservations changed: the stock moves (sku, location, -units off
+    reserved), and the open fulfilment orders it left with nothing to ship (now cancelled):
+    (id, location, units taken off it per SKU)."""
+
+    moves: list[tuple[str, str, int]]
+    emptied: list[tuple[int, str, dict[str, int]]]
+
+
 class EditRepo(holds.LifecycleRepo, Protocol):
     def line_states(self, order_id: int) -> list[LineState]: ...
     def cut_reservations(
         self, order_id: int, cuts: Sequence[tuple[int, int]], now: datetime
-    ) -> list[tuple[str, str, int]]: ...
+    ) -> Cut: ...
     def set_line_quantity(self, order_id: int, line_no: int, quantity: int) -> None: ...
     def insert_line(self, order_id: int, line: OrderLine) -> None: ...
     def add_fulfilment_orders(self, order_id: int, plan: RoutingPlan, now: datetime) -> None: ...
-    def open_fulfilment_orders(self, order_id: int) -> int: ...
+    def planned_fulfilment_orders(self, order_id: int) -> int: ...
     def set_routing_key(self, order_id: int, key: str, units: int) -> None: ...
 
 
@@ -159,7 +169,7 @@ def edit_order(
         status = OrderStatus.BACKORDERED if backordered else OrderStatus.ROUTED
     tx.set_order_outcome(
         order_id, status=status, backordered_units=backordered,
-        shipments=repo.open_fulfilment_orders(order_id),
+        shipments=repo.planned_fulfilment_orders(order_id),
         line_reserved=line_reserved, line_backordered=line_short,
     )  # fmt: skip
     data = {
@@ -189,12 +199,18 @@ def _release_cuts(
             cuts.extend(reservation_cuts(mine, c.release))
     if not cuts:
         return 0
-    moved = repo.cut_reservations(order_id, cuts, now)
-    units = -sum(q for _, _, q in moved)
+    cut = repo.cut_reservations(order_id, cuts, now)
+    units = -sum(q for _, _, q in cut.moves)
     repo.tx.emit([Event(ev.STOCK_RELEASED, f"order:{order_id}", {
         "units": units, "edit": True,
-        "reservations": [{"sku": s, "location_id": loc, "quantity": -q} for s, loc, q in moved],
+        "reservations": [{"sku": s, "location_id": loc, "quantity": -q} for s, loc, q in cut.moves],
     })], now)  # fmt: skip
+    # A fulfilment order the edit left empty is cancelled, with the event every cancellation has.
+    repo.tx.emit([
+        Event(ev.FULFILMENT_CANCELLED, f"order:{order_id}",
+              {"fulfilment_order_id": fo_id, "location_id": loc, "released": taken})
+        for fo_id, loc, taken in cut.emptied
+    ], now)  # fmt: skip
     return units
 
 

@@ -143,6 +143,22 @@ def mark_delivered(
         handoff.ship_outside(rtx.core.handoff(), order_id, now, units)
 
 
+def parcel_delivered(
+    rtx: ReturnsTx, order_id: int, *, delivered_at: datetime, now: datetime
+) -> None:
+    """A carrier delivered a parcel of the order: its shipped units become returnable, the
+    return window running from the latest delivery. Nothing ships here (unlike
+    `mark_delivered`): the parcel's units shipped when it left, and the order's other
+    parcels and fulfilment orders are on their own way."""
+    facts = locked(rtx, order_id)
+    if facts.status is OrderStatus.CANCELLED:
+        return
+    known = rtx.delivery(order_id)
+    if known is not None and known[1] is not None and known[1] >= delivered_at:
+        return
+    rtx.set_delivery(order_id, None, delivered_at, "carrier", now)
+
+
 def issue(
     rtx: ReturnsTx,
     facts: OrderFacts,

@@ -43,7 +43,7 @@ from aoms.domain.returns import (
     refund_due,
     transition,
 )
-from aoms.services import inventory, orders
+from aoms.services import holds, inventory, orders
 from aoms.services.ports import Geocoder
 from aoms.services.refunds import issue, locked
 from aoms.services.returns_ports import (
@@ -591,7 +591,9 @@ def _ship_replacement(
     rtx: ReturnsTx, rec: ReturnRecord, facts: OrderFacts, *, geocode: Geocoder, now: datetime
 ) -> int:
     """Create the replacement as an order of its own; it is routed and its stock reserved
-    like any order (an instant exchange before the return arrives)."""
+    like any order (an instant exchange before the return arrives), and released for
+    fulfilment by the lifecycle's gate like any order (no payment to wait for: the return
+    pays for it)."""
     assert rec.exchange is not None
     x = rec.exchange
     cur = facts.order.currency
@@ -621,6 +623,7 @@ def _ship_replacement(
         tags=("exchange",),
     )
     received = orders.receive_order(rtx.core, replacement, geocode=geocode, now=now)
+    holds.gate(rtx.lifecycle(), received.order_id, now=now)
     values: dict[str, Any] = {"exchange_order_id": received.order_id, "exchange_status": "open"}
     if x.get("instant"):
         values["exchange_deadline"] = now + timedelta(days=rec.policy.exchange_deadline_days)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aoms.domain.money import Money
 from aoms.domain.orders import Order, OrderStatus
@@ -22,6 +22,9 @@ from aoms.domain.returns import (
     ReturnStatus,
 )
 from aoms.services.ports import Tx
+
+if TYPE_CHECKING:
+    from aoms.services.holds import LifecycleRepo
 
 RETURN_REQUESTED = "return.requested"
 RETURN_DECIDED = "return.decided"
@@ -110,6 +113,7 @@ class ReturnsTx(Protocol):
 
     @property
     def core(self) -> Tx: ...
+    def lifecycle(self) -> LifecycleRepo: ...  # this transaction with the lifecycle tables
 
     def lock_order(self, order_id: int) -> OrderFacts | None: ...
     def payments(self, order_id: int) -> list[Payment]: ...

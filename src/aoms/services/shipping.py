@@ -44,8 +44,11 @@ from aoms.domain.shipping import (
     choose,
     commercial_invoice,
 )
+from aoms.services import handoff, refunds
 from aoms.services.carriers import Carrier, Label, RateRequest, ShipAddress, TrackingUpdate
+from aoms.services.handoff import HandoffTx
 from aoms.services.rate_shopping import CarrierFailure, RateShopper
+from aoms.services.returns_ports import ReturnsTx
 
 log = logging.getLogger("aoms.shipping")
 
@@ -57,7 +60,10 @@ PARCEL_EXCEPTION = "parcel.exception"
 PARCEL_DELIVERED = "parcel.delivered"
 PARCEL_LATE = "parcel.late"  # past its promise date, not delivered (found by a poll)
 PARCEL_DELIVERED_LATE = "parcel.delivered_late"  # delivered after its promise date
+PARCEL_NOT_SHIPPED = "parcel.not_shipped"  # it left, but its units could not be shipped
 FINAL = {TrackingStatus.DELIVERED, TrackingStatus.RETURNED}
+# The scans that say a parcel left its location (a delivery seen first says so too).
+LEFT = {TrackingStatus.IN_TRANSIT, TrackingStatus.OUT_FOR_DELIVERY, TrackingStatus.DELIVERED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +150,8 @@ class ShippingRepo(Protocol):
     def shipments_to_void(self) -> list[int]: ...
     def quoted(self, tracking_numbers: Sequence[str]) -> dict[str, Money]: ...
     def emit(self, events: Iterable[Event], now: datetime) -> None: ...
+    def handoff(self) -> HandoffTx: ...  # this (write) transaction with the hand-off tables
+    def returns(self) -> ReturnsTx: ...  # ... and with the returns tables
 
 
 class ShippingStore(Protocol):
@@ -395,7 +403,9 @@ def record_tracking(
 ) -> TrackingResult:
     """Store tracking updates once each; a parcel's status moves to the newest update's, and
     each change is an event in the same transaction. An update older than the status it
-    would replace is kept in the history but changes nothing (deliveries come out of order)."""
+    would replace is kept in the history but changes nothing (deliveries come out of order).
+    The first scan that says a parcel left ships its units from its fulfilment order, and its
+    delivery makes them returnable, in the same transaction."""
     new = changed = unknown = 0
     with shipping.store.writing() as repo:
         for update in sorted(updates, key=lambda u: u.occurred_at):
@@ -409,6 +419,8 @@ def record_tracking(
             current = parcel["status"]
             if current == "voided":
                 continue
+            if update.status in LEFT:
+                _ship_parcel(repo, parcel, update, now)
             at = parcel["status_at"]
             if at is not None and update.occurred_at < at:
                 continue
@@ -435,6 +447,9 @@ def record_tracking(
                 events.append(Event(PARCEL_EXCEPTION, f"shipment:{parcel['shipment_id']}", data))
             if update.status is TrackingStatus.DELIVERED:
                 events.append(Event(PARCEL_DELIVERED, f"shipment:{parcel['shipment_id']}", data))
+                refunds.parcel_delivered(
+                    repo.returns(), parcel["order_id"], delivered_at=update.occurred_at, now=now
+                )
                 promised = parcel.get("deliver_by")
                 if promised is not None and update.occurred_at.date() > promised.date():
                     late = {**data, "deliver_by": promised.date().isoformat()}
@@ -443,6 +458,32 @@ def record_tracking(
                     )
             repo.emit(events, now)
     return TrackingResult(len(updates), new, changed, unknown)
+
+
+def _ship_parcel(
+    repo: ShippingRepo, parcel: Mapping[str, Any], update: TrackingUpdate, now: datetime
+) -> None:
+    """The parcel left: its units ship from its fulfilment order through the hand-off, once
+    (the label's tracking number is the shipment's reference, so a repeat or a later scan
+    changes nothing, nor does the warehouse's own report of the same parcel). What cannot be
+    shipped (the order was cancelled meanwhile, aoms counts too few on hand) is kept as the
+    tracking it is, and a `parcel.not_shipped` event asks a person to settle it."""
+    tn = update.tracking_number
+    shipment = handoff.Shipment(
+        ref=handoff.label_ref(tn),
+        items={str(k): int(v) for k, v in parcel["items"].items()},
+        shipped_at=update.occurred_at,
+        tracking_number=tn,
+        carrier=parcel["carrier"],
+    )
+    try:
+        handoff.ship(repo.handoff(), parcel["fulfilment_order_id"], shipment, now)
+    except AomsError as exc:
+        log.warning("parcel %s left but was not shipped: %s", tn, exc.message)
+        data = {"parcel_id": parcel["id"], "shipment_id": parcel["shipment_id"],
+                "fulfilment_order_id": parcel["fulfilment_order_id"], "tracking_number": tn,
+                "code": exc.code, "reason": exc.message}  # fmt: skip
+        repo.emit([Event(PARCEL_NOT_SHIPPED, f"shipment:{parcel['shipment_id']}", data)], now)
 
 
 def poll_tracking(shipping: Shipping, *, now: datetime, limit: int = 200) -> TrackingResult:

@@ -419,6 +419,13 @@ class SqlHandoffTx:
         ).first()
         return found is not None
 
+    def tracking_known(self, fo_id: int, tracking_number: str) -> bool:
+        s = t.fulfilment_shipments.c
+        found = self.conn.execute(
+            select(s.id).where(s.fo_id == fo_id, s.tracking_number == tracking_number)
+        ).first()
+        return found is not None
+
     def add_shipment(self, fo_id: int, shipment: Shipment, location_id: str, now: datetime) -> None:
         self.conn.execute(
             insert(t.fulfilment_shipments).values(
@@ -433,6 +440,24 @@ class SqlHandoffTx:
                 recorded_at=now,
             )
         )
+
+    def mark_fulfilled(self, order_id: int, at: datetime, now: datetime) -> None:
+        """Units of the order left at `at`: it is returnable (`order_deliveries.fulfilled_at`,
+        the latest shipment's; a delivery recorded by another source stays)."""
+        d = t.order_deliveries.c
+        row = self.conn.execute(select(d.fulfilled_at).where(d.order_id == order_id)).first()
+        if row is None:
+            self.conn.execute(
+                insert(t.order_deliveries).values(
+                    order_id=order_id, fulfilled_at=at, source="shipment", updated_at=now
+                )
+            )
+        elif row.fulfilled_at is None or row.fulfilled_at < at:
+            self.conn.execute(
+                update(t.order_deliveries)
+                .where(d.order_id == order_id)
+                .values(fulfilled_at=at, updated_at=now)
+            )
 
     def message_outcome(self, location_id: str, message_id: str) -> dict[str, Any] | None:
         m = t.tpl_messages.c
@@ -490,6 +515,13 @@ class SqlHandoffTx:
                 OrderStatus.BACKORDERED if backordered else OrderStatus.ROUTED
             ).value
         self.conn.execute(update(t.orders).where(o.id == order_id).values(**values))
+
+    def stopped_by_hold(self, order_id: int, fo_id: int) -> bool:
+        """Whether a hold on the order asked the FO's warehouse to stop (its detail lists it:
+        `services.holds.place_hold`)."""
+        h = t.holds.c
+        details = self.conn.execute(select(h.detail).where(h.order_id == order_id)).scalars()
+        return any(fo_id in (d or {}).get("stopped_fulfilment_orders", ()) for d in details)
 
     def request_for(self, fo: Fo, lines: Sequence[FoLine], now: datetime) -> HandoffRequest:
         o, ol = t.orders.c, t.order_lines.c

@@ -13,9 +13,11 @@ from sqlalchemy import func, insert, select, update
 
 from aoms.adapters.db import ledger
 from aoms.adapters.db import schema as t
+from aoms.adapters.db.lifecycle_queries import shipping_progress
 from aoms.adapters.db.schema import from_minor
 from aoms.adapters.db.store import SqlStore, SqlTx
 from aoms.domain.events import Event
+from aoms.domain.handoff import WONT_SHIP
 from aoms.domain.lifecycle import (
     FraudDecision,
     HoldKind,
@@ -26,6 +28,7 @@ from aoms.domain.lifecycle import (
 from aoms.domain.orders import OrderLine, OrderStatus
 from aoms.domain.routing import RoutingPlan
 from aoms.services.holds import Hold, OrderFacts
+from aoms.services.order_edits import Cut
 from aoms.services.stock_checks import StockRow
 
 
@@ -75,6 +78,7 @@ class SqlLifecycleRepo:
         ).first()  # fmt: skip
         if row is None:
             return None
+        to_ship, shipped = shipping_progress(self.conn, order_id)
         return OrderFacts(
             id=row.id,
             shop=row.shop,
@@ -85,6 +89,7 @@ class SqlLifecycleRepo:
             located=row.dest_lat is not None,
             placed_at=row.placed_at,
             tags=tuple(x for x in (row.tags or "").split(",") if x),
+            shipped_in_full=to_ship > 0 and shipped >= to_ship,
         )
 
     # -- holds ------------------------------------------------------------------------------
@@ -223,12 +228,15 @@ class SqlLifecycleRepo:
 
     def cut_reservations(
         self, order_id: int, cuts: Sequence[tuple[int, int]], now: datetime
-    ) -> list[tuple[str, str, int]]:
+    ) -> Cut:
         """Take units off reservations: a whole one is released, part of one is split into
         the active rest and a released part. The stock rows get the units back through the
-        movement path (chained in the ledger). Returns the (sku, location, -units) moves."""
+        movement path (chained in the ledger), and the open fulfilment orders at the
+        reservation's location ship that many fewer (newest first)."""
         r = t.reservations.c
         moves: dict[tuple[str, str], int] = {}
+        taken: dict[int, tuple[str, dict[str, int]]] = {}
+        emptied: list[int] = []
         for rid, units in cuts:
             row = self.conn.execute(
                 select(t.reservations).where(r.id == rid, r.order_id == order_id,
@@ -246,18 +254,29 @@ class SqlLifecycleRepo:
                     created_at=row.created_at, released_at=now))  # fmt: skip
             key = (row.sku, row.location_id)
             moves[key] = moves.get(key, 0) - units
-            self._reduce_fulfilment_items(order_id, row.location_id, row.sku, units)
+            for fo_id, take, empty in self._reduce_fulfilment_items(
+                order_id, row.location_id, row.line_no, row.sku, units
+            ):
+                got = taken.setdefault(fo_id, (row.location_id, {}))[1]
+                got[row.sku] = got.get(row.sku, 0) + take
+                if empty:
+                    emptied.append(fo_id)
         ordered = sorted((sku, loc, q) for (sku, loc), q in moves.items())
         self._tx._move_reserved(ordered, "edit", f"order:{order_id}", now)
-        return ordered
+        return Cut(ordered, [(i, taken[i][0], taken[i][1]) for i in sorted(emptied)])
 
-    def _reduce_fulfilment_items(self, order_id: int, location_id: str, sku: str,
-                                 units: int) -> None:  # fmt: skip
-        f = t.fulfilment_orders.c
+    def _reduce_fulfilment_items(
+        self, order_id: int, location_id: str, line_no: int, sku: str, units: int
+    ) -> list[tuple[int, int, bool]]:
+        """Take `units` of the SKU off the order's open fulfilment orders at the location,
+        newest first (their items, and the line's share if they recorded their lines); one
+        left with nothing is cancelled. Returns (fo id, units taken, whether it was emptied)."""
+        f, ln = t.fulfilment_orders.c, t.fulfilment_order_lines.c
         rows = self.conn.execute(
             select(f.id, f["items"]).where(f.order_id == order_id, f.location_id == location_id,
                                         f.status == "open").order_by(f.id.desc())
         ).all()  # fmt: skip
+        out: list[tuple[int, int, bool]] = []
         for fo in rows:
             items = dict(fo.items)
             take = min(units, int(items.get(sku, 0)))
@@ -269,9 +288,22 @@ class SqlLifecycleRepo:
             if not items:
                 values["status"] = "cancelled"
             self.conn.execute(update(t.fulfilment_orders).where(f.id == fo.id).values(**values))
+            share = self.conn.execute(
+                select(ln.quantity - ln.shipped - ln.closed).where(
+                    ln.fo_id == fo.id, ln.line_no == line_no
+                )
+            ).scalar()
+            if share:  # it recorded its lines (split, merged): they say so too
+                self.conn.execute(
+                    update(t.fulfilment_order_lines)
+                    .where(ln.fo_id == fo.id, ln.line_no == line_no)
+                    .values(closed=ln.closed + min(take, int(share)))
+                )
+            out.append((fo.id, take, not items))
             units -= take
             if not units:
-                return
+                break
+        return out
 
     def set_line_quantity(self, order_id: int, line_no: int, quantity: int) -> None:
         c = t.order_lines.c
@@ -301,10 +333,13 @@ class SqlLifecycleRepo:
             for s in plan.chosen.shipments
         ])  # fmt: skip
 
-    def open_fulfilment_orders(self, order_id: int) -> int:
+    def planned_fulfilment_orders(self, order_id: int) -> int:
+        """The order's shipments, counted as the hand-off counts them: every fulfilment
+        order that will ship (open, at a warehouse or shipped), not cancelled or rejected."""
         f = t.fulfilment_orders.c
         return int(self.conn.execute(
-            select(func.count()).where(f.order_id == order_id, f.status == "open")
+            select(func.count()).where(f.order_id == order_id,
+                                       f.status.not_in(sorted(s.value for s in WONT_SHIP)))
         ).scalar_one())  # fmt: skip
 
     def set_routing_key(self, order_id: int, key: str, units: int) -> None:

@@ -70,6 +70,17 @@ def hold(conn: Connection, hold_id: int) -> dict[str, Any]:
     return _hold(row)
 
 
+def shipping_progress(conn: Connection, order_id: int) -> tuple[int, int]:
+    """The order's units that need shipping, and those of them that have left."""
+    ln = t.order_lines.c
+    rows = conn.execute(
+        select(ln.quantity, ln.shipped_qty).where(
+            ln.order_id == order_id, ln.requires_shipping.is_(True)
+        )
+    ).all()
+    return sum(q for q, _ in rows), sum(min(q, s) for q, s in rows)
+
+
 def order_lifecycle(conn: Connection, order_id: int) -> dict[str, Any]:
     """The order's lifecycle state, its holds and its fraud decisions."""
     o, h, f = t.orders.c, t.holds.c, t.fraud_decisions.c
@@ -82,6 +93,7 @@ def order_lifecycle(conn: Connection, order_id: int) -> dict[str, Any]:
     released = conn.execute(
         select(t.order_lifecycle.c.released_at).where(t.order_lifecycle.c.order_id == order_id)
     ).scalar()
+    to_ship, shipped = shipping_progress(conn, order_id)
     decisions = [
         {"id": r.id, "score": r.score, "action": r.action, "reasons": r.reasons,
          "signals": r.signals, "decided_at": r.decided_at}
@@ -90,7 +102,7 @@ def order_lifecycle(conn: Connection, order_id: int) -> dict[str, Any]:
     ]  # fmt: skip
     return {
         "order_id": order_id,
-        "state": lifecycle_state(row.status, open_count).value,
+        "state": lifecycle_state(row.status, open_count, to_ship=to_ship, shipped=shipped).value,
         "routing_status": row.status,
         "financial_status": row.financial_status,
         "released_for_fulfilment_at": released,

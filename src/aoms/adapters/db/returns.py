@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from aoms.adapters.db import schema as t
+from aoms.adapters.db.lifecycle import SqlLifecycleRepo
 from aoms.adapters.db.schema import from_minor
 from aoms.adapters.db.store import SqlStore, SqlTx
 from aoms.domain.geo import Point
@@ -53,6 +54,9 @@ class SqlReturnsTx:
     @property
     def core(self) -> SqlTx:
         return self._tx
+
+    def lifecycle(self) -> SqlLifecycleRepo:
+        return SqlLifecycleRepo(self._tx)
 
     # -- orders -------------------------------------------------------------------------
     def lock_order(self, order_id: int) -> OrderFacts | None:

@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, insert, select, update
 
 from aoms.adapters.db import schema as t
+from aoms.adapters.db.handoff import SqlHandoffTx
+from aoms.adapters.db.returns import SqlReturnsTx
 from aoms.adapters.db.schema import from_minor
 from aoms.adapters.db.setup import _upsert
 from aoms.adapters.db.store import SqlStore, SqlTx, open_hold_kinds
@@ -70,9 +72,18 @@ class SqlShippingRepo:
         self.tx = tx
 
     def emit(self, events: Iterable[Event], now: datetime) -> None:
+        self._writing().emit(events, now)
+
+    def handoff(self) -> SqlHandoffTx:
+        return self._writing().handoff()
+
+    def returns(self) -> SqlReturnsTx:
+        return SqlReturnsTx(self._writing())
+
+    def _writing(self) -> SqlTx:
         if self.tx is None:
-            raise RuntimeError("events are written only in a write transaction")
-        self.tx.emit(events, now)
+            raise RuntimeError("only in a write transaction")
+        return self.tx
 
     # -- setup ---------------------------------------------------------------------------------
     def replace_boxes(self, boxes: Sequence[Box]) -> None:
@@ -390,10 +401,11 @@ class SqlShippingRepo:
     def parcel_by_tracking(self, tracking_number: str) -> dict[str, Any] | None:
         p, s = t.parcels.c, t.shipments.c
         query = (
-            select(p.id, p.shipment_id, p.status, p.status_at, s.deliver_by)
+            select(p.id, p.shipment_id, p.status, p.status_at, p["items"], p.carrier,
+                   s.deliver_by, s.fulfilment_order_id, s.order_id)
             .join(t.shipments, s.id == p.shipment_id)
             .where(p.tracking_number == tracking_number)
-        )
+        )  # fmt: skip
         if self.conn.dialect.name == "postgresql":
             query = query.with_for_update()
         row = self.conn.execute(query).first()
