@@ -53,7 +53,7 @@ from aoms.services.ports import (
 )
 from aoms.services.rate_shopping import RateShopper
 from aoms.services.returns_ports import ReturnCarrier
-from aoms.services.shipping import Shipping
+from aoms.services.shipping import FulfilmentToShip, Shipping
 from aoms.services.shipping import on_event as shipping_on_event
 from aoms.services.shopify_pushes import drain as drain_pushes
 from aoms.services.shopify_sync import push_inventory
@@ -252,6 +252,7 @@ def build(settings: Settings | None = None) -> Runtime:
     store = SqlStore(engine, default_policy=settings.default_routing_policy, policies=policies)
     runtime = Runtime(settings=settings, engine=engine, store=store)
     runtime.shipping = build_shipping(settings, store)
+    runtime.shipping.on_label_failure = label_failure_hold(runtime)
     runtime.subscribers.append(partial(_void_labels_on, runtime))
     runtime.subscribers.append(runtime.queue_shopify_pushes)
     runtime.after_receive = lifecycle_checks(runtime)
@@ -271,6 +272,23 @@ def lifecycle_checks(runtime: Runtime) -> AfterReceive:
     def run(tx: object, order: Order, order_id: int, created: bool) -> None:
         assert isinstance(tx, SqlTx)
         check_order(SqlLifecycleRepo(tx), order_id, order, now=runtime.clock(), created=created)
+
+    return run
+
+
+def label_failure_hold(runtime: Runtime) -> Callable[[FulfilmentToShip, str, datetime], None]:
+    """No label for a fulfilment order a warehouse has: hold the order for a person (manual
+    review), which asks the warehouse to stop (services.holds.place_hold)."""
+    from aoms.adapters.db.lifecycle import SqlLifecycleRepo
+    from aoms.domain.lifecycle import HoldKind
+    from aoms.services.holds import place_hold
+
+    def run(fo: FulfilmentToShip, why: str, now: datetime) -> None:
+        with runtime.store.transaction() as tx:
+            reason = f"no label could be bought for fulfilment order {fo.id} ({why})"
+            detail = {"fulfilment_order_id": fo.id, "label_error": why}
+            place_hold(SqlLifecycleRepo(tx), fo.order_id, HoldKind.MANUAL_REVIEW, reason,
+                       now=now, detail=detail)  # fmt: skip
 
     return run
 

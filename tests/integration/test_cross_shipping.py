@@ -116,3 +116,57 @@ def test_a_parcel_in_transit_ships_its_fulfilment_order(world: World) -> None:
     assert got["status"] == "shipped"
     after = _ok(client.get("/v1/inventory", params={"sku": "vase", "location_id": "hob"}))
     assert [(i["on_hand"], i["reserved"]) for i in after["items"]] == [(49, 0)]
+
+
+def test_no_label_for_a_fulfilment_order_a_3pl_has_stops_the_3pl_and_holds_the_order(
+    world: World,
+) -> None:
+    """The chain's undo: a 3PL has the order, aoms cannot buy its label (no carrier quotes
+    it), so the 3PL is asked to stop and a person gets the order; once the 3PL confirms, the
+    unit is reserved again, and handed off again only when the hold is released."""
+    from aoms.bootstrap import build_shipping, label_failure_hold
+    from aoms.config import Settings
+
+    rt, client = world.runtime, world.client
+    only_easypost = Settings(database_url=rt.settings.database_url,
+                             easypost_api_key=world.easypost.api_key,
+                             easypost_base_url=world.easypost.base_url + "/v2")  # fmt: skip
+    rt.shipping = build_shipping(only_easypost, rt.store)
+    rt.shipping.on_label_failure = label_failure_hold(rt)
+    world.easypost.services = []  # EasyPost quotes nothing for it
+    order_id, fo = _place(world, "L-1", "mug")
+    hstore = SqlHandoffStore(rt.store)
+    hstore.set_connection("hob", kind="rest", secret="s" * 24, base_url="http://x", now=MONDAY)
+    with hstore.handoff_transaction() as htx:
+        handoff.hand_off(htx, fo, MONDAY)
+        handoff.accept(htx, fo, MONDAY)
+    refused = client.post(f"/v1/fulfilment-orders/{fo}/shipments", json={})
+    assert refused.status_code == 409 and refused.json()["code"] == "no_rates", refused.text
+    state = _ok(client.get(f"/v1/orders/{order_id}/lifecycle"))
+    [hold] = [h for h in state["holds"] if h["status"] == "open"]
+    assert hold["kind"] == "manual_review"
+    assert f"no label could be bought for fulfilment order {fo}" in hold["reason"]
+    assert _ok(client.get(f"/v1/fulfilment-orders/{fo}"))["status"] == "cancel_requested"
+    # Nothing is released before the 3PL answers: the mug stays reserved (50 on hand, 1 held).
+    assert _stock(world, "mug") == (50, 1)
+    with hstore.handoff_transaction() as htx:
+        confirmed = handoff.confirm_cancel(htx, fo, MONDAY)
+    assert confirmed.new_fo_ids  # routed and reserved again at once
+    assert _stock(world, "mug") == (50, 1)
+    assert _ok(client.get(f"/v1/orders/{order_id}/lifecycle"))["state"] == "on_hold"
+    released = client.post(f"/v1/holds/{hold['id']}/release", json={"actor": "ann", "note": "ok"})
+    assert released.status_code == 200, released.text
+    assert _ok(client.get(f"/v1/orders/{order_id}/lifecycle"))["state"] == "ready_for_fulfilment"
+
+
+def _stock(world: World, sku: str) -> tuple[int, int]:
+    from sqlalchemy import select
+
+    from aoms.adapters.db import schema as t
+
+    s = t.stock_levels.c
+    with world.runtime.store.read() as conn:
+        row = conn.execute(
+            select(s.on_hand, s.reserved).where(s.sku == sku, s.location_id == "hob")
+        ).one()
+    return int(row.on_hand), int(row.reserved)

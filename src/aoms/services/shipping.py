@@ -168,6 +168,9 @@ class Shipping:
     carriers: Mapping[str, Carrier]
     shopper: RateShopper
     webhook_secrets: Mapping[str, str] = field(default_factory=dict)
+    # The undo of a hand-off when its label cannot be bought: the lifecycle holds the order for
+    # a person, which asks the warehouse to stop (bootstrap wires it; None: nothing more).
+    on_label_failure: Callable[[FulfilmentToShip, str, datetime], None] | None = None
 
     def carrier(self, adapter: str) -> Carrier:
         found = self.carriers.get(adapter)
@@ -257,6 +260,49 @@ def plan_shipment(
         boxes = repo.boxes()
         rule = rule or repo.store_rule(fo.shop)
         records = repo.on_time_records()
+    try:
+        planned, customs = _rate_and_buy(
+            shipping, fo, origin_row, products, boxes, rule, records,
+            now=now, deliver_by=deliver_by, buy=buy,
+        )  # fmt: skip
+    except AomsError as exc:
+        if buy and fo.status in AT_WAREHOUSE and shipping.on_label_failure is not None:
+            # The warehouse has the order but no label can be bought for it: it must not pick
+            # and pack a parcel that cannot leave. The order is held for a person, which asks
+            # the warehouse to stop (its units routed again when it confirms).
+            shipping.on_label_failure(fo, f"{exc.code}: {exc}", now)
+        raise
+    try:
+        with shipping.store.writing() as repo:
+            status = repo.lock_fulfilment_order(fo_id)
+            if status not in LABELLABLE:
+                raise Conflict(f"fulfilment order {fo_id} became {status} meanwhile", status=status)
+            if repo.open_shipment(fo_id) is not None:
+                raise Conflict(f"fulfilment order {fo_id} got a shipment meanwhile")
+            return repo.save_shipment(
+                fo, planned, rule=rule, ship_on=now, deliver_by=deliver_by, customs=customs,
+                now=now,
+            )  # fmt: skip
+    except BaseException:
+        _undo_labels(shipping, [p for p in planned if p.label is not None])
+        raise
+
+
+def _rate_and_buy(
+    shipping: Shipping,
+    fo: FulfilmentToShip,
+    origin_row: Mapping[str, Any],
+    products: Mapping[str, ProductInfo],
+    boxes: list[Box],
+    rule: StoreRule,
+    records: Mapping[tuple[str, str], OnTimeRecord],
+    *,
+    now: datetime,
+    deliver_by: date | None,
+    buy: bool,
+) -> tuple[list[PlannedParcel], CommercialInvoice | None]:
+    """Pack, rate shop every parcel, choose, and buy the labels (if `buy`)."""
+    fo_id = fo.id
     origin = ShipAddress.from_dict(origin_row)
     dest = _destination(fo.ship_to)
     customs = _customs(fo, products, origin, dest, rule.duties)
@@ -281,20 +327,7 @@ def plan_shipment(
         planned.append(PlannedParcel(parcel, request, choice, result.failures))
     if buy:
         planned = _buy_all(shipping, planned, rule.label_format)
-    try:
-        with shipping.store.writing() as repo:
-            status = repo.lock_fulfilment_order(fo_id)
-            if status not in LABELLABLE:
-                raise Conflict(f"fulfilment order {fo_id} became {status} meanwhile", status=status)
-            if repo.open_shipment(fo_id) is not None:
-                raise Conflict(f"fulfilment order {fo_id} got a shipment meanwhile")
-            return repo.save_shipment(
-                fo, planned, rule=rule, ship_on=now, deliver_by=deliver_by, customs=customs,
-                now=now,
-            )  # fmt: skip
-    except BaseException:
-        _undo_labels(shipping, [p for p in planned if p.label is not None])
-        raise
+    return planned, customs
 
 
 def _buy_all(shipping: Shipping, planned: list[PlannedParcel], fmt: str) -> list[PlannedParcel]:
@@ -367,6 +400,7 @@ VOID_WHEN = {
 # A fulfilment order can be labelled until it ships: before it is handed to its warehouse,
 # or once the warehouse has it (and buys no label of its own).
 LABELLABLE = frozenset({"open", "requested", "accepted"})
+AT_WAREHOUSE = frozenset({"requested", "accepted"})  # handed off, not yet shipped
 
 
 def void_orphaned(shipping: Shipping, *, now: datetime) -> list[int]:
