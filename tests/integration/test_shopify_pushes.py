@@ -385,3 +385,25 @@ def test_a_fulfillment_made_in_shopify_s_admin_ships_only_the_lines_it_names(
     assert svc_status(runtime, where["a"]) == "open"
     assert reserved(runtime, "TEE", "a") == 2
     assert flush(runtime)["sent"] == 0  # Shopify told aoms: nothing to tell it back
+
+
+def test_the_same_shopify_fulfillment_told_again_takes_its_units_once(
+    client: TestClient, runtime: Runtime, fake: FakeShopifyAdmin
+) -> None:
+    """One line of 2 tees over A and B: a fulfillment of 1 tee made in Shopify's admin takes
+    one FO's tee; its update (delivered) must not take the other's."""
+    with runtime.store.transaction() as tx:
+        tx.change_stock("TEE", "b", on_hand=1, reason="count", reference="t", now=T0)
+        tx.change_stock("TEE", "a", on_hand=-4, reason="count", reference="t", now=T0)
+    body = shopify_payload(5009, lines=[("TEE", 2, "20.00")], financial_status="paid")
+    fake.put_order(body)
+    webhook(client, runtime, "orders/create", body, 5009)
+    order_id = next(o["id"] for o in client.get("/v1/orders", params={"q": "5009"}).json()["items"])
+    made = {"id": 888, "order_id": 5009, "status": "success", "created_at": T0.isoformat(),
+            "line_items": [{"id": 50090, "quantity": 1}]}  # fmt: skip
+    webhook(client, runtime, "fulfillments/create", made, 93)
+    where = fos(runtime, order_id)
+    assert sorted(svc_status(runtime, f) for f in where.values()) == ["open", "shipped"]
+    webhook(client, runtime, "fulfillments/update", {**made, "shipment_status": "delivered",
+                                                     "updated_at": T0.isoformat()}, 94)  # fmt: skip
+    assert sorted(svc_status(runtime, f) for f in where.values()) == ["open", "shipped"]

@@ -870,6 +870,16 @@ shopify_pushes = Table(
     Index("ix_shopify_pushes_order", "order_id", "id"),
 )
 
+# Fulfillments the channel told aoms of (fulfillments/create, /update): each takes its units
+# once, however many times it is delivered or updated.
+channel_fulfilments = Table(
+    "channel_fulfilments",
+    metadata,
+    Column("order_id", Id, ForeignKey("orders.id"), primary_key=True),
+    Column("external_id", String(64), primary_key=True),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
 # -- dashboard: users, their sessions, and the indexes its pages read by ----------------------
 
 users = Table(

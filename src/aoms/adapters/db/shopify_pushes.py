@@ -144,12 +144,11 @@ class SqlShopifyPushes:
     def __init__(self, store: SqlStore) -> None:
         self.store = store
 
-    def enqueue(self, rows: Sequence[Mapping[str, Any]], now: datetime) -> int:
+    def enqueue(self, rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
         """Queue pushes; one already queued from the same source is left as it is."""
-        if not rows:
-            return 0
-        with self.store.writer() as conn:
-            return enqueue(conn, rows, now)
+        if rows:
+            with self.store.writer() as conn:
+                enqueue(conn, rows, now)
 
     def claim(self, shops: Sequence[str], now: datetime, limit: int) -> list[Push]:
         """Due pushes that are the oldest unfinished push of their order, leased to this
@@ -275,14 +274,14 @@ class SqlShopifyPushes:
             return [dict(r._mapping) for r in conn.execute(query)]
 
 
-def enqueue(conn: Connection, rows: Sequence[Mapping[str, Any]], now: datetime) -> int:
+def enqueue(conn: Connection, rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     values = [
         {**r, "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
         for r in rows
     ]
     stmt = insert(t.shopify_pushes).on_conflict_do_nothing(index_elements=["source", "kind"])
-    return int(conn.execute(stmt, values).rowcount or 0)
+    conn.execute(stmt, values)
 
 
 def own_fulfilment(conn: Connection, order_id: int, payload: Mapping[str, Any]) -> bool:

@@ -1,5 +1,5 @@
-"""shopify pushes: fulfilments, holds and tags told to Shopify; the channel's routing key
-and the order's shipping method
+"""shopify pushes: fulfilments, holds and tags told to Shopify; the channel's fulfilments
+seen; the channel's lines key and the order's shipping method
 
 Revision ID: 0011
 Revises: 0010
@@ -49,12 +49,23 @@ def upgrade() -> None:
     )
     op.create_index("ix_shopify_pushes_status", "shopify_pushes", ["status", "next_attempt_at"])
     op.create_index("ix_shopify_pushes_order", "shopify_pushes", ["order_id", "id"])
+    op.create_table(
+        "channel_fulfilments",
+        sa.Column("order_id", ID, nullable=False),
+        sa.Column("external_id", sa.String(length=64), nullable=False),
+        sa.Column("recorded_at", UTC, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["order_id"], ["orders.id"], name=op.f("fk_channel_fulfilments_order_id_orders")
+        ),
+        sa.PrimaryKeyConstraint("order_id", "external_id", name=op.f("pk_channel_fulfilments")),
+    )
     with op.batch_alter_table("orders") as batch:
         batch.add_column(sa.Column("channel_key", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("shipping_method", sa.String(length=255), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_table("channel_fulfilments")
     with op.batch_alter_table("orders") as batch:
         batch.drop_column("shipping_method")
         batch.drop_column("channel_key")
