@@ -9,6 +9,7 @@ the rest at 1–3, in random shares
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import random
@@ -83,7 +84,10 @@ def synthetic(
     catalogue = [f"SYN-{i:04d}" for i in range(skus)]
     grams = {k: round(10 ** rng.uniform(2.0, 3.6)) for k in catalogue}  # 100 g - 4 kg
     popularity = [1.0 / (i + 1) ** 0.9 for i in range(skus)]
-    cumulative = list(itertools.accumulate(popularity))  # what choices() would sum every call
+    cumulative = list(itertools.accumulate(popularity))
+    # A SKU by popularity as rng.choices(catalogue, cum_weights=cumulative)[0] draws it (the
+    # same draw from the same stream), without that call's checks on every one of a million.
+    total, last = cumulative[-1] + 0.0, len(catalogue) - 1
     places = _zip3_points()
     start = datetime(2026, 10, 1, tzinfo=UTC)
     earlier = round(orders * history_days / 30)
@@ -95,7 +99,7 @@ def synthetic(
         lines = rng.randint(2, 8)
         chosen: set[str] = set()
         while len(chosen) < lines:
-            chosen.add(rng.choices(catalogue, cum_weights=cumulative)[0])
+            chosen.add(catalogue[bisect.bisect(cumulative, rng.random() * total, 0, last)])
         units = {k: rng.choice((1, 1, 1, 2)) for k in sorted(chosen)}
         if n >= earlier:
             ordered.update(units)

@@ -199,88 +199,109 @@ def _search(
     n = len(sites)
     fixed = [w.handling * s.handling + w.per_km * s.km for s in sites]
     # floor[i][b]: the least price of a shipment from site i whose weight is in band b or above
+    # (sites at the same distance band share a row of prices, and so their floor)
+    floors: dict[tuple[int, ...], list[float]] = {}
     floor: list[list[float]] = []
     for s in sites:
-        prices = [w.shipping * p for p in s.band_price]
-        for b in range(len(prices) - 2, -1, -1):
-            prices[b] = min(prices[b], prices[b + 1])
+        row = tuple(s.band_price)
+        prices = floors.get(row)
+        if prices is None:
+            prices = [w.shipping * p for p in row]
+            for b in range(len(prices) - 2, -1, -1):
+                prices[b] = min(prices[b], prices[b + 1])
+            floors[row] = prices
         floor.append(prices)
-    uppers = [list(s.band_upper_g) for s in sites]
-
+    uppers = [s.band_upper_g for s in sites]
     last_band = [len(u) - 1 for u in uppers]
 
     def least(i: int, grams: int) -> float:
         return floor[i][min(bisect.bisect_left(uppers[i], grams), last_band[i])]
 
     group_of = {sku: g for g, members in enumerate(problem.ship_together) for sku in members}
+    held = dict.fromkeys(units, 0)  # how many sites hold each SKU
+    for s in sites:
+        for k, a in s.available.items():
+            if a > 0 and k in held:
+                held[k] += 1
     # Hardest SKUs first: fewest places to come from, then heaviest.
-    order = sorted(
-        units,
-        key=lambda k: (
-            sum(1 for s in sites if s.available.get(k, 0) > 0),
-            -problem.grams.get(k, 0) * units[k],
-            k,
-        ),
-    )
+    order = sorted(units, key=lambda k: (held[k], -problem.grams.get(k, 0) * units[k], k))
+    depths = len(order)
     # Cheaper sites first, so that good plans are found early and prune the rest.
     by_cost = sorted(range(n), key=lambda i: (fixed[i] + floor[i][0], sites[i].key))
-    where = {k: [i for i in by_cost if sites[i].available.get(k, 0) > 0] for k in order}
-    lam = {k: [sites[i].opportunity.get(k, 0.0) for i in range(n)] for k in order}
+    where = [[i for i in by_cost if sites[i].available.get(k, 0) > 0] for k in order]
+    if any(s.opportunity for s in sites):
+        lam = [[sites[i].opportunity.get(k, 0.0) for i in range(n)] for k in order]
+    else:
+        lam = [[0.0] * n for _ in order]
     # The least any remaining SKU adds per unit (scarcity or backorder), from depth d on.
-    per_unit = [min([lam[k][i] for i in where[k]] + [float(w.backorder_penalty)]) for k in order]
-    tail = [0.0] * (len(order) + 1)
-    for d in range(len(order) - 1, -1, -1):
+    penalty = w.backorder_penalty
+    per_unit = [min([lam[d][i] for i in where[d]] + [float(penalty)]) for d in range(depths)]
+    tail = [0.0] * (depths + 1)
+    for d in range(depths - 1, -1, -1):
         tail[d] = tail[d + 1] + per_unit[d] * units[order[d]]
     grams_of = [problem.grams.get(k, 0) for k in order]
     weight = [0] * n
+    # fixed[i] + least(i, weight[i]): the least a shipment from site i costs with what it has
+    # taken so far, kept up to date as its weight changes
+    open_cost = fixed[:]
     count = [0] * n  # SKUs (not units) taken from each site
     plan: list[list[int]] = [[0] * n for _ in order]
     best_cost = incumbent[0] if incumbent else math.inf
     best_plan: dict[str, dict[str, int]] | None = incumbent[1] if incumbent else None
     group_site: dict[int, int] = {}
-    used = 0
+    split = w.split_penalty
+    max_shipments = problem.max_shipments
     scar = 0.0
     short = 0
-
-    # What opening site i for a first unit of SKU d costs at least.
-    opening = [
-        [fixed[i] + least(i, grams_of[d]) + w.split_penalty for i in range(n)]
-        for d in range(len(order))
-    ]
+    in_use = 0  # bit i set: site i is opened
 
     units_of = [units[k] for k in order]
-    holders = [[(i, sites[i].available[k]) for i in where[k]] for k in order]
-    short_cost = [w.backorder_penalty - per_unit[d] for d in range(len(order))]
+    # Per SKU, its holders: (site, units there, what opening the site for a first unit of the
+    # SKU costs at least).
+    holders = [
+        [(i, sites[i].available[k], fixed[i] + least(i, grams_of[d]) + split) for i in where[d]]
+        for d, k in enumerate(order)
+    ]
+    short_cost = [penalty - per_unit[d] for d in range(depths)]
 
     opened: list[int] = []  # the sites in use, in the order they were opened
+    # needs[sites in use][d]: the dearest single need of the SKUs from depth d on. It depends
+    # on nothing else, and the search comes back to the same few sets of sites again and again.
+    needs: dict[int, list[float]] = {}
 
-    def lower_bound(depth: int) -> float:
-        total = scar + w.backorder_penalty * short + tail[depth]
-        for i in opened:
-            total += fixed[i] + least(i, weight[i])
-        k_used = len(opened)
-        if k_used > 1:
-            total += w.split_penalty * (k_used - 1)
-        # A later SKU that the sites in use cannot cover needs one more site or a backorder;
-        # count only the dearest such need (one new site may serve several SKUs).
-        extra = 0.0
-        can_open = k_used < problem.max_shipments
-        first = w.split_penalty if k_used == 0 else 0
-        for d in range(depth, len(order)):
+    def dearest_needs() -> list[float]:
+        """A later SKU that the sites in use cannot cover needs one more site or a backorder;
+        count only the dearest such need (one new site may serve several SKUs)."""
+        extra = [0.0] * (depths + 1)
+        can_open = len(opened) < max_shipments
+        first = split if not opened else 0
+        for d in range(depths - 1, -1, -1):
+            extra[d] = extra[d + 1]
             missing = units_of[d]
-            for i, a in holders[d]:
+            for i, a, _ in holders[d]:
                 if count[i]:
                     missing -= a
             if missing <= 0:
                 continue
             need = short_cost[d] * missing
             if can_open:
-                row = opening[d]
-                for i, _ in holders[d]:
-                    if not count[i] and row[i] - first < need:
-                        need = row[i] - first
-            extra = max(extra, need)
-        return total + extra
+                for i, _, opening in holders[d]:
+                    if not count[i] and opening - first < need:
+                        need = opening - first
+            extra[d] = max(extra[d], need)
+        return extra
+
+    def lower_bound(depth: int) -> float:
+        total = scar + penalty * short + tail[depth]
+        for i in opened:
+            total += open_cost[i]
+        k_used = len(opened)
+        if k_used > 1:
+            total += split * (k_used - 1)
+        extra = needs.get(in_use)
+        if extra is None:
+            extra = needs[in_use] = dearest_needs()
+        return total + extra[depth]
 
     def record() -> None:
         nonlocal best_cost, best_plan
@@ -298,7 +319,7 @@ def _search(
 
     def place(depth: int, k: str, left: int, start: int) -> None:
         """Spread the `left` units of SKU `order[depth]` over sites from index `start` on."""
-        nonlocal used, scar, short, nodes
+        nonlocal scar, short, nodes, in_use
         nodes += 1
         if nodes > budget:
             raise _OutOfNodes
@@ -308,47 +329,53 @@ def _search(
             descend(depth + 1)
             return
         group = group_of.get(k)
-        for j in range(start, len(where[k])):
-            i = where[k][j]
+        here = where[depth]
+        row = plan[depth]
+        lam_k = lam[depth]
+        grams = grams_of[depth]
+        for j in range(start, len(here)):
+            i = here[j]
             if group is not None and group_site.get(group, i) != i:
                 continue
             new_site = count[i] == 0
-            if new_site and used >= problem.max_shipments:
+            if new_site and len(opened) >= max_shipments:
                 continue
-            cap = min(sites[i].available[k], left)
+            cap = min(holders[depth][j][1], left)
+            was = open_cost[i]
+            if new_site:
+                opened.append(i)
+                in_use |= 1 << i
+            count[i] += 1
+            had_group = group is not None and group in group_site
+            if group is not None:
+                group_site[group] = i
             for q in range(cap, 0, -1):
-                plan[depth][i] = q
-                weight[i] += grams_of[depth] * q
-                count[i] += 1
-                used += new_site
-                if new_site:
-                    opened.append(i)
-                scar += lam[k][i] * q
-                had_group = group is not None and group in group_site
-                if group is not None:
-                    group_site[group] = i
+                row[i] = q
+                weight[i] += grams * q
+                open_cost[i] = fixed[i] + least(i, weight[i])
+                scar += lam_k[i] * q
                 place(depth, k, left - q, j + 1)
-                if group is not None and not had_group:
-                    del group_site[group]
-                scar -= lam[k][i] * q
-                used -= new_site
-                if new_site:
-                    opened.pop()
-                count[i] -= 1
-                weight[i] -= grams_of[depth] * q
-                plan[depth][i] = 0
+                scar -= lam_k[i] * q
+                weight[i] -= grams * q
+            row[i] = 0
+            open_cost[i] = was
+            if group is not None and not had_group:
+                del group_site[group]
+            count[i] -= 1
+            if new_site:
+                opened.pop()
+                in_use ^= 1 << i
         # whatever is still left is backordered
         short += left
         descend(depth + 1)
         short -= left
 
     def descend(depth: int) -> None:
-        if depth == len(order):
+        if depth == depths:
             if lower_bound(depth) < best_cost - 1e-9:
                 record()
             return
-        k = order[depth]
-        place(depth, k, units[k], 0)
+        place(depth, order[depth], units_of[depth], 0)
 
     root = lower_bound(0)
     limited = False

@@ -60,6 +60,7 @@ class RateCard:
     transit_days: tuple[int, ...] = ()
     services: tuple[ServiceRates, ...] = ()
     _minor: tuple[tuple[int, ...], ...] = field(init=False, repr=False, compare=False)
+    _dearest: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.distance_km or not self.weight_g:
@@ -81,13 +82,18 @@ class RateCard:
             for row in self.prices
         )
         object.__setattr__(self, "_minor", minor)
+        object.__setattr__(self, "_dearest", max(max(row) for row in minor))
         if self.services or self.transit_days:
             check_services(self)
 
     def band(self, distance_km: float, weight_g: int) -> tuple[int, int]:
-        d = min(bisect.bisect_left(self.distance_km, distance_km), len(self.distance_km) - 1)
-        w = min(bisect.bisect_left(self.weight_g, weight_g), len(self.weight_g) - 1)
-        return d, w
+        return self.distance_band(distance_km), self.weight_band(weight_g)
+
+    def distance_band(self, distance_km: float) -> int:
+        return min(bisect.bisect_left(self.distance_km, distance_km), len(self.distance_km) - 1)
+
+    def weight_band(self, weight_g: int) -> int:
+        return min(bisect.bisect_left(self.weight_g, weight_g), len(self.weight_g) - 1)
 
     def price_minor(self, distance_km: float, weight_g: int) -> int:
         d, w = self.band(distance_km, weight_g)
@@ -99,6 +105,10 @@ class RateCard:
 
     def minor_rows(self) -> tuple[tuple[int, ...], ...]:
         return self._minor
+
+    def dearest_minor(self) -> int:
+        """The dearest price on the card, in minor units."""
+        return self._dearest
 
     def price(self, distance_km: float, weight_g: int) -> Money:
         d, w = self.band(distance_km, weight_g)
@@ -239,6 +249,8 @@ class RoutingConfig:
     def groups_for(self, skus: Iterable[str]) -> tuple[frozenset[str], ...]:
         """The ship-together groups that bind an order with these SKUs (two or more of a
         group's SKUs in it), cut down to those SKUs."""
+        if not self.ship_together:
+            return ()
         wanted = set(skus)
         cut = (group & wanted for group in self.ship_together)
         return tuple(frozenset(g) for g in cut if len(g) > 1)
@@ -250,6 +262,7 @@ class _Loc:
     distance: float
     handling: int
     lower_bound: int  # handling + cheapest possible shipping from here
+    distance_band: int  # the rate card's row for this distance
 
 
 def _assign(
@@ -291,15 +304,21 @@ def _locations(
     min_grams = min((demand.unit_grams.get(s, 0) for s in wanted), default=0)
     locs: list[_Loc] = []
     other_currency = 0
+    lightest_band = card.weight_band(min_grams)
     for cand in candidates:
-        if not any(cand.available.get(sku, 0) > 0 for sku in wanted):
-            continue
+        available = cand.available
+        for sku in wanted:
+            if available.get(sku, 0) > 0:
+                break
+        else:
+            continue  # it holds none of the order
         if cand.handling.currency != demand.currency:
             other_currency += 1  # its handling cost cannot be added to this order's
             continue
         dist = haversine_km(cand.point, demand.destination)
         handling = int(cand.handling.amount * scale)
-        locs.append(_Loc(cand, dist, handling, handling + card.price_minor(dist, min_grams)))
+        d = card.distance_band(dist)
+        locs.append(_Loc(cand, dist, handling, handling + card.minor_row(d)[lightest_band], d))
     locs.sort(key=lambda loc: (loc.distance, loc.cand.location_id))
     return locs, other_currency
 
@@ -450,9 +469,9 @@ def _problem(
     card = config.rate_card
     sites = []
     for loc in locs:
-        d, _ = card.band(loc.distance, 0)
         at = loc.cand.location_id
-        available = {k: n for k in wanted if (n := loc.cand.available.get(k, 0)) > 0}
+        has = loc.cand.available
+        available = {k: n for k in wanted if (n := has.get(k, 0)) > 0}
         sites.append(
             Site(
                 key=at,
@@ -460,16 +479,18 @@ def _problem(
                 handling=loc.handling,
                 available=available,
                 band_upper_g=card.weight_g,
-                band_price=card.minor_row(d),
-                opportunity={k: v for k in available if (v := opportunity.get((at, k), 0.0))},
+                band_price=card.minor_row(loc.distance_band),
+                opportunity={k: v for k in available if (v := opportunity.get((at, k), 0.0))}
+                if opportunity
+                else {},
             )
         )
     split = int(config.split_penalty * scale)
     per_km = float(config.speed_per_km * scale)
     heaviest_plan = config.max_shipments * (
-        config.shipping_weight * max(max(row) for row in card.minor_rows())
-        + config.handling_weight * max((loc.handling for loc in locs), default=0)
-        + per_km * max((loc.distance for loc in locs), default=0.0)
+        config.shipping_weight * card.dearest_minor()
+        + config.handling_weight * max([loc.handling for loc in locs], default=0)
+        + (per_km * max([loc.distance for loc in locs], default=0.0) if per_km else 0.0)
     )
     most_scarcity = max(opportunity.values(), default=0.0) * sum(wanted.values())
     weights = Weights(
