@@ -37,7 +37,7 @@ from aoms.adapters.shopify.webhooks import parse_delivery
 from aoms.config import Settings
 from aoms.domain.errors import AomsError, ShopifyNotConfigured
 from aoms.domain.events import Event
-from aoms.domain.orders import Order
+from aoms.domain.orders import Order, OrderStatus
 from aoms.domain.policies import PolicyRegistry
 from aoms.services import scarcity, waves
 from aoms.services.carriers import Carrier
@@ -285,6 +285,9 @@ def label_failure_hold(runtime: Runtime) -> Callable[[FulfilmentToShip, str, dat
 
     def run(fo: FulfilmentToShip, why: str, now: datetime) -> None:
         with runtime.store.transaction() as tx:
+            stored = tx.get_order(fo.order_id)  # locked: as every order write starts
+            if stored is None or stored.status is OrderStatus.CANCELLED:
+                return  # cancelled meanwhile: its warehouse was told to stop already
             reason = f"no label could be bought for fulfilment order {fo.id} ({why})"
             detail = {"fulfilment_order_id": fo.id, "label_error": why}
             place_hold(SqlLifecycleRepo(tx), fo.order_id, HoldKind.MANUAL_REVIEW, reason,

@@ -137,3 +137,27 @@ def test_a_shopify_order_s_shipping_line_is_its_shipping_method(
         row = conn.execute(select(o.id, o.shipping_method).where(o.external_id == "9001")).one()
     assert row.shipping_method == "Express"
     assert chosen(runtime, row.id) == [("a", "express", "9.00")]  # within 1 day: as above
+
+
+def test_the_card_reads_back_and_delivery_days_are_whole_days_once_per_method(
+    client: TestClient,
+) -> None:
+    assert client.get("/v1/rate-cards/USD").json()["services"][0]["name"] == "express"
+    assert client.get("/v1/rate-cards/EUR").status_code == 404
+    policies = f"/v1/shops/{SHOP}/routing-policies"
+    twice = {"policy": "optimal", "delivery_days": {"Express": 1, "express": 3}}
+    answer = client.post(policies, json={"document": twice, "note": "x"})
+    assert answer.status_code == 422 and "given twice" in answer.json()["detail"], answer.text
+    text = {"policy": "optimal", "delivery_days": {"Express": "2"}}
+    assert client.post(policies, json={"document": text, "note": "x"}).status_code == 422
+
+
+def test_a_base_service_of_unstated_days_is_not_taken_to_keep_a_promise(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """The card's own prices state no days: an Express order (1 day) goes by express, the
+    one service known to arrive in time (A: 9.00 + 6.00)."""
+    unstated = {k: v for k, v in CARD.items() if k not in ("service", "transit_days")}
+    assert client.put("/v1/rate-cards/USD", json=unstated).status_code == 200
+    order = place(client, "u-1", "Express")
+    assert chosen(runtime, order["id"]) == [("a", "express", "9.00")]

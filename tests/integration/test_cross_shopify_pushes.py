@@ -1,6 +1,7 @@
-"""Known faults of what aoms tells Shopify (services.shopify_pushes) and of keeping an aoms edit
-across Shopify's updates (orders.channel_key), over real HTTP against the fake Admin API, on
-SQLite and PostgreSQL. Each is a strict expected failure until it is fixed.
+"""What aoms tells Shopify (services.shopify_pushes) and an aoms edit kept across Shopify's
+updates (orders.channel_key), where they once broke: a parcel shipped under aoms's own hold, a
+retry after half a push, two shipments under one tracking number, an address geocoded or
+corrected after an edit; over real HTTP against the fake Admin API, on SQLite and PostgreSQL.
 
 The network is that of tests.integration.test_shopify_pushes: TEE stocked only at A (Shopify's
 location 1), CAP only at B (location 2); an order of both ships in two parcels.

@@ -47,6 +47,21 @@ def _decimal(value: object, where: str) -> Decimal:
     return number
 
 
+def _days_by_method(given: Mapping[str, Any]) -> dict[str, int]:
+    """Shipping method (matched in any case) -> days; two that differ only in case refused."""
+    days: dict[str, int] = {}
+    for method, value in given.items():
+        key = str(method).strip().lower()
+        if not key:
+            raise _bad("a shipping method cannot be blank", "delivery_days")
+        if key in days:
+            raise _bad(f"{method!r} is given twice (methods match in any case)", "delivery_days")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _bad("must be a whole number of days", f"delivery_days.{method}")
+        days[key] = value
+    return days
+
+
 def _money_amount(value: Decimal, currency: str, where: str) -> None:
     if value < 0 or value >= MAX_AMOUNT:
         raise _bad(f"must be from 0 to below {MAX_AMOUNT}", where)
@@ -275,10 +290,7 @@ class PolicyDocument:
                 ),
                 max_shipments=int(data.get("max_shipments", 3)),
                 wave_minutes=int(data.get("wave_minutes", 0)),
-                delivery_days={
-                    str(k).strip().lower(): int(v)
-                    for k, v in (data.get("delivery_days") or {}).items()
-                },
+                delivery_days=_days_by_method(data.get("delivery_days") or {}),
                 scarcity=None
                 if data.get("scarcity") is None
                 else Scarcity(**{k: int(v) for k, v in data["scarcity"].items()}),

@@ -12,8 +12,8 @@ service depends only on its own distance and weight — so routing over location
 is routing over locations with the card `effective_card` composes: in each band, the price of
 the cheapest eligible service. Every exact method (the branch and bound, HiGHS) stays exact
 over both dimensions, with no more variables. Where no service is fast enough, the fastest
-ones there are eligible (the promise cannot be kept from that far; the speed term and the
-delivery promise say so).
+ones there are eligible (the promise cannot be kept from that far; the explanation says so).
+A service whose days the card does not state is not taken to keep a promise of days.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from aoms.domain.errors import InvalidInput
+from aoms.domain.money import Money
 
 if TYPE_CHECKING:
     from aoms.domain.routing import RateCard
@@ -73,6 +74,16 @@ def check(card: RateCard) -> None:
     for days in (card.transit_days, *(s.transit_days for s in card.services)):
         if any(d < 0 for d in days):
             raise InvalidInput("transit days cannot be negative", field="transit_days")
+    for s in card.services:
+        for row in s.prices:
+            for price in row:
+                try:
+                    Money.of(price, card.currency)  # exact in the currency, as the card's own
+                except (InvalidInput, ArithmeticError, ValueError) as exc:
+                    raise InvalidInput(
+                        f"service {s.name}: {price} is not a {card.currency} amount ({exc})",
+                        field="services",
+                    ) from exc
 
 
 def effective_card(card: RateCard, days: int | None) -> tuple[RateCard, ServicePick | None]:
@@ -88,10 +99,16 @@ def effective_card(card: RateCard, days: int | None) -> tuple[RateCard, ServiceP
     names: list[tuple[str, ...]] = []
     chosen_days: list[tuple[int | None, ...]] = []
     for d in range(len(card.distance_km)):
-        fast = [o for o in options if days is None or o[1] is None or o[1][d] <= days]
-        if not fast:  # none keeps the promise from here: the fastest do their best
-            quickest = min(o[1][d] for o in options if o[1] is not None)
-            fast = [o for o in options if o[1] is not None and o[1][d] == quickest]
+        known = [o for o in options if o[1] is not None]
+        if days is None:
+            fast = options
+        else:  # a service of unstated speed is not taken to keep a promise of days
+            fast = [o for o in known if o[1] is not None and o[1][d] <= days]
+        if not fast and known:  # none keeps the promise from here: the fastest do their best
+            quickest = min(o[1][d] for o in known if o[1] is not None)
+            fast = [o for o in known if o[1] is not None and o[1][d] == quickest]
+        if not fast:  # no service states its days: the cheapest, as with no limit
+            fast = options
         row_p, row_n, row_d = [], [], []
         for w in range(len(card.weight_g)):
             name, transit, price = min(

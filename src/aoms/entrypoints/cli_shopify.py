@@ -146,7 +146,8 @@ def map_locations(
             raise InvalidInput(f"expected LOCATION=GID, got {pair!r}", field="pairs")
         mapping[location] = gid
     SqlShopifyStore(_runtime(database_url).store).map_locations(shop, mapping)
-    print(f"{len(mapping)} locations mapped for {shop}")
+    n = len(mapping)
+    print(f"{n} location{'' if n == 1 else 's'} mapped for {shop}")
 
 
 @shopify_app.command("map-skus")
@@ -196,8 +197,8 @@ def pushes(
     database_url: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """What aoms tells Shopify of its orders (fulfilments with tracking, holds, tags), newest
-    first, with each push's result or last error."""
+    """What aoms tells Shopify of its orders (fulfilments with tracking, holds and tags,
+    returns), newest first, with each push's result or last error."""
     from aoms.adapters.db.shopify_pushes import SqlShopifyPushes
 
     if status not in (None, "pending", "sending", "done", "failed"):
@@ -211,6 +212,9 @@ def pushes(
             pass
         runtime.send_shopify_pushes()
     rows = repo.listing(shop, status)
+    if shop not in runtime.settings.shopify_admin_tokens:
+        console.print(f"{shop} has no Admin API access token: nothing is queued for Shopify "
+                      "(set AOMS_SHOPIFY_ADMIN_TOKENS)")  # fmt: skip
     if as_json:
         print(json.dumps(rows, indent=2, default=str))
         return

@@ -605,7 +605,11 @@ def route_rest(htx: HandoffTx, order_id: int, now: datetime) -> OrderStatus:
 
 
 def ship_outside(
-    htx: HandoffTx, order_id: int, now: datetime, units: Mapping[int, int] | None = None
+    htx: HandoffTx,
+    order_id: int,
+    now: datetime,
+    units: Mapping[int, int] | None = None,
+    at: str | None = None,
 ) -> int:
     """The channel says units of the order were fulfilled without a warehouse aoms handed
     them to (e.g. fulfilled in Shopify's admin): they left the building. `units` (order line
@@ -613,12 +617,19 @@ def ship_outside(
     warehouse has part of is left to the warehouse's own shipment messages. The units are
     taken from the fulfilment orders not handed off: their reservations are consumed
     (reserved and on_hand both go down, as a shipment's do) and they count as shipped on the
-    order's lines. Returns the units."""
+    order's lines; `at`: the aoms location the channel says they left from, taken first.
+    Returns the units."""
     tx = htx.tx
     if units is None and tx.handed_off(order_id):
         return 0
     left = dict(units) if units is not None else None
-    open_fos = [f for f in htx.order_fos(order_id) if f.status is S.OPEN]
+    # Those no warehouse has: open, or partly shipped by the channel itself before.
+    open_fos = [
+        f for f in htx.order_fos(order_id)
+        if f.status is S.OPEN or (f.status is S.PARTLY_SHIPPED and htx.handoff(f.id) is None)
+    ]  # fmt: skip
+    if at is not None:  # the location the channel names first, then the others
+        open_fos.sort(key=lambda f: f.location_id != at)
     lines = {f.id: adopt(htx, f) for f in open_fos}
     tx.lock_stock({ln.sku for ls in lines.values() for ln in ls})
     shipped = 0

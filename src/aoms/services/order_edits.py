@@ -25,8 +25,15 @@ from aoms.domain.money import Money
 from aoms.domain.orders import Order, OrderLine, OrderStatus, allocate_to_lines
 from aoms.domain.policies import accept_plan
 from aoms.domain.routing import Demand, RoutingConfig, RoutingPlan
+from aoms.domain.service_levels import effective_card
 from aoms.services import handoff, holds
-from aoms.services.orders import apply_version, record_decision, routing_key, unit_grams
+from aoms.services.orders import (
+    apply_version,
+    record_decision,
+    routing_key,
+    unit_grams,
+    with_services,
+)
 from aoms.services.ports import Tx
 
 
@@ -233,7 +240,7 @@ def _route_new_lines(
         return {n: 0 for n in everything}, everything
     levels = tx.lock_stock(part.demand())
     candidates = tx.candidates(levels)
-    config = RoutingConfig(rate_card=inputs.card)
+    config = RoutingConfig(rate_card=effective_card(inputs.card, None)[0])
     if version is not None:
         candidates, config, _ = apply_version(tx, version, part, candidates, inputs.card, now)
     wanted = Demand(part.demand(), unit_grams(tx, part), stored.dest, part.currency)
@@ -242,6 +249,8 @@ def _route_new_lines(
     except (UnknownPolicy, PlanBroken):
         return {n: 0 for n in everything}, everything
     routing = replace(routing, explanation=f"Added lines: {routing.explanation}")
+    days = version.document.days_for(part.shipping_method) if version else None
+    routing = with_services(routing, inputs.card, days, part.shipping_method)
     allocations, short = allocate_to_lines(part.lines, routing.shipments)
     tx.reserve(order_id, allocations, now)
     repo.add_fulfilment_orders(order_id, routing, now)

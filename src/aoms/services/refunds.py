@@ -125,11 +125,13 @@ def mark_delivered(
     now: datetime,
     consume: bool = True,
     units: Mapping[int, int] | None = None,
+    at: str | None = None,
 ) -> None:
     """Record that the order's units reached the customer (or left for them): they become
     returnable, and what aoms still reserved for them is consumed as shipped (unless a
     warehouse aoms handed them to reports its own shipments). `units` (order line -> units):
-    only those left, as the channel's fulfilment names them. `consume=False`: the channel
+    only those left, as the channel's fulfilment names them, from `at` (an aoms location)
+    first. `consume=False`: the channel
     tells of a fulfilment aoms itself made there, whose units aoms already counted."""
     facts = locked(rtx, order_id)
     if facts.status is OrderStatus.CANCELLED:
@@ -140,7 +142,7 @@ def mark_delivered(
     # Units the channel fulfilled left the building: what aoms still holds for them is
     # consumed, so that a restock of a returned unit is not stock made out of nothing.
     if consume:
-        handoff.ship_outside(rtx.core.handoff(), order_id, now, units)
+        handoff.ship_outside(rtx.core.handoff(), order_id, now, units, at)
 
 
 def parcel_delivered(

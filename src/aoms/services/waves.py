@@ -30,6 +30,7 @@ from aoms.domain.optimise import Problem
 from aoms.domain.orders import Order, OrderStatus
 from aoms.domain.policies import plan_from
 from aoms.domain.routing import Candidate, Demand, RoutingConfig, problem_for
+from aoms.domain.service_levels import effective_card
 from aoms.services.orders import apply_version, commit_plan, release_all, unit_grams
 from aoms.services.ports import Tx
 
@@ -93,7 +94,7 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
         everywhere = tx.candidates(pooled)  # the same for every order, before its rules
         for order_id, order in orders.items():
             candidates = everywhere
-            config = RoutingConfig(rate_card=card)
+            config = RoutingConfig(rate_card=effective_card(card, None)[0])
             if version is not None:
                 candidates, config, _ = apply_version(
                     tx, version, order, candidates, card, now, shipped_before=own

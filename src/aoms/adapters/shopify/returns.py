@@ -176,8 +176,23 @@ def handle_fulfilment(tx: Tx, delivery: Delivery, now: datetime) -> int | None:
     first = _first_time(rtx, facts.id, payload.get("id"), now)
     refunds.mark_delivered(rtx, facts.id, delivered_at=delivered, fulfilled_at=fulfilled,
                            source="shopify", now=now, consume=first and not ours,
-                           units=_fulfilled_lines(rtx, facts.id, payload))  # fmt: skip
+                           units=_fulfilled_lines(rtx, facts.id, payload),
+                           at=_aoms_location(rtx, delivery.shop, payload))  # fmt: skip
     return facts.id
+
+
+def _aoms_location(rtx: SqlReturnsTx, shop: str, payload: Mapping[str, Any]) -> str | None:
+    """The aoms location mapped to the Shopify location the fulfillment names, if any."""
+    number = payload.get("location_id")
+    if number is None:
+        return None
+    m = t.shopify_locations.c
+    found = rtx.conn.execute(
+        select(m.location_id).where(
+            m.shop == shop, m.location_gid == f"gid://shopify/Location/{number}"
+        )
+    ).scalar()
+    return str(found) if found is not None else None
 
 
 def _first_time(rtx: SqlReturnsTx, order_id: int, fulfillment_id: object, now: datetime) -> bool:

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -401,6 +401,19 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
             domain = domain.strip().lower().rstrip(".")
             setup.upsert_shop(conn, domain, body.routing_policy, body.currency, r.clock())
         return {"domain": domain, **body.model_dump(mode="json")}
+
+    @app.get("/v1/rate-cards/{currency}", tags=["setup"])
+    def get_rate_card(
+        currency: Annotated[str, Path(pattern=r"^[A-Z]{3}$")], r: Rt
+    ) -> dict[str, Any]:
+        """The rate card that prices shipments in this currency, as it was set."""
+        with r.store.read() as conn:
+            found = conn.execute(
+                select(t.rate_cards.c.card).where(t.rate_cards.c.currency == currency)
+            ).scalar()
+        if found is None:
+            raise NotFound(f"no rate card in {currency}", field="currency")
+        return dict(RateCard.from_dict(found).as_dict())
 
     @app.put("/v1/rate-cards/{currency}", tags=["setup"])
     def put_rate_card(

@@ -398,7 +398,8 @@ class PolicyDocumentIn(_Strict):
         "docs/routing-policies.md); none by default.",
     )
     delivery_days: dict[
-        Annotated[str, Field(min_length=1, max_length=255)], Annotated[int, Field(ge=0, le=60)]
+        Annotated[str, Field(min_length=1, max_length=255)],
+        Annotated[int, Field(ge=0, le=60, strict=True)],
     ] = Field(
         default_factory=dict,
         max_length=100,
