@@ -989,20 +989,12 @@ class FakeShopifyAdmin:
         return {"fulfillment": created, "userErrors": []}
 
     def _tags_add(self, _root: Any, _info: Any, id: str, tags: list[str]) -> dict[str, Any]:
-        number = gid_number(id) if id.startswith("gid://shopify/Order/") else None
-        if number is None or number not in self.orders:
-            return {
-                "node": None,
-                "userErrors": [{"field": ["id"], "message": "Resource not found"}],
-            }
-        order = self.orders[number]
-        have = [t.strip() for t in str(order.get("tags") or "").split(",") if t.strip()]
-        have += [t for t in tags if t not in have]
-        order["tags"] = ", ".join(have)
-        order["updated_at"] = datetime.now(UTC).isoformat()
-        return {"node": {"id": id, "__typename": "Order"}, "userErrors": []}
+        return self._retag(id, lambda have: have + [t for t in tags if t not in have])
 
     def _tags_remove(self, _root: Any, _info: Any, id: str, tags: list[str]) -> dict[str, Any]:
+        return self._retag(id, lambda have: [t for t in have if t not in tags])
+
+    def _retag(self, id: str, change: Callable[[list[str]], list[str]]) -> dict[str, Any]:
         number = gid_number(id) if id.startswith("gid://shopify/Order/") else None
         if number is None or number not in self.orders:
             return {
@@ -1011,7 +1003,7 @@ class FakeShopifyAdmin:
             }
         order = self.orders[number]
         have = [t.strip() for t in str(order.get("tags") or "").split(",") if t.strip()]
-        order["tags"] = ", ".join(t for t in have if t not in tags)
+        order["tags"] = ", ".join(change(have))
         order["updated_at"] = datetime.now(UTC).isoformat()
         return {"node": {"id": id, "__typename": "Order"}, "userErrors": []}
 

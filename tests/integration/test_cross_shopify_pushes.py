@@ -14,12 +14,10 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 from sqlalchemy import delete
 
 from aoms.adapters.db import schema as t
 from aoms.adapters.db.handoff import SqlHandoffStore
-from aoms.adapters.db.shopify import SqlShopifyStore
 from aoms.adapters.db.shopify_pushes import SqlShopifyPushes
 from aoms.adapters.shopify.fulfilment_orders import ShopifyPushAdmin
 from aoms.bootstrap import Runtime
@@ -31,10 +29,12 @@ from tests.builders import T0, later, network, shopify_payload
 from tests.fakes.shopify_admin import FakeShopifyAdmin
 from tests.integration.test_lifecycle import deliver, order_id
 from tests.integration.test_lifecycle import reserved as reserved_at
-from tests.integration.test_shopify_pushes import (
+from tests.integration.test_shopify_pushes import (  # the fixtures, used by name below
     LOC_A,
     LOC_B,
     SHOP,
+    client,
+    fake,
     flush,
     fos,
     place,
@@ -44,32 +44,7 @@ from tests.integration.test_shopify_pushes import (
     webhook,
 )
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeShopifyAdmin]:
-    shopify = FakeShopifyAdmin(shop=SHOP, restore_rate=1000.0, bucket=2000.0)
-    shopify.locations.update({LOC_A: "A", LOC_B: "B"})
-    shopify.start()
-    yield shopify
-    shopify.stop()
-
-
-@pytest.fixture
-def client(runtime: Runtime, fake: FakeShopifyAdmin) -> Iterator[TestClient]:
-    """As tests.integration.test_shopify_pushes's: Shopify's fake, A and B mapped, each a 3PL."""
-    runtime.settings = runtime.settings.model_copy(
-        update={"shopify_admin_tokens": {SHOP: SecretStr(fake.token)},
-                "shopify_admin_url": fake.base_url}
-    )  # fmt: skip
-    runtime.clock = lambda: T0
-    network(runtime.engine, {("TEE", "a"): 5, ("CAP", "b"): 5})
-    SqlShopifyStore(runtime.store).map_locations(SHOP, {"a": LOC_A, "b": LOC_B})
-    for loc in ("a", "b"):
-        SqlHandoffStore(runtime.store).set_connection(
-            loc, kind="rest", secret="s" * 24, base_url="http://x", now=T0
-        )
-    with TestClient(create_app(runtime, migrate_on_start=False)) as c:
-        yield c
+__all__ = ["client", "fake"]
 
 
 def remaining(fake: FakeShopifyAdmin, number: int) -> int:
