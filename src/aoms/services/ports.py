@@ -18,7 +18,7 @@ from aoms.domain.routing import Candidate, RateCard, RoutingPlan
 from aoms.domain.routing_policy import PolicyDocument, PolicyVersion
 
 if TYPE_CHECKING:
-    from aoms.services.handoff import HandoffTx
+    from aoms.services.handoff_ports import HandoffTx
 
 
 @dataclass(frozen=True, slots=True)

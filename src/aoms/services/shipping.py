@@ -46,7 +46,7 @@ from aoms.domain.shipping import (
 )
 from aoms.services import handoff, refunds
 from aoms.services.carriers import Carrier, Label, RateRequest, ShipAddress, TrackingUpdate
-from aoms.services.handoff import HandoffTx
+from aoms.services.handoff_ports import HandoffTx, Shipment
 from aoms.services.rate_shopping import CarrierFailure, RateShopper
 from aoms.services.returns_ports import ReturnsTx
 
@@ -503,7 +503,7 @@ def _ship_parcel(
     shipped (the order was cancelled meanwhile, aoms counts too few on hand) is kept as the
     tracking it is, and a `parcel.not_shipped` event asks a person to settle it."""
     tn = update.tracking_number
-    shipment = handoff.Shipment(
+    shipment = Shipment(
         ref=handoff.label_ref(tn),
         items={str(k): int(v) for k, v in parcel["items"].items()},
         shipped_at=update.occurred_at,

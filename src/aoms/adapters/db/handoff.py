@@ -15,7 +15,7 @@ from aoms.adapters.db.store import SqlStore, SqlTx
 from aoms.domain.errors import UnknownLocation
 from aoms.domain.handoff import TERMINAL, WONT_SHIP, FoLine, FoStatus
 from aoms.domain.orders import OrderStatus
-from aoms.services.handoff import Fo, Handoff, HandoffRequest, Shipment, TplConnection
+from aoms.services.handoff_ports import Fo, Handoff, HandoffRequest, Shipment, TplConnection
 
 LIVE = [s.value for s in FoStatus if s not in TERMINAL]
 NOT_PLANNED = sorted(s.value for s in WONT_SHIP)

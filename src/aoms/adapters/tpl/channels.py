@@ -9,7 +9,7 @@ import httpx
 
 from aoms.adapters.tpl.filedrop import FileDropChannel
 from aoms.adapters.tpl.rest import RestChannel
-from aoms.services.handoff import FulfilmentChannel
+from aoms.services.handoff_ports import FulfilmentChannel
 
 
 def channels(

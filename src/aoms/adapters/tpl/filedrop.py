@@ -29,7 +29,14 @@ from aoms.adapters.db.handoff import SqlHandoffStore, SqlHandoffTx
 from aoms.domain.errors import AomsError, InvalidInput
 from aoms.domain.handoff import RejectReason
 from aoms.services import handoff as svc
-from aoms.services.handoff import Answer, DeliveryFailed, HandoffRequest, Message, TplConnection
+from aoms.services.handoff_ports import (
+    Answer,
+    DeliveryFailed,
+    HandoffRequest,
+    Message,
+    Shipment,
+    TplConnection,
+)
 from aoms.services.inventory import adjust_stock
 
 FO_COLUMNS = [
@@ -297,7 +304,7 @@ def _message(
     kind: str, fo_id: int, ref: str, m: dict[str, Any], row: dict[str, str], n: int, mid: str
 ) -> Message:
     if kind == "shipments":
-        shipment = svc.Shipment(
+        shipment = Shipment(
             ref,
             m["items"],
             _time(row, "shipped_at", n),

@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from aoms.adapters.tpl.signing import sign
 from aoms.domain.handoff import RejectReason
-from aoms.services.handoff import (
+from aoms.services.handoff_ports import (
     Answer,
     DeliveryFailed,
     HandoffRequest,

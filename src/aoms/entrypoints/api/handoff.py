@@ -16,6 +16,7 @@ from aoms.bootstrap import Runtime
 from aoms.domain.errors import InvalidInput, InvalidSignature, NotFound
 from aoms.entrypoints.api.schemas import _Strict
 from aoms.services import handoff as svc
+from aoms.services.handoff_ports import Result
 
 router = APIRouter(tags=["hand-off"])
 FoId = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -123,7 +124,7 @@ def fulfilment_order(fo_id: FoId, r: Rt) -> dict[str, Any]:
 
 def _run(r: Rt, fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
     with _store(r).handoff_transaction() as htx:
-        result: svc.Result = fn(htx, *args, now=r.clock(), **kw)
+        result: Result = fn(htx, *args, now=r.clock(), **kw)
     return result.as_dict()
 
 
