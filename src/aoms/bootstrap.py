@@ -62,6 +62,7 @@ log = logging.getLogger("aoms")
 
 Subscriber = Callable[[int, Event], None]
 TIMER_CHECK_SECONDS = 20.0  # how often the workers look for a closed wave or stale prices
+TIMERS_POLL_SECONDS = 1.0  # the timers' own beat; a queued Shopify push wakes them at once
 
 
 def utc_now() -> datetime:
@@ -78,7 +79,8 @@ class Runtime:
     clock: Callable[[], datetime] = utc_now
     subscribers: list[Subscriber] = field(default_factory=list)
     recent_events: deque[tuple[int, Event]] = field(default_factory=lambda: deque(maxlen=200))
-    inbox_signal: threading.Event = field(default_factory=threading.Event)
+    inbox_signal: threading.Event = field(default_factory=threading.Event)  # a delivery came
+    timers_signal: threading.Event = field(default_factory=threading.Event)  # a push is queued
     waves_closed: dict[str, datetime] = field(default_factory=dict)  # shop -> last wave re-planned
     shopify_clients: dict[str, ShopifyAdminClient] = field(default_factory=dict)  # kept per shop
     shopify_pushed: dict[str, float] = field(default_factory=dict)  # shop -> monotonic time
@@ -161,7 +163,7 @@ class Runtime:
         mapped locations: every `shopify_push_seconds`, and `shopify_push_after_change_seconds`
         after a relayed event. A shop that fails is logged and tried on the next pass."""
         every = self.settings.shopify_push_seconds
-        if not every:
+        if not every or not self.settings.shopify_admin_tokens:
             return []
         soon = min(every, self.settings.shopify_push_after_change_seconds)
         with self.clients_lock:  # events relayed from here on mark it again
@@ -200,7 +202,7 @@ class Runtime:
             rows = shopify_pushes.pushes_for(conn, event_id, event, shops)
             if rows:
                 shopify_pushes.enqueue(conn, rows, self.clock())
-                self.inbox_signal.set()  # wake the timers: Shopify hears of it at once
+                self.timers_signal.set()  # wake the timers: Shopify hears of it at once
 
     def send_shopify_pushes(self) -> dict[str, int]:
         """Send the queued pushes that are due, to each shop with an access token."""
@@ -367,14 +369,22 @@ class Workers:
 
     def start(self) -> None:
         lanes = self.runtime.inbox_threads(dedicated=self.dedicated)
-        steps: list[tuple[str, Callable[[], bool]]] = [
-            (f"inbox-{lane}", partial(self._inbox_step, lane, lanes)) for lane in range(lanes)
+        poll = self.runtime.settings.worker_poll_seconds
+        inbox, timers = self.runtime.inbox_signal, self.runtime.timers_signal
+        # Each loop waits on its own signal: the inbox on deliveries, the relay on its poll,
+        # the timers on their beat or a queued push — so a burst of webhooks wakes only the
+        # inbox, not every loop (a loop woken by every acknowledgement spins on the GIL and
+        # the database the acknowledgements need).
+        steps: list[tuple[str, Callable[[], bool], Callable[[], object]]] = [
+            (f"inbox-{lane}", partial(self._inbox_step, lane, lanes), partial(inbox.wait, poll))
+            for lane in range(lanes)
         ]
-        steps.append(("outbox", self._outbox_step))
-        steps.append(("timers", self._timers_step))
-        for name, step in steps:
+        steps.append(("outbox", self._outbox_step, partial(self._stop.wait, poll)))
+        beat = max(poll, TIMERS_POLL_SECONDS)
+        steps.append(("timers", self._timers_step, partial(self._wait_timers, timers, beat)))
+        for name, step, wait in steps:
             thread = threading.Thread(
-                target=self._loop, args=(step,), name=f"aoms-{name}", daemon=True
+                target=self._loop, args=(step, wait), name=f"aoms-{name}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
@@ -382,6 +392,7 @@ class Workers:
     def stop(self) -> None:
         self._stop.set()
         self.runtime.inbox_signal.set()
+        self.runtime.timers_signal.set()
         for thread in self._threads:
             thread.join(timeout=10)
 
@@ -404,8 +415,12 @@ class Workers:
         self.runtime.check_stock_if_due()
         return False
 
-    def _loop(self, step: Callable[[], bool]) -> None:
-        poll = self.runtime.settings.worker_poll_seconds
+    @staticmethod
+    def _wait_timers(signal: threading.Event, seconds: float) -> None:
+        signal.wait(seconds)
+        signal.clear()
+
+    def _loop(self, step: Callable[[], bool], wait: Callable[[], object]) -> None:
         while not self._stop.is_set():
             try:
                 busy = step()
@@ -413,7 +428,7 @@ class Workers:
                 log.exception("worker step failed")
                 busy = False
             if not busy:
-                self.runtime.inbox_signal.wait(poll)
+                wait()
 
 
 def fulfilment_gate(runtime: Runtime) -> AfterRoute:

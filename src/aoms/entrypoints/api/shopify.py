@@ -106,7 +106,7 @@ def retry_push(shop: Shop, push_id: Annotated[int, Path(ge=1)], rt: Rt) -> dict[
         push_id, rt.clock()
     ):
         raise NotFound(f"no failed push {push_id} for {shop}", field="push_id")
-    rt.inbox_signal.set()
+    rt.timers_signal.set()
     return {"id": push_id, "status": "pending"}
 
 
