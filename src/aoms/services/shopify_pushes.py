@@ -187,6 +187,8 @@ def send(admin: PushAdmin, push: Push) -> dict[str, Any]:
         return _fulfil(admin, order_gid, p)
     if push.kind == RETURN:
         return _open_return(admin, order_gid, p)
+    if push.kind == HOLD and p.get("superseded"):
+        return {"superseded": "the hold was released since: nothing to hold on Shopify"}
     state = admin.read_order(order_gid)
     tag = hold_tag(str(p["hold_type"]))
     if push.kind == HOLD:

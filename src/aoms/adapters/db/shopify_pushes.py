@@ -188,8 +188,20 @@ class SqlShopifyPushes:
                 payload = dict(r.payload)
                 if r.kind == FULFILMENT:
                     payload["claimed"] = self._claimed(r.id, r.order_id, payload)
+                if r.kind == HOLD and self._released_since(r.id, r.order_id, payload):
+                    payload["superseded"] = True
                 taken.append(Push(r.id, r.shop, r.order_id, r.kind, payload, r.attempts))
         return taken
+
+    def _released_since(self, push_id: int, order_id: int, payload: Mapping[str, Any]) -> bool:
+        """Whether a release of the same hold type was queued after this hold push (a hold
+        push retried by hand after the hold was released must not hold the order again)."""
+        p = t.shopify_pushes.c
+        with self.store.read() as conn:
+            rows = conn.execute(
+                select(p.payload).where(p.order_id == order_id, p.kind == RELEASE, p.id > push_id)
+            ).scalars()
+            return any((row or {}).get("hold_type") == payload.get("hold_type") for row in rows)
 
     def _claimed(self, push_id: int, order_id: int, payload: Mapping[str, Any]) -> dict[str, int]:
         """Units the order's other answered fulfilment pushes fulfilled under the same
