@@ -93,32 +93,22 @@ def effective_card(card: RateCard, days: int | None) -> tuple[RateCard, ServiceP
 
     if not card.services:
         return card, None
-    options = [(card.service, card.transit_days or None, card.prices)]
-    options += [(s.name, s.transit_days, s.prices) for s in card.services]
+    services = [ServiceRates(card.service, card.transit_days, card.prices), *card.services]
+    stated = [s for s in services if s.transit_days]  # unstated speed keeps no promise
     prices: list[tuple[Decimal, ...]] = []
     names: list[tuple[str, ...]] = []
     chosen_days: list[tuple[int | None, ...]] = []
     for d in range(len(card.distance_km)):
-        known = [o for o in options if o[1] is not None]
-        if days is None:
-            fast = options
-        else:  # a service of unstated speed is not taken to keep a promise of days
-            fast = [o for o in known if o[1] is not None and o[1][d] <= days]
-        if not fast and known:  # none keeps the promise from here: the fastest do their best
-            quickest = min(o[1][d] for o in known if o[1] is not None)
-            fast = [o for o in known if o[1] is not None and o[1][d] == quickest]
-        if not fast:  # no service states its days: the cheapest, as with no limit
-            fast = options
-        row_p, row_n, row_d = [], [], []
-        for w in range(len(card.weight_g)):
-            name, transit, price = min(
-                ((o[0], o[1], o[2][d][w]) for o in fast), key=lambda o: (o[2], o[0])
-            )
-            row_p.append(price)
-            row_n.append(name)
-            row_d.append(transit[d] if transit is not None else None)
-        prices.append(tuple(row_p))
-        names.append(tuple(row_n))
-        chosen_days.append(tuple(row_d))
+        fast = services  # no limit, or no service states its days: the cheapest
+        if days is not None and stated:
+            quickest = min(s.transit_days[d] for s in stated)
+            # those that keep the promise from here; if none does, the fastest do their best
+            fast = [s for s in stated if s.transit_days[d] <= max(days, quickest)]
+        chosen = [
+            min(fast, key=lambda s: (s.prices[d][w], s.name)) for w in range(len(card.weight_g))
+        ]
+        prices.append(tuple(s.prices[d][w] for w, s in enumerate(chosen)))
+        names.append(tuple(s.name for s in chosen))
+        chosen_days.append(tuple(s.transit_days[d] if s.transit_days else None for s in chosen))
     composed = RateCard(card.currency, card.distance_km, card.weight_g, tuple(prices))
     return composed, ServicePick(tuple(names), tuple(chosen_days))

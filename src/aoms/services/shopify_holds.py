@@ -44,6 +44,11 @@ def handle_for(hold_type: str) -> str:
     return f"aoms-{hold_type.replace('_', '-')}"
 
 
+def hold_type_of(handle: str) -> str:
+    """The aoms hold type a handle of `handle_for` stands for."""
+    return handle.removeprefix("aoms-").replace("-", "_")
+
+
 def hold_on_shopify(
     admin: HoldAdmin, fulfillment_order_id: str, hold_type: str, *, notes: str | None = None
 ) -> str:

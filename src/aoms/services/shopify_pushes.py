@@ -34,7 +34,13 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from aoms.domain.errors import AomsError, ShopifyError, ShopifyNotConfigured
-from aoms.services.shopify_holds import HoldAdmin, handle_for, hold_on_shopify, release_on_shopify
+from aoms.services.shopify_holds import (
+    HoldAdmin,
+    handle_for,
+    hold_on_shopify,
+    hold_type_of,
+    release_on_shopify,
+)
 
 log = logging.getLogger(__name__)
 
@@ -289,13 +295,11 @@ def _lift_own_holds(
         if not fo.holds or not all(handle.startswith("aoms-") for _, handle in fo.holds):
             continue  # someone else's hold: theirs to release
         admin.fulfillment_order_release_hold(fo.id, hold_ids=[h for h, _ in fo.holds])
-        lifted[fo.id] = [handle.removeprefix("aoms-").replace("-", "_") for _, handle in fo.holds]
+        lifted[fo.id] = [hold_type_of(handle) for _, handle in fo.holds]
     return lifted
 
 
 def _open_return(admin: PushAdmin, order_gid: str, p: Mapping[str, Any]) -> dict[str, Any]:
-    if p.get("return_gid"):
-        return {"return_gid": p["return_gid"]}
     items = admin.returnable(order_gid)
     left = [n for _, _, n in items]  # units still returnable, by item
     lines: list[dict[str, Any]] = []

@@ -6,7 +6,8 @@ import sqlite3
 import time
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 
 
 def begin_immediate(dbapi_conn: Any, wait_seconds: float = 30.0) -> None:
@@ -55,3 +56,11 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def upsert_insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """The connection's dialect's INSERT into `table`, which takes ON CONFLICT (do nothing,
+    or do update) on PostgreSQL and SQLite alike."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

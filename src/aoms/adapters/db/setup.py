@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Connection, Table
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from aoms.adapters.db import schema as t
+from aoms.adapters.db.engine import upsert_insert
 from aoms.adapters.db.schema import to_minor
 from aoms.adapters.db.store import SqlTx
 from aoms.domain.money import Money
@@ -16,8 +15,7 @@ from aoms.domain.routing import Policy, RateCard
 
 
 def _upsert(conn: Connection, table: Table, values: dict[str, object], keys: list[str]) -> None:
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(table).values(**values)
+    stmt = upsert_insert(conn, table).values(**values)
     changes = {k: v for k, v in values.items() if k not in keys and k != "created_at"}
     conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changes))
 

@@ -7,10 +7,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, Table, and_, delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from aoms.adapters.db import schema as t
+from aoms.adapters.db.engine import upsert_insert
 from aoms.adapters.db.store import SqlStore
 from aoms.domain.errors import InvalidInput, UnknownLocation
 from aoms.domain.events import Event
@@ -26,8 +25,7 @@ def _upsert(
     """Insert or update rows by their keys: one statement, executed for many rows."""
     if not rows:
         return
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(table)
+    stmt = upsert_insert(conn, table)
     changes = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
     conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changes), list(rows))
 

@@ -8,10 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from aoms.adapters.db import schema as t
+from aoms.adapters.db.engine import upsert_insert
 from aoms.adapters.db.store import SqlStore
 from aoms.domain import events as ev
 from aoms.domain.events import Event
@@ -132,12 +131,24 @@ def _line_items(conn: Connection, order_id: int, data: Mapping[str, Any]) -> dic
 
 
 def _location_gid(conn: Connection, shop: str, location_id: object) -> str | None:
+    """The Shopify location mapped to an aoms location (None when it is not mapped)."""
     if not location_id:
         return None
     m = t.shopify_locations.c
     return conn.execute(
         select(m.location_gid).where(m.shop == shop, m.location_id == str(location_id))
     ).scalar()
+
+
+def aoms_location(conn: Connection, shop: str, shopify_location_id: object) -> str | None:
+    """The aoms location mapped to a Shopify location (by its number), if any."""
+    if shopify_location_id is None:
+        return None
+    m = t.shopify_locations.c
+    gid = f"gid://shopify/Location/{shopify_location_id}"
+    found = conn.execute(select(m.location_id).where(m.shop == shop, m.location_gid == gid))
+    location = found.scalar()
+    return str(location) if location is not None else None
 
 
 class SqlShopifyPushes:
@@ -287,13 +298,28 @@ class SqlShopifyPushes:
 
 
 def enqueue(conn: Connection, rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     values = [
         {**r, "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
         for r in rows
     ]
-    stmt = insert(t.shopify_pushes).on_conflict_do_nothing(index_elements=["source", "kind"])
-    conn.execute(stmt, values)
+    stmt = upsert_insert(conn, t.shopify_pushes)
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["source", "kind"]), values)
+
+
+def first_word_of(conn: Connection, order_id: int, fulfillment_id: object, now: datetime) -> bool:
+    """Whether this is the first word of this Shopify fulfillment (by its id), kept in
+    `channel_fulfilments`: only then do its units leave; a repeat or an update of it
+    (delivered) changes only the dates."""
+    if fulfillment_id is None:
+        return True
+    row = {"order_id": order_id, "external_id": str(fulfillment_id)[:64], "recorded_at": now}
+    stmt = (
+        upsert_insert(conn, t.channel_fulfilments)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=["order_id", "external_id"])
+        .returning(t.channel_fulfilments.c.order_id)
+    )
+    return conn.execute(stmt).first() is not None
 
 
 def own_fulfilment(conn: Connection, order_id: int, payload: Mapping[str, Any]) -> bool:

@@ -24,12 +24,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from aoms.adapters.db import schema as t
 from aoms.adapters.db.returns import SqlReturnsTx
-from aoms.adapters.db.shopify_pushes import own_fulfilment
+from aoms.adapters.db.shopify_pushes import aoms_location, first_word_of, own_fulfilment
 from aoms.adapters.db.store import SqlTx
 from aoms.adapters.geocode import geocode
 from aoms.adapters.shopify.webhooks import _money, _objects, _set_amount, _time
@@ -173,42 +171,13 @@ def handle_fulfilment(tx: Tx, delivery: Delivery, now: datetime) -> int | None:
     if payload.get("shipment_status") == "delivered":
         delivered = _time(payload.get("updated_at") or payload.get("created_at"), "updated_at")
     ours = own_fulfilment(rtx.conn, facts.id, payload)
-    first = _first_time(rtx, facts.id, payload.get("id"), now)
+    first = first_word_of(rtx.conn, facts.id, payload.get("id"), now)
     refunds.mark_delivered(rtx, facts.id, delivered_at=delivered, fulfilled_at=fulfilled,
                            source="shopify", now=now, consume=first and not ours,
                            units=_fulfilled_lines(rtx, facts.id, payload),
-                           at=_aoms_location(rtx, delivery.shop, payload))  # fmt: skip
+                           at=aoms_location(rtx.conn, delivery.shop,
+                                            payload.get("location_id")))  # fmt: skip
     return facts.id
-
-
-def _aoms_location(rtx: SqlReturnsTx, shop: str, payload: Mapping[str, Any]) -> str | None:
-    """The aoms location mapped to the Shopify location the fulfillment names, if any."""
-    number = payload.get("location_id")
-    if number is None:
-        return None
-    m = t.shopify_locations.c
-    found = rtx.conn.execute(
-        select(m.location_id).where(
-            m.shop == shop, m.location_gid == f"gid://shopify/Location/{number}"
-        )
-    ).scalar()
-    return str(found) if found is not None else None
-
-
-def _first_time(rtx: SqlReturnsTx, order_id: int, fulfillment_id: object, now: datetime) -> bool:
-    """Whether this is the first word of this Shopify fulfillment (by its id): only then do
-    its units leave; a repeat or an update of it (delivered) changes only the dates."""
-    if fulfillment_id is None:
-        return True
-    insert = pg_insert if rtx.conn.dialect.name == "postgresql" else sqlite_insert
-    row = {"order_id": order_id, "external_id": str(fulfillment_id)[:64], "recorded_at": now}
-    stmt = (
-        insert(t.channel_fulfilments)
-        .values(row)
-        .on_conflict_do_nothing(index_elements=["order_id", "external_id"])
-        .returning(t.channel_fulfilments.c.order_id)
-    )
-    return rtx.conn.execute(stmt).first() is not None
 
 
 def _fulfilled_lines(
