@@ -110,6 +110,14 @@ def test_each_shipment_goes_by_the_cheapest_service_that_meets_the_order_s_days(
     if method == "EXPRESS":
         assert "A by express (1 day)" in decision["explanation"]
         assert "within 1 day (EXPRESS)" in decision["explanation"]
+    d = t.routing_decisions.c
+    with runtime.store.read() as conn:
+        detail = conn.execute(select(d.detail).where(d.order_id == order["id"])).scalar_one()
+    # What label buying meets later: the method's days, and each shipment's service's days.
+    assert detail.get("within_days") == {None: None, "Standard": 3, "EXPRESS": 1}[method]
+    assert [s["transit_days"] for s in detail["chosen"]["shipments"]] == [
+        {None: 5, "Standard": 2, "EXPRESS": 1}[method]
+    ]
 
 
 def test_a_rate_card_s_services_must_fit_its_bands(client: TestClient) -> None:

@@ -34,9 +34,11 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
         yield c
 
 
-def place(client: TestClient, external_id: str, km: float, hours_ago: float) -> int:
+def place(
+    client: TestClient, external_id: str, km: float, hours_ago: float, method: str | None = None
+) -> int:
     p = east(km)
-    body = {
+    body: dict[str, Any] = {
         "shop": SHOP,
         "external_id": external_id,
         "currency": "USD",
@@ -44,6 +46,8 @@ def place(client: TestClient, external_id: str, km: float, hours_ago: float) -> 
         "shipping_address": {"country_code": "US", "latitude": p.lat, "longitude": p.lng},
         "lines": [{"sku": "X", "quantity": 1, "unit_price": "10.00", "grams": 500}],
     }
+    if method:
+        body["shipping_method"] = method
     answer = client.post("/v1/orders", json=body)
     assert answer.status_code == 201, answer.text
     order_id: int = answer.json()["order"]["id"]
@@ -85,6 +89,37 @@ def test_stock_priced_by_the_orders_to_come_sends_a_tied_order_to_the_plentiful_
     assert "Scarcity prices per unit taken, added to the plan's score: X at A 4.00 USD." in words
     # And a door customer still takes A's last unit: 5.50 + 4.00 < 9.50 from B.
     assert shipped_from(client, place(client, "door-4", 0, 0))[0] == ["a"]
+
+
+def test_the_orders_to_come_are_priced_by_the_carrier_services_their_methods_need(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """As above, but the card's prices are a `ground` service (1, 3, 5, 6 days by distance
+    band) beside `express` at twice the price (1, 1, 1, 2 days), and the door customers order
+    Express, which the policy gives 1 day. From A (0 km) ground arrives in a day: 5.50; from B
+    (700 km) only express does: 16.00 + 1.50 = 17.50. So A's last unit is worth 17.50 - 5.50 =
+    12.00 to the Express orders to come, not the 4.00 of ground from B."""
+    prices = [["4.00", "6.00", "9.00"], ["6.00", "8.00", "12.00"], ["8.00", "11.00", "16.00"],
+              ["12.00", "16.00", "24.00"]]  # fmt: skip
+    card = {
+        "distance_km": [100, 500, 1000, 3000], "weight_g": [1000, 3000, 10000], "prices": prices,
+        "service": "ground", "transit_days": [1, 3, 5, 6],
+        "services": [{"name": "express", "transit_days": [1, 1, 1, 2],
+                      "prices": [[f"{2 * float(p):.2f}" for p in row] for row in prices]}],
+    }  # fmt: skip
+    assert client.put("/v1/rate-cards/USD", json=card).status_code == 200
+    doc = {"policy": "optimal", "scarcity": SCARCITY, "delivery_days": {"Express": 1}}
+    assert client.post(POLICIES, json={"document": doc, "note": "x"}).status_code == 201
+    assert client.post(f"{POLICIES}/1/activate").status_code == 200
+    for i, hours in enumerate((12, 9, 6, 3)):
+        assert shipped_from(client, place(client, f"door-{i}", 0, hours, "Express"))[0] == ["a"]
+    assert shipped_from(client, place(client, "far-0", 250, 1))[0] == ["a"]
+    answer = client.post(f"/v1/shops/{SHOP}/scarcity/refresh")
+    assert answer.status_code == 200, answer.text
+    prices_now = client.get(f"/v1/shops/{SHOP}/scarcity").json()["prices"]
+    assert [(p["location_id"], p["sku"], p["price_minor"]) for p in prices_now] == [
+        ("a", "X", 1200.0)
+    ]
 
 
 def test_the_workers_refresh_prices_when_they_are_older_than_the_policy_says(

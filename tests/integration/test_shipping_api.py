@@ -102,12 +102,14 @@ def _setup(client: TestClient) -> None:
 
 
 def _order(
-    client: TestClient, ref: str, lines: list[tuple[str, int]], address: dict[str, Any]
-) -> int:
+    client: TestClient, ref: str, lines: list[tuple[str, int]], address: dict[str, Any],
+    shipping_method: str | None = None,
+) -> int:  # fmt: skip
     body = {
         "shop": "acme.myshopify.com", "channel": "web", "external_id": ref, "currency": "USD",
         "placed_at": "2026-12-07T09:00:00Z", "shipping_address": address,
         "lines": [{"sku": s, "quantity": n, "unit_price": "12.00", "grams": 300} for s, n in lines],
+        **({"shipping_method": shipping_method} if shipping_method else {}),
     }  # fmt: skip
     order_id = int(_ok(client.post("/v1/orders", json=body), 201)["order"]["id"])
     [fo] = _ok(client.get(f"/v1/orders/{order_id}"))["fulfilment_orders"]
@@ -402,6 +404,39 @@ def test_the_orders_learned_promise_can_be_the_date_to_meet(world: World) -> Non
     )
     assert shipment["deliver_by"] == "2026-12-10"
     assert shipment["parcels"][0]["amount"] == "8.79"  # as with deliver_by 2026-12-10 given
+
+
+def test_without_a_date_the_label_meets_the_days_routing_promised_for_the_shipping_method(
+    world: World,
+) -> None:
+    """The routing policy gives Express 3 days: an Express order placed Monday the 7th is
+    promised by Thursday the 10th, and its label goes by the cheapest service that arrives by
+    then (the quotes of the first test: 8.79, not 5.71, which takes 4 days); an order by no
+    method has no limit and goes by the cheapest (5.71)."""
+    client = world.client
+    policies = "/v1/shops/acme.myshopify.com/routing-policies"
+    doc = {"policy": "nearest", "delivery_days": {"Express": 3}}
+    _ok(client.post(policies, json={"document": doc, "note": "promise Express"}), 201)
+    _ok(client.post(f"{policies}/1/activate"))
+    fast = _order(client, "E-1", [("mug", 2)], LA, shipping_method="express")
+    slow = _order(client, "E-2", [("mug", 2)], LA)
+    url = "/v1/fulfilment-orders/{}/shipments"
+    express = _ok(client.post(url.format(fast), json={}), 201)
+    assert express["deliver_by"] == "2026-12-10"
+    assert (express["parcels"][0]["service"], express["parcels"][0]["amount"]) == (
+        "usps_priority",
+        "8.79",
+    )
+    ground = _ok(client.post(url.format(slow), json={}), 201)
+    assert ground["deliver_by"] is None
+    assert (ground["parcels"][0]["service"], ground["parcels"][0]["amount"]) == (
+        "usps_ground_advantage",
+        "5.71",
+    )
+    # An explicit date still wins over routing's.
+    _ok(client.post(f"/v1/shipments/{express['id']}/void"))
+    later = _ok(client.post(url.format(fast), json={"deliver_by": "2026-12-31"}), 201)
+    assert later["deliver_by"] == "2026-12-31" and later["parcels"][0]["amount"] == "5.71"
 
 
 def test_a_parcel_past_its_promise_is_flagged_late_once_and_a_late_delivery_says_so(

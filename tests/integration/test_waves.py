@@ -136,3 +136,41 @@ def test_a_wave_length_outside_five_minutes_to_a_day_is_refused(client: TestClie
         body = {"document": {"policy": "optimal", "wave_minutes": minutes}, "note": "waves"}
         answer = client.post(policies, json=body)
         assert (answer.status_code, answer.json()["code"]) == (422, code), answer.text
+
+
+def test_a_re_planned_order_still_names_its_carrier_service_and_days(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """The same two orders with the builders' prices as a `ground` service (1-4 days by
+    distance band) beside a dearer `express`, and a policy giving every method 5 days: ground
+    is fast enough everywhere, so the costs are the first test's, and the wave's new decisions
+    name ground and its days as the orders' first ones did."""
+    prices = [["4.00", "6.00", "9.00"], ["6.00", "8.00", "12.00"], ["8.00", "11.00", "16.00"],
+              ["12.00", "16.00", "24.00"]]  # fmt: skip
+    services = {
+        "distance_km": [100, 500, 1000, 3000], "weight_g": [1000, 3000, 10000], "prices": prices,
+        "service": "ground", "transit_days": [1, 2, 3, 4],
+        "services": [{"name": "express", "transit_days": [1, 1, 1, 2],
+                      "prices": [[str(2 * float(p)) for p in row] for row in prices]}],
+    }  # fmt: skip
+    assert client.put("/v1/rate-cards/USD", json=services).status_code == 200
+    policies = f"/v1/shops/{SHOP}/routing-policies"
+    doc = {"policy": "optimal", "delivery_days": {"*": 5}}
+    assert client.post(policies, json={"document": doc, "note": "5 days"}).status_code == 201
+    assert client.post(f"{policies}/1/activate").status_code == 200
+    first, second = place(client, "1", 250), place(client, "2", 0)
+    report = client.post(WAVE, json={"since": (T0 - timedelta(hours=1)).isoformat()}).json()
+    assert (report["moved"], report["saved_minor"]) == (2, 400)
+    d = t.routing_decisions.c
+    with runtime.store.read() as conn:
+        rows = conn.execute(
+            select(d.order_id, d.detail).where(d.order_id.in_([first["id"], second["id"]]))
+            .order_by(d.id)
+        ).all()  # fmt: skip
+    last = {order_id: detail for order_id, detail in rows}  # the wave's, written last
+    # First from B (450 km: band 2, 2 days); second from A (0 km: band 1, 1 day).
+    assert [(s["location_id"], s["service"], s["transit_days"])
+            for s in last[first["id"]]["chosen"]["shipments"]] == [("b", "ground", 2)]  # fmt: skip
+    assert [(s["location_id"], s["service"], s["transit_days"])
+            for s in last[second["id"]]["chosen"]["shipments"]] == [("a", "ground", 1)]  # fmt: skip
+    assert last[first["id"]]["within_days"] == last[second["id"]]["within_days"] == 5

@@ -186,6 +186,7 @@ class Shipment:
     shipping: Money
     handling: Money
     service: str | None = None  # the carrier service, when the card prices several
+    transit_days: int | None = None  # that service's days from here, when the card states them
 
     @property
     def cost(self) -> Money:
@@ -219,6 +220,7 @@ class RoutingPlan:
     options_considered: int
     explanation: str
     proof: Mapping[str, object] | None = None  # optimal policy: method, bound, terms, decided_by
+    within_days: int | None = None  # the order must arrive within this many days of placing
 
     @property
     def shipments(self) -> dict[str, dict[str, int]]:

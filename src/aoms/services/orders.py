@@ -214,19 +214,21 @@ def with_services(
     routing: RoutingPlan, card: RateCard, days: int | None, method: str | None
 ) -> RoutingPlan:
     """Name the carrier service each shipment goes by, when the card prices several."""
+    routing = replace(routing, within_days=days)
     composed, pick = effective_card(card, days)
     if pick is None:
         return routing
 
     def named(option: Option) -> Option:
         return replace(option, shipments=tuple(
-            replace(s, service=pick.at(composed, s.distance_km, s.weight_g)[0])
-            for s in option.shipments))  # fmt: skip
+            replace(s, service=service, transit_days=takes)
+            for s in option.shipments
+            for service, takes in [pick.at(composed, s.distance_km, s.weight_g)]))  # fmt: skip
 
     chosen = named(routing.chosen)
     said = []
     for s in chosen.shipments:
-        _, takes = pick.at(composed, s.distance_km, s.weight_g)
+        takes = s.transit_days
         late = days is not None and takes is not None and takes > days
         time = "" if takes is None else f"{takes} day{'' if takes == 1 else 's'}"
         said.append(f"{s.location_name} by {s.service}"

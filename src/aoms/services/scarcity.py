@@ -12,9 +12,10 @@ price. Routing adds it, per unit taken, to the optimiser's objective; the decisi
 cost stays the landed cost. The window is read, and the model solved, outside any write
 transaction; only the prices are written, all at once.
 
-The refresh plans the window's orders with the version's weights, per-location handling and
-shipment cap, but not with its eligibility rules or daily capacities (a price is a forecast,
-not a plan).
+The refresh plans the window's orders with the version's weights, per-location handling,
+shipment cap and each order's delivery days (the carrier services fast enough for its shipping
+method), but not with its eligibility rules or daily capacities (a price is a forecast, not a
+plan).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ NODE_LIMIT = 2000  # per pricing search, as in the lab
 class RecentOrder:
     placed_at: datetime
     demand: Demand
+    shipping_method: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,9 @@ class PricingInputs:
     orders: Sequence[RecentOrder]  # oldest first
     locations: Sequence[Candidate]  # every active location, with all it has available
     handling: Mapping[str, Money] = field(default_factory=dict)  # the version's overrides
+    # the planner's configuration by shipping method (its delivery days pick the services);
+    # a method not here is planned with `config`
+    by_method: Mapping[str | None, RoutingConfig] = field(default_factory=dict)
 
 
 class ScarcityStore(Protocol):
@@ -108,7 +113,7 @@ def price_stock(
                 for c in locations
                 if (avail := {k: n for k in o.demand.units if (n := c.available.get(k, 0)) > 0})
             ],
-            inputs.config,
+            inputs.by_method.get(o.shipping_method, inputs.config),
         )
         for o in orders
     ]

@@ -114,6 +114,11 @@ class ParcelLabel:
 class ShippingRepo(Protocol):
     def fulfilment_order(self, fo_id: int) -> FulfilmentToShip | None: ...
     def open_holds(self, order_id: int) -> list[str]: ...
+    def routing_promise(self, order_id: int) -> date | None:
+        """The day the order's routing promised it by (placed day + its shipping method's
+        delivery days in the routing policy), if the policy set any."""
+        ...
+
     def origin(self, location_id: str) -> Mapping[str, Any] | None: ...
     def products(self, skus: Iterable[str]) -> dict[str, ProductInfo]: ...
     def boxes(self) -> list[Box]: ...
@@ -229,7 +234,9 @@ def plan_shipment(
     rule: StoreRule | None = None,
 ) -> int:
     """Pack the fulfilment order, rate shop every parcel, choose, buy the labels (if `buy`)
-    and store it all; returns the shipment id."""
+    and store it all; returns the shipment id. Without `deliver_by`, the date to meet is the
+    one routing promised (the order's shipping method's delivery days), if any, so the label
+    goes by a service as fast as the one routing chose the location for."""
     with shipping.store.reading() as repo:
         fo = repo.fulfilment_order(fo_id)
         if fo is None:
@@ -260,6 +267,8 @@ def plan_shipment(
         boxes = repo.boxes()
         rule = rule or repo.store_rule(fo.shop)
         records = repo.on_time_records()
+        if deliver_by is None:
+            deliver_by = repo.routing_promise(fo.order_id)
     try:
         planned, customs = _rate_and_buy(
             shipping, fo, origin_row, products, boxes, rule, records,

@@ -31,7 +31,13 @@ from aoms.domain.orders import Order, OrderStatus
 from aoms.domain.policies import plan_from
 from aoms.domain.routing import Candidate, Demand, RoutingConfig, problem_for
 from aoms.domain.service_levels import effective_card
-from aoms.services.orders import apply_version, commit_plan, release_all, unit_grams
+from aoms.services.orders import (
+    apply_version,
+    commit_plan,
+    release_all,
+    unit_grams,
+    with_services,
+)
 from aoms.services.ports import Tx
 
 # The wave's column generation gets this long, and then its final MILP as long again (the
@@ -149,6 +155,8 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
             f"{Money.from_minor(before, demand.currency)}."
         )
         routing = plan_from(name, demand, candidates, config, new, words)
+        days = version.document.days_for(order.shipping_method) if version else None
+        routing = with_services(routing, card, days, order.shipping_method)
         status = commit_plan(tx, order_id, order, routing, version, None, now=now, wave=True)
         if status is not OrderStatus.ROUTED:  # pragma: no cover - it ships all the old plan did
             raise Conflict(f"re-planning order {order_id} would leave units short")

@@ -58,7 +58,7 @@ class SqlScarcityStore:
             document, scarcity = version.document, version.document.scarcity
             o, ln = t.orders.c, t.order_lines.c
             heads = conn.execute(
-                select(o.id, o.placed_at, o.dest_lat, o.dest_lng)
+                select(o.id, o.placed_at, o.dest_lat, o.dest_lng, o.shipping_method)
                 .where(
                     o.shop == shop,
                     o.currency == currency,
@@ -83,6 +83,7 @@ class SqlScarcityStore:
             RecentOrder(
                 h.placed_at,
                 Demand(units[h.id], grams[h.id], Point(h.dest_lat, h.dest_lng), currency),
+                h.shipping_method,
             )
             for h in reversed(heads)
             if units.get(h.id)
@@ -101,6 +102,10 @@ class SqlScarcityStore:
             orders,
             locations,
             handling,
+            {
+                m: document.config(inputs.card, currency, m)
+                for m in {o.shipping_method for o in orders}
+            },
         )
 
     @staticmethod

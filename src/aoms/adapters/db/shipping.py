@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, select, update
@@ -160,6 +160,21 @@ class SqlShippingRepo:
     # -- what a shipment is planned from ---------------------------------------------------------
     def open_holds(self, order_id: int) -> list[str]:
         return open_hold_kinds(self.conn, order_id)
+
+    def routing_promise(self, order_id: int) -> date | None:
+        d, o = t.routing_decisions.c, t.orders.c
+        row = self.conn.execute(
+            select(d.detail, o.placed_at)
+            .join(t.orders, o.id == d.order_id)
+            .where(d.order_id == order_id)
+            .order_by(d.id.desc())
+            .limit(1)
+        ).first()
+        days = None if row is None else (row.detail or {}).get("within_days")
+        if row is None or days is None:
+            return None
+        placed: datetime = row.placed_at
+        return placed.astimezone(UTC).date() + timedelta(days=int(days))
 
     def fulfilment_order(self, fo_id: int) -> FulfilmentToShip | None:
         f, o = t.fulfilment_orders.c, t.orders.c

@@ -588,6 +588,7 @@ class SqlTx(RoutingTx):
                         "shipping": str(s.shipping.amount),
                         "handling": str(s.handling.amount),
                         **({"service": s.service} if s.service else {}),
+                        **({} if s.transit_days is None else {"transit_days": s.transit_days}),
                     }
                     for s in o.shipments
                 ],
@@ -608,6 +609,7 @@ class SqlTx(RoutingTx):
                     "chosen": option(plan.chosen),
                     "runners_up": [option(o) for o in plan.runners_up],
                     "options_considered": plan.options_considered,
+                    **({} if plan.within_days is None else {"within_days": plan.within_days}),
                 },
                 "decided_at": now,
             },

@@ -81,7 +81,11 @@ class RuleIn(_Strict):
 
 
 class ShipmentIn(_Strict):
-    deliver_by: date | None = Field(None, description="the promise date (delivered by)")
+    deliver_by: date | None = Field(
+        None,
+        description="the promise date (delivered by); without it (and without promised), the "
+        "date routing promised: the order's placed day + its shipping method's delivery_days",
+    )
     promised: bool = Field(
         False,
         description="without deliver_by: use the order's learned delivery promise "
