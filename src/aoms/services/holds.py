@@ -193,9 +193,11 @@ def _resolve(
 
 
 def _release_kind(
-    repo: LifecycleRepo, order_id: int, kind: HoldKind, why: str, now: datetime
-) -> None:
-    for hold in repo.holds_of(order_id, HoldStatus.OPEN):
+    repo: LifecycleRepo, order_id: int, kind: HoldKind, why: str, now: datetime,
+    among: Sequence[Hold] | None = None,
+) -> None:  # fmt: skip
+    """Release the order's open holds of `kind` (`among`: the open holds, when just read)."""
+    for hold in repo.holds_of(order_id, HoldStatus.OPEN) if among is None else among:
         if hold.kind is kind:
             _resolve(repo, hold, HoldStatus.RELEASED, SYSTEM, why, now)
 
@@ -204,25 +206,31 @@ class LifecycleStore(Protocol):
     def transaction(self) -> AbstractContextManager[LifecycleRepo]: ...
 
 
-def ready_for_fulfilment(tx_or_store: LifecycleRepo | LifecycleStore, order_id: int) -> bool:
+def ready_for_fulfilment(
+    tx_or_store: LifecycleRepo | LifecycleStore, order_id: int, facts: OrderFacts | None = None
+) -> bool:
     """Whether the order may be handed to a warehouse now: fully routed (every unit
     reserved), not cancelled, not shipped in full, and no hold open. Given a repository it
     reads inside that transaction; given a store, in a transaction of its own. (With a
-    `SqlTx` or `SqlStore`, use `aoms.adapters.db.lifecycle.ready_for_fulfilment`.)"""
+    `SqlTx` or `SqlStore`, use `aoms.adapters.db.lifecycle.ready_for_fulfilment`.) `facts`:
+    the order's, read earlier in the same transaction and unchanged since."""
     if not hasattr(tx_or_store, "order_facts"):
         with tx_or_store.transaction() as inner:
             return ready_for_fulfilment(inner, order_id)
     repo = cast(LifecycleRepo, tx_or_store)
-    facts = repo.order_facts(order_id)
+    facts = facts or repo.order_facts(order_id)
     if facts is None or facts.status is not OrderStatus.ROUTED or facts.shipped_in_full:
         return False
     return not repo.holds_of(order_id, HoldStatus.OPEN)
 
 
-def gate(repo: LifecycleRepo, order_id: int, *, now: datetime) -> bool:
+def gate(
+    repo: LifecycleRepo, order_id: int, *, now: datetime, facts: OrderFacts | None = None
+) -> bool:
     """Release the order for fulfilment if it is ready and was not released before; emits
-    OrderReleasedForFulfilment in this transaction. True when it released it now."""
-    if not ready_for_fulfilment(repo, order_id) or repo.released_at(order_id) is not None:
+    OrderReleasedForFulfilment in this transaction. True when it released it now. `facts`:
+    as for `ready_for_fulfilment`."""
+    if not ready_for_fulfilment(repo, order_id, facts) or repo.released_at(order_id) is not None:
         return False
     repo.mark_released(order_id, now)
     repo.tx.emit([Event(ev.ORDER_RELEASED_FOR_FULFILMENT, f"order:{order_id}", {})], now)
@@ -260,19 +268,22 @@ def check_order(
             _resolve(repo, hold, HoldStatus.CANCELLED, SYSTEM, "the order was cancelled", now)
         return
     settings = repo.settings(facts.shop)
+    known = None
     if created:
-        repo.remember_signals(
-            order_id,
-            customer_key=order.customer_key,
-            address_key=address_key(order),
-            billing_country=order.billing_address.country_code if order.billing_address else None,
-            placed_at=order.placed_at,
-        )
+        known = {
+            "customer_key": order.customer_key,
+            "address_key": address_key(order),
+            "billing_country": order.billing_address.country_code
+            if order.billing_address
+            else None,
+        }
+        repo.remember_signals(order_id, **known, placed_at=order.placed_at)
+    open_now = repo.holds_of(order_id, HoldStatus.OPEN)  # each kind below is released once
     # Payment.
     status = facts.financial_status
     if payment_satisfied(status, settings.payment_gate):
         _release_kind(repo, order_id, HoldKind.AWAITING_PAYMENT,
-                      f"financial status is {status}", now)  # fmt: skip
+                      f"financial status is {status}", now, open_now)  # fmt: skip
     else:
         place_hold(
             repo, order_id, HoldKind.AWAITING_PAYMENT,
@@ -282,7 +293,8 @@ def check_order(
         )  # fmt: skip
     # Address: an address that cannot be placed is held for a person to correct.
     if facts.located:
-        _release_kind(repo, order_id, HoldKind.INCORRECT_ADDRESS, "the address was placed", now)
+        _release_kind(repo, order_id, HoldKind.INCORRECT_ADDRESS, "the address was placed", now,
+                      open_now)  # fmt: skip
     else:
         place_hold(repo, order_id, HoldKind.INCORRECT_ADDRESS,
                    "the shipping address could not be located", now=now,
@@ -295,12 +307,13 @@ def check_order(
                    unless_released=True)  # fmt: skip
     # Fraud: scored when the order arrives, and again when new assessments come.
     if created or assessments:
-        decision = assess_fraud(repo, order_id, settings, facts, assessments, now=now)
+        decision = assess_fraud(repo, order_id, settings, facts, assessments, now=now,
+                                known=known)  # fmt: skip
         if decision.action is FraudAction.CANCEL:
             cancel_with_holds(repo, order_id, now=now, actor=SYSTEM,
                               note=f"fraud score {decision.score}")  # fmt: skip
             return
-    gate(repo, order_id, now=now)
+    gate(repo, order_id, now=now, facts=facts)  # nothing above changed its status or shipping
 
 
 def assess_fraud(
@@ -311,10 +324,12 @@ def assess_fraud(
     assessments: Sequence[RiskAssessment],
     *,
     now: datetime,
+    known: Mapping[str, Any] | None = None,
 ) -> FraudDecision:
     """Score the order (pure), store the decision with its reasons and inputs, and hold it
-    for review when the score reaches the store's review threshold."""
-    known = repo.signals_of(order_id) or {}
+    for review when the score reaches the store's review threshold. `known`: the order's
+    signals, when just stored."""
+    known = known if known is not None else (repo.signals_of(order_id) or {})
     t = settings.fraud
     since = facts.placed_at - timedelta(hours=t.velocity_window_hours)
     by_customer, to_address = repo.orders_since(

@@ -9,10 +9,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, literal, select, update
 
 from aoms.adapters.db import ledger
 from aoms.adapters.db import schema as t
+from aoms.adapters.db.engine import upsert_insert
 from aoms.adapters.db.lifecycle_queries import shipping_progress
 from aoms.adapters.db.schema import from_minor
 from aoms.adapters.db.store import SqlStore, SqlTx
@@ -174,12 +175,10 @@ class SqlLifecycleRepo:
         billing_country: str | None,
         placed_at: datetime,
     ) -> None:
-        self._upsert(
-            order_id,
-            {"customer_key": customer_key, "address_key": address_key,
-             "billing_country": billing_country, "placed_at": placed_at},
-            placed_at,
-        )  # fmt: skip
+        values = {"customer_key": customer_key, "address_key": address_key,
+                  "billing_country": billing_country, "placed_at": placed_at}  # fmt: skip
+        stmt = upsert_insert(self.conn, t.order_lifecycle).values(order_id=order_id, **values)
+        self.conn.execute(stmt.on_conflict_do_update(index_elements=["order_id"], set_=values))
 
     def signals_of(self, order_id: int) -> dict[str, Any] | None:
         row = self._lifecycle_row(order_id)
@@ -193,16 +192,17 @@ class SqlLifecycleRepo:
     ) -> tuple[int, int]:
         c = t.order_lifecycle.c
 
-        def count(column: Any, key: str | None) -> int:
+        def count(column: Any, key: str | None) -> Any:
             if key is None:
-                return 0
-            return int(
-                self.conn.execute(
-                    select(func.count()).where(column == key, c.placed_at >= since)
-                ).scalar_one()
-            )
+                return literal(0)
+            # each count on its own (key, placed_at) index
+            return select(func.count()).where(column == key, c.placed_at >= since).scalar_subquery()
 
-        return count(c.customer_key, customer_key), count(c.address_key, address_key)
+        keys = (count(c.customer_key, customer_key), count(c.address_key, address_key))
+        if customer_key is None and address_key is None:
+            return 0, 0
+        by_customer, to_address = self.conn.execute(select(*keys)).one()
+        return int(by_customer), int(to_address)
 
     def add_fraud_decision(
         self, order_id: int, decision: FraudDecision, signals: Mapping[str, Any], now: datetime
