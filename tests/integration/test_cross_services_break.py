@@ -23,11 +23,6 @@ SHOP = "shop.myshopify.com"
 POLICIES = f"/v1/shops/{SHOP}/routing-policies"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an order whose shipping method changes after routing keeps the old decision's "
-    "within_days: the label meets the old method's days",
-)
 def test_a_shipping_method_changed_after_routing_is_the_one_the_label_meets(
     world: World,  # noqa: F811
 ) -> None:
@@ -80,12 +75,6 @@ def shop(runtime: Runtime) -> Iterator[TestClient]:
         yield c
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the scarcity refresh counts a unit not shipped at the base card's dearest price, "
-    "below what an Express order's express service costs: the forecast backorders the "
-    "Express orders routing would ship, and scarce stock is priced at nothing",
-)
 def test_stock_the_express_orders_to_come_want_is_priced_above_what_they_would_pay_for_it(
     shop: TestClient,
 ) -> None:

@@ -51,10 +51,14 @@ def lines_key(order: Order) -> str:
 
 def routing_key(order: Order, dest: Point | None) -> str:
     """What routing and the per-line reservations depend on: each line's SKU, quantity and
-    whether it ships, and the destination. When it changes, the order is routed again."""
+    whether it ships, the destination, and the shipping method (its delivery days choose the
+    carrier services, and the date a label must meet). When it changes, the order is routed
+    again."""
     lines = [(ln.line_no, ln.sku, ln.quantity, ln.requires_shipping) for ln in order.lines]
     where = f"{dest.lat:.5f},{dest.lng:.5f}" if dest else "-"
-    return hashlib.sha256(f"{lines}|{where}".encode()).hexdigest()[:32]
+    method = (order.shipping_method or "").strip().lower()
+    by = f"|{method}" if method else ""  # an order with no method keeps the key it had
+    return hashlib.sha256(f"{lines}|{where}{by}".encode()).hexdigest()[:32]
 
 
 log = logging.getLogger(__name__)

@@ -118,10 +118,17 @@ def price_stock(
         for o in orders
     ]
     stock = {(k, c.location_id): n for c in locations for k, n in c.available.items() if n > 0}
+    cards = [
+        inputs.card,
+        inputs.config.rate_card,
+        *(c.rate_card for c in inputs.by_method.values()),
+    ]
     result = joint_bound(
         problems,
         stock,
-        backorder_cost(inputs.card, [c.handling for c in locations]),
+        # as dear as any service the orders may go by: the forecast must never find leaving an
+        # order unshipped cheaper than shipping it, which routing never does
+        max(backorder_cost(card, [c.handling for c in locations]) for card in cards),
         counts=[each] * len(problems),
         max_rounds=ROUNDS,
         node_limit=NODE_LIMIT,
