@@ -2,6 +2,7 @@
 `aoms simulate` end to end on a small synthetic scenario."""
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from aoms.demo.scenario import synthetic
 from aoms.domain.money import Money
 from aoms.domain.routing import Demand
+from aoms.domain.service_levels import ServiceRates
 from aoms.entrypoints.cli import app
 from aoms.services.policy_lab import (
     POLICIES,
@@ -75,6 +77,37 @@ def test_the_scarcity_policy_keeps_the_last_unit_for_the_customer_next_to_it() -
     aware = run_policy(scenario, "scarcity", refresh=1)
     assert myopic.cost_minor == 550 + 750 + 950
     assert aware.cost_minor == 550 + 750 + 550
+
+
+def test_each_order_is_routed_by_the_services_its_shipping_method_allows() -> None:
+    """The builders' prices as `ground` (1, 3, 5, 6 days by distance band) and `express` at
+    twice the price (1, 1, 1, 2 days); Express must arrive in 1 day, anything else in 5. A holds
+    1 X, B (700 km east of A) 5; handling 1.50; 500 g each.
+    1. Standard, 250 km from A (450 km from B): ground 6.00 + 1.50 = 7.50 either way; the tie
+       goes to the nearer, A, which empties A.
+    2. Express, at A's door: only B is left, where ground takes 5 days; express 16.00 + 1.50 =
+       17.50. Myopic: 25.00.
+    Knowing both: the first from B (7.50) and the second from A by ground, 1 day (4.00 + 1.50 =
+    5.50): 13.00. A unit not shipped counts express's dearest, 48.00 + 1.50."""
+    prices = CARD.prices
+    card = replace(
+        CARD, service="ground", transit_days=(1, 3, 5, 6),
+        services=(ServiceRates("express", (1, 1, 1, 2),
+                               tuple(tuple(2 * p for p in row) for row in prices)),),
+    )  # fmt: skip
+    orders = [
+        replace(order(1, T0, 250, X=1), shipping_method="Standard"),
+        replace(order(2, T0 + timedelta(hours=1), 0, X=1), shipping_method="EXPRESS"),
+    ]
+    scenario = replace(
+        two_sites({("X", "a"): 1, ("X", "b"): 5}, orders),
+        card=card, delivery_days={"express": 1, "*": 5},
+    )  # fmt: skip
+    assert run_policy(scenario, "optimal").cost_minor == 750 + 1750
+    assert backorder_cost(scenario) == 4800 + 150
+    assert clairvoyant(scenario)["total_cost"] == "13.00"
+    # Without the days, the second goes from B by ground: 7.50 + 9.50.
+    assert run_policy(replace(scenario, delivery_days={}), "optimal").cost_minor == 750 + 950
 
 
 def test_the_clairvoyant_bound_is_below_every_policy_on_the_same_orders() -> None:

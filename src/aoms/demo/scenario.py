@@ -15,6 +15,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -23,6 +24,7 @@ from aoms.domain.geo import Point, haversine_km
 from aoms.domain.money import Money
 from aoms.domain.promise import PromiseModel, Transit
 from aoms.domain.routing import Demand, RateCard
+from aoms.domain.service_levels import ServiceRates
 from aoms.services.policy_lab import LabLocation, LabOrder, Lanes, Scenario
 
 EXTRA_LOCATIONS = (
@@ -68,9 +70,16 @@ def synthetic(
     skus: int = 400,
     cover: float = 1.0,
     history_days: int = 30,
+    express_share: float = 0.0,
 ) -> Scenario:
     """`orders` orders over 30 days, and before them `history_days` days of earlier orders from
-    the same shoppers (at the same rate) that policies may learn from but do not route."""
+    the same shoppers (at the same rate) that policies may learn from but do not route.
+
+    With `express_share` > 0 the card prices two carrier services (`ground`, the demo card's
+    prices, and `express`, dearer and faster: `SERVICES`), and that share of the orders is by
+    Express (2 days), the rest by Standard (6 days); each order is routed by the cheapest
+    service fast enough from where it ships. At 0 the scenario is the one-service one, draw for
+    draw."""
     rng = random.Random(seed)
     store = demo_store()
     locations = [
@@ -101,6 +110,9 @@ def synthetic(
         while len(chosen) < lines:
             chosen.add(catalogue[bisect.bisect(cumulative, rng.random() * total, 0, last)])
         units = {k: rng.choice((1, 1, 1, 2)) for k in sorted(chosen)}
+        method = None
+        if express_share > 0:
+            method = "Express" if rng.random() < express_share else "Standard"
         if n >= earlier:
             ordered.update(units)
         zip3, lat, lng = rng.choice(places)
@@ -110,6 +122,7 @@ def synthetic(
                 start + timedelta(seconds=seconds),
                 Demand(units, {k: grams[k] for k in units}, Point(lat, lng), "USD"),
                 _region(zip3),
+                method,
             )
         )
     stock: dict[tuple[str, str], int] = {}
@@ -133,6 +146,8 @@ def synthetic(
             if q:
                 stock[(k, loc.id)] = q
     card = RateCard.from_dict(store["rate_card"])
+    if express_share > 0:
+        card = with_express(card)
     return Scenario(
         f"synthetic-{orders}-seed{seed}",
         "USD",
@@ -142,4 +157,26 @@ def synthetic(
         out[earlier:],
         history=out[:earlier],
         lanes=transit_lanes(locations, places, seed),
+        delivery_days=DELIVERY_DAYS if express_share > 0 else {},
+    )
+
+
+# The two services of the scenario's card with express (by distance band: 300, 800, 1500,
+# 2500, 4000, 6000 km): ground takes 2-7 days at the demo card's prices, express 1-3 days
+# at 1.8 times them; Standard orders must arrive in 6 days, Express in 2.
+GROUND_DAYS = (2, 3, 4, 5, 6, 7)
+EXPRESS_DAYS = (1, 1, 2, 2, 3, 3)
+EXPRESS_FACTOR = Decimal("1.8")
+DELIVERY_DAYS = {"standard": 6, "express": 2}
+
+
+def with_express(card: RateCard) -> RateCard:
+    express = tuple(
+        tuple((p * EXPRESS_FACTOR).quantize(Decimal("0.01")) for p in row) for row in card.prices
+    )
+    return replace(
+        card,
+        service="ground",
+        transit_days=GROUND_DAYS,
+        services=(ServiceRates("express", EXPRESS_DAYS, express),),
     )

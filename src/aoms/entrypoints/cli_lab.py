@@ -295,6 +295,15 @@ def simulate_synthetic(
     history_days: Annotated[
         int, typer.Option(min=0, max=365, help="Days of earlier orders to learn from.")
     ] = 30,
+    express_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of orders by Express (2 days; the rest Standard, 6 days), routed over "
+            "two carrier services, ground and express; 0: one service.",
+        ),
+    ] = 0.0,
     policies: PoliciesOpt = ALL_POLICIES,
     bound: BoundOpt = True,
     max_shipments: MaxShipmentsOpt = 3,
@@ -305,5 +314,7 @@ def simulate_synthetic(
     30 days, after `--history-days` of earlier orders that policies may learn from."""
     from aoms.demo.scenario import synthetic
 
-    scenario = synthetic(orders, seed=seed, cover=cover, history_days=history_days)
+    scenario = synthetic(
+        orders, seed=seed, cover=cover, history_days=history_days, express_share=express_share
+    )
     _run_lab(scenario, policies, bound, html_path, as_json, max_shipments)

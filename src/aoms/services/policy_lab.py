@@ -44,6 +44,7 @@ from aoms.domain.routing import (
     plan,
     problem_for,
 )
+from aoms.domain.service_levels import effective_card
 
 SCARCITY = "scarcity"
 BATCH = "batch"
@@ -64,6 +65,7 @@ class LabOrder:
     placed_at: datetime
     demand: Demand
     region: str = ""  # the destination's region, for delivery promises
+    shipping_method: str | None = None  # its delivery days choose the carrier services
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,23 @@ class Scenario:
     orders: Sequence[LabOrder]  # in time order
     history: Sequence[LabOrder] = ()  # earlier orders, in time order: seen, never routed
     lanes: Lanes | None = None
+    # shipping method (lower case, or "*") -> the days an order by it must arrive in; with a
+    # card of several services, each order is routed by the cheapest fast enough
+    delivery_days: Mapping[str, int] = field(default_factory=dict)
+
+    def configs(self, max_shipments: int) -> Callable[[LabOrder], RoutingConfig]:
+        """The planner's configuration for each order, by its shipping method's days."""
+        made: dict[int | None, RoutingConfig] = {}
+
+        def config(order: LabOrder) -> RoutingConfig:
+            method = (order.shipping_method or "").strip().lower()
+            days = self.delivery_days.get(method, self.delivery_days.get("*"))
+            if days not in made:
+                card = effective_card(self.card, days)[0]
+                made[days] = RoutingConfig(rate_card=card, max_shipments=max_shipments)
+            return made[days]
+
+        return config
 
 
 @dataclass
@@ -212,7 +231,7 @@ def run_policy(
     """
     if policy not in POLICIES:
         raise InvalidInput(f"unknown policy {policy!r}", field="policy")
-    config = RoutingConfig(rate_card=scenario.card, max_shipments=max_shipments)
+    config_of = scenario.configs(max_shipments)
     stock: dict[str, dict[str, int]] = defaultdict(dict)
     for (sku, loc), n in scenario.stock.items():
         if n > 0:
@@ -259,7 +278,10 @@ def run_policy(
                 take(shipments, -1)
             problems = [
                 problem_for(
-                    o.demand, _candidates(scenario, stock, o.demand.units), config, opportunity
+                    o.demand,
+                    _candidates(scenario, stock, o.demand.units),
+                    config_of(o),
+                    opportunity,
                 )
                 for o, _ in wave
             ]
@@ -290,10 +312,10 @@ def run_policy(
         if exact:
             # the same solver and costs as the live `optimal` policy, without the runner-up
             # and the words, which the lab does not show
-            problem = problem_for(order.demand, candidates, config, opportunity)
+            problem = problem_for(order.demand, candidates, config_of(order), opportunity)
             shipments = _shipments(problem, solve(problem).taken)
         else:
-            chosen = plan(order.demand, candidates, Policy(policy), config).chosen
+            chosen = plan(order.demand, candidates, Policy(policy), config_of(order)).chosen
             shipments = [
                 _Shipped(s.location_id, s.items, s.distance_km, s.cost.in_minor())
                 for s in chosen.shipments
@@ -375,9 +397,9 @@ class _Forecast:
         each = self.persistence() * self.orders_seen * left / elapsed / len(self.recent)
         if each <= 0:
             return {}
-        config = RoutingConfig(rate_card=self.scenario.card, max_shipments=self.max_shipments)
+        config_of = self.scenario.configs(self.max_shipments)
         problems = [
-            problem_for(o.demand, _candidates(self.scenario, stock, o.demand.units), config)
+            problem_for(o.demand, _candidates(self.scenario, stock, o.demand.units), config_of(o))
             for o in self.recent
         ]
         on_hand = {(k, loc): n for loc, items in stock.items() for k, n in items.items() if n > 0}
@@ -397,8 +419,13 @@ class _Forecast:
 
 def backorder_cost(scenario: Scenario) -> int:
     """What a unit not shipped now is counted at (minor units): shipping it alone later at the
-    card's dearest price, plus the dearest handling."""
-    dearest = max(max(row) for row in scenario.card.minor_rows())
+    card's dearest price (of any of its services), plus the dearest handling."""
+    card = scenario.card
+    dearest = max(
+        max(max(row) for row in c.minor_rows())
+        for c in (card, *(RateCard(card.currency, card.distance_km, card.weight_g, s.prices)
+                          for s in card.services))
+    )  # fmt: skip
     handling = max((loc.handling.in_minor() for loc in scenario.locations), default=0)
     return dearest + handling
 
@@ -423,12 +450,12 @@ def clairvoyant(scenario: Scenario, *, max_shipments: int = 3) -> dict[str, obje
 
 
 def scenario_problems(scenario: Scenario, *, max_shipments: int = 3) -> list[Problem]:
-    config = RoutingConfig(rate_card=scenario.card, max_shipments=max_shipments)
+    config_of = scenario.configs(max_shipments)
     full: dict[str, dict[str, int]] = defaultdict(dict)
     for (sku, loc), n in scenario.stock.items():
         if n > 0:
             full[loc][sku] = n
     return [
-        problem_for(o.demand, _candidates(scenario, full, o.demand.units), config)
+        problem_for(o.demand, _candidates(scenario, full, o.demand.units), config_of(o))
         for o in scenario.orders
     ]
