@@ -9,7 +9,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 
 from sqlalchemy import Engine
@@ -39,6 +39,7 @@ from aoms.domain.errors import AomsError, ShopifyNotConfigured
 from aoms.domain.events import Event
 from aoms.domain.orders import Order, OrderStatus
 from aoms.domain.policies import PolicyRegistry
+from aoms.services import orders as order_cases
 from aoms.services import scarcity, waves
 from aoms.services.carriers import Carrier
 from aoms.services.inbox import BatchResult, TopicHandler, process_pending
@@ -87,6 +88,7 @@ class Runtime:
     inventory_dirty: bool = False  # events were relayed since the last push: stock may differ
     clients_lock: threading.Lock = field(default_factory=threading.Lock)
     stock_checked: float = -math.inf  # monotonic time of the last stock invariant check
+    backorders_day: date | None = None  # the UTC day the workers last saw (backorder retries)
     refund_publisher: RefundPublisher = field(default_factory=NoRefundPublisher)
     return_carrier: ReturnCarrier = field(default_factory=BuiltinReturnCarrier)
     topic_handlers: dict[str, TopicHandler] = field(default_factory=lambda: dict(TOPIC_HANDLERS))
@@ -231,6 +233,21 @@ class Runtime:
         for b in found:
             log.error("stock invariant broken: %s at %s: %s", b.sku, b.location_id, b.detail)
         return len(found)
+
+    def retry_backorders_if_new_day(self, limit: int = 1000) -> dict[str, int] | None:
+        """When the UTC day turns while the workers run, route the backordered orders again,
+        oldest first: a location at its daily capacity yesterday has room today. None when the
+        day has not turned (or on the first look, which only notes the day)."""
+        today = self.clock().astimezone(UTC).date()
+        seen, self.backorders_day = self.backorders_day, today
+        if seen is None or seen == today:
+            return None
+        outcome = order_cases.retry_waiting(
+            self.store, geocode=self.geocode, clock=self.clock, status=OrderStatus.BACKORDERED,
+            limit=limit, after_route=self.after_route,
+        )  # fmt: skip
+        log.info("a new day: backordered orders routed again: %s", outcome)
+        return outcome
 
     def relay_events(self) -> int:
         return relay_once(self.store, self.publish, self.clock())
@@ -410,6 +427,7 @@ class Workers:
             self._next_wave_check = now + TIMER_CHECK_SECONDS
             self.runtime.replan_due_waves()
             self.runtime.refresh_due_prices()
+            self.runtime.retry_backorders_if_new_day()
         self.runtime.push_due_inventory()  # each paced by its own setting
         self.runtime.send_shopify_pushes()
         self.runtime.check_stock_if_due()

@@ -105,6 +105,7 @@ def test_each_shipment_goes_by_the_cheapest_service_that_meets_the_order_s_days(
 ) -> None:  # fmt: skip
     order = place(client, f"o-{method}", method)
     assert chosen(runtime, order["id"]) == expected
+    assert client.get(f"/v1/orders/{order['id']}").json()["shipping_method"] == method
     decision = order["routing"][-1]
     assert decision["cost"] == cost
     if method == "EXPRESS":

@@ -185,6 +185,28 @@ def test_a_location_at_its_daily_capacity_gets_no_more_orders_that_day(
     assert shipped_from(place(client, "next-day", ("X", 1))) == {"a": {"X": 1}}
 
 
+def test_an_order_backordered_by_a_full_day_is_routed_when_the_next_day_begins(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """Only A stocks X and it ships one parcel a day: the second order of the day waits, and
+    the workers route it once the UTC day has turned (not before, and only once)."""
+    network(runtime.engine, {("X", "a"): 5})
+    draft(client, locations={"a": {"daily_capacity": 1}})
+    client.post(f"{POLICIES}/1/activate")
+    assert shipped_from(place(client, "1", ("X", 1))) == {"a": {"X": 1}}
+    second = place(client, "2", ("X", 1))
+    assert second["status"] == "backordered"
+    assert "No location that may ship this order has any" in second["routing"][-1]["explanation"]
+    assert "A is at its daily capacity" in second["routing"][-1]["explanation"]
+    assert runtime.retry_backorders_if_new_day() is None  # the first look notes the day
+    assert runtime.retry_backorders_if_new_day() is None  # the same day: nothing to do
+    runtime.clock = lambda: later(24 * 60)
+    assert runtime.retry_backorders_if_new_day() == {"routed": 1}
+    again = client.get(f"/v1/orders/{second['id']}").json()
+    assert (again["status"], shipped_from(again)) == ("routed", {"a": {"X": 1}})
+    assert runtime.retry_backorders_if_new_day() is None
+
+
 def test_routing_an_order_again_keeps_its_own_place_in_the_days_capacity(
     client: TestClient, runtime: Runtime
 ) -> None:

@@ -632,13 +632,15 @@ def _explain(
     total_units = sum(wanted.values())
     if not chosen.shipments:
         return (
-            f"No location has any of the {total_units} unit(s) ordered; everything is backordered."
+            f"No location that may ship this order has any of the {total_units} unit(s) "
+            "ordered; everything is backordered."
         )
     parts = []
     if chosen.backordered:
         short = ", ".join(f"{q} × {sku}" for sku, q in sorted(chosen.backordered.items()))
         parts.append(
-            f"Only {chosen.units} of {total_units} unit(s) are available anywhere; "
+            f"Only {chosen.units} of {total_units} unit(s) are available at the locations "
+            "that may ship this order; "
             f"backordered: {short}."
         )
     ship_words = "; ".join(

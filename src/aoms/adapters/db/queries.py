@@ -127,6 +127,7 @@ def order_detail(conn: Connection, order_id: int) -> dict[str, Any]:
         "received_at": row.received_at,
         "cancelled_at": row.cancelled_at,
         "shipping_address": row.ship_to,
+        "shipping_method": row.shipping_method,  # the policy's delivery_days say how fast
         "destination": None
         if row.dest_lat is None
         else {"lat": row.dest_lat, "lng": row.dest_lng, "source": row.dest_source},
