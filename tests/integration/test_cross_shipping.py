@@ -142,6 +142,7 @@ def test_no_label_for_a_fulfilment_order_a_3pl_has_stops_the_3pl_and_holds_the_o
         handoff.accept(htx, fo, MONDAY)
     refused = client.post(f"/v1/fulfilment-orders/{fo}/shipments", json={})
     assert refused.status_code == 409 and refused.json()["code"] == "no_rates", refused.text
+    assert "easypost answered with no rate for it" in refused.json()["detail"]
     state = _ok(client.get(f"/v1/orders/{order_id}/lifecycle"))
     [hold] = [h for h in state["holds"] if h["status"] == "open"]
     assert hold["kind"] == "manual_review"

@@ -439,6 +439,18 @@ def test_without_a_date_the_label_meets_the_days_routing_promised_for_the_shippi
     assert later["deliver_by"] == "2026-12-31" and later["parcels"][0]["amount"] == "5.71"
 
 
+def test_with_no_carrier_configured_a_label_says_what_to_configure(world: World) -> None:
+    runtime = world.runtime
+    runtime.shipping = build_shipping(Settings(database_url=runtime.settings.database_url),
+                                      runtime.store)  # fmt: skip
+    fo = _order(world.client, "N-1", [("mug", 1)], LA)
+    refused = world.client.post(f"/v1/fulfilment-orders/{fo}/shipments", json={})
+    assert refused.status_code == 409 and refused.json()["code"] == "no_rates"
+    assert "no carrier is configured" in refused.json()["detail"]
+    assert "AOMS_TABLE_RATES_CSV" in refused.json()["detail"]
+    assert _ok(world.client.get(f"/v1/fulfilment-orders/{fo}"))["status"] == "open"
+
+
 def test_a_parcel_past_its_promise_is_flagged_late_once_and_a_late_delivery_says_so(
     world: World,
 ) -> None:

@@ -329,10 +329,19 @@ def _rate_and_buy(
             result.quotes, rule.rule, ship_on=now.date(), deliver_by=deliver_by, records=records
         )
         if choice is None:
+            what = f"parcel {len(planned) + 1} ({parcel.box}, {parcel.grams} g)"
+            asked = [c.name for c in shipping.shopper.carriers]
+            if not asked:
+                why = (f"no carrier is configured to quote {what}: set AOMS_TABLE_RATES_CSV, "
+                       "an EasyPost or Shippo key, or install a carrier plug-in (docs/carriers.md)")
+            elif not result.failures:
+                why = (f"no carrier quoted {what}: {', '.join(asked)} answered with no rate for "
+                       "it (its weight, size or lane is outside their cards)")
+            else:
+                why = f"no carrier quoted {what}"
             raise NoRates(
-                f"no carrier quoted parcel {len(planned) + 1} ({parcel.box}, {parcel.grams} g)",
-                failures=[{"carrier": f.carrier, "reason": f.reason} for f in result.failures],
-            )
+                why, failures=[{"carrier": f.carrier, "reason": f.reason} for f in result.failures]
+            )  # fmt: skip
         planned.append(PlannedParcel(parcel, request, choice, result.failures))
     if buy:
         planned = _buy_all(shipping, planned, rule.label_format)
