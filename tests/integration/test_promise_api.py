@@ -197,3 +197,46 @@ def test_a_wholly_backordered_order_is_not_promised_and_says_how_many_units_wait
     answer = client.get(f"/v1/orders/{waiting}/promise")
     assert (answer.status_code, answer.json()["code"]) == (409, "no_location_can_ship")
     assert "(3 backordered unit(s); it is promised once stock arrives" in answer.json()["detail"]
+
+
+def test_after_routing_each_shipment_is_promised_by_the_service_routing_chose(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """NJ→CA: 5 deliveries by express in 2 days and 10 by ground in 6 (the route over both:
+    median 6). The card prices ground (3 days within 100 km) and express (1 day, dearer); an
+    Express order (1 day) goes from A by express, so its promise is the express lane's 2 days,
+    not the route's 6; a Standard order (5 days) goes by ground, promised by the ground lane."""
+    _setup(client, runtime, {("X", "a"): 5})
+    history = [_delivery(i, "a", 2, service="express") for i in range(5)]
+    history += [_delivery(10 + i, "a", 6, service="ground") for i in range(10)]
+    assert client.post("/v1/delivery-history", json={"deliveries": history}).status_code == 200
+    fit = client.post("/v1/promise-model/fit", json={"confidence": 0.5, "prior_weight": 0})
+    assert fit.status_code == 201, fit.text
+    card = {"distance_km": [100, 1000], "weight_g": [1000, 10000],
+            "prices": [["4.00", "6.00"], ["8.00", "12.00"]], "service": "ground",
+            "transit_days": [3, 5],
+            "services": [{"name": "express", "transit_days": [1, 2],
+                          "prices": [["9.00", "12.00"], ["15.00", "20.00"]]}]}  # fmt: skip
+    assert client.put("/v1/rate-cards/USD", json=card).status_code == 200
+    shop = {"routing_policy": "optimal", "currency": "USD"}
+    assert client.put("/v1/shops/b2b.example", json=shop).status_code == 200
+    policies = "/v1/shops/b2b.example/routing-policies"
+    doc = {"policy": "optimal", "delivery_days": {"Express": 1, "Standard": 5}}
+    assert client.post(policies, json={"document": doc, "note": "x"}).status_code == 201
+    assert client.post(f"{policies}/1/activate").status_code == 200
+
+    def promised(method: str) -> tuple[str, str, str]:
+        body = {
+            "shop": "b2b.example", "channel": "b2b", "external_id": f"S-{method}",
+            "currency": "USD", "placed_at": "2026-11-02T12:00:00Z", "shipping_method": method,
+            "shipping_address": {"country_code": "US", "province_code": "CA",
+                                 "latitude": 0.0, "longitude": 10.0},
+            "lines": [{"sku": "X", "quantity": 1, "unit_price": "10.00", "grams": 500}],
+        }  # fmt: skip
+        order_id = client.post("/v1/orders", json=body).json()["order"]["id"]
+        answer = client.get(f"/v1/orders/{order_id}/promise").json()
+        [s] = answer["shipments"]
+        return s["lane"]["service"], s["basis"], answer["arrives_by"]
+
+    assert promised("Express") == ("express", "lane", "2026-11-04")
+    assert promised("Standard") == ("ground", "lane", "2026-11-08")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -206,9 +206,17 @@ def promise_after_routing(
     shipments: Sequence[tuple[str, str]],  # (location id, origin region) of the chosen plan
     destination: str,
     service: str = "",
+    *,
+    services: Mapping[str, str] | None = None,
 ) -> OrderPromise:
-    """After routing: the date by which every shipment of the plan has arrived (the latest)."""
+    """After routing: the date by which every shipment of the plan has arrived (the latest).
+    Without `service`, each shipment goes by the carrier service routing chose for it
+    (`services`: location id -> service), if any."""
     if not shipments:
         raise InvalidInput("the order has no shipments", field="shipments")
-    parts = tuple(_shipment(model, ordered_on, i, o, destination, service) for i, o in shipments)
+    chosen = services or {}
+    parts = tuple(
+        _shipment(model, ordered_on, i, o, destination, service or chosen.get(i, ""))
+        for i, o in shipments
+    )
     return OrderPromise("after_routing", max(p.arrives_by for p in parts), model.confidence, parts)

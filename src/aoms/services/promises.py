@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -339,6 +339,7 @@ class OrderToPromise:
     lines: tuple[tuple[str, int], ...]  # (sku, quantity) of the lines that ship
     shipments: tuple[str, ...]  # location ids of the order's open fulfilment orders
     backordered_units: int
+    services: Mapping[str, str] = field(default_factory=dict)  # location id -> routed service
 
 
 @dataclass(frozen=True, slots=True)
@@ -549,7 +550,9 @@ def _promise(repo: PromiseRepo, order_id: int, service: str) -> PromiseAnswer:
     notes: list[str] = []
     if order.shipments:
         shipments = [(loc, regions.get(loc, "")) for loc in order.shipments]
-        promise = promise_after_routing(model, placed, shipments, destination, service)
+        promise = promise_after_routing(
+            model, placed, shipments, destination, service, services=order.services
+        )
         if order.backordered_units:
             notes.append(
                 f"{order.backordered_units} backordered unit(s) are not covered by this date"

@@ -332,11 +332,15 @@ def _rate_and_buy(
             what = f"parcel {len(planned) + 1} ({parcel.box}, {parcel.grams} g)"
             asked = [c.name for c in shipping.shopper.carriers]
             if not asked:
-                why = (f"no carrier is configured to quote {what}: set AOMS_TABLE_RATES_CSV, "
-                       "an EasyPost or Shippo key, or install a carrier plug-in (docs/carriers.md)")
+                why = (
+                    f"no carrier is configured to quote {what}: set AOMS_TABLE_RATES_CSV, "
+                    "an EasyPost or Shippo key, or install a carrier plug-in (docs/carriers.md)"
+                )
             elif not result.failures:
-                why = (f"no carrier quoted {what}: {', '.join(asked)} answered with no rate for "
-                       "it (its weight, size or lane is outside their cards)")
+                why = (
+                    f"no carrier quoted {what}: {', '.join(asked)} answered with no rate for "
+                    "it (its weight, size or lane is outside their cards)"
+                )
             else:
                 why = f"no carrier quoted {what}"
             raise NoRates(

@@ -175,6 +175,12 @@ class SqlPromiseRepo:
         shipments = self.conn.execute(
             select(f.location_id).where(f.order_id == order_id, f.status == "open").order_by(f.id)
         ).scalars()
+        d = t.routing_decisions.c
+        detail = self.conn.execute(
+            select(d.detail).where(d.order_id == order_id).order_by(d.id.desc()).limit(1)
+        ).scalar()
+        chosen = ((detail or {}).get("chosen") or {}).get("shipments") or []
+        services = {s["location_id"]: s["service"] for s in chosen if s.get("service")}
         ship_to = row.ship_to or {}
         return OrderToPromise(
             id=row.id,
@@ -185,6 +191,7 @@ class SqlPromiseRepo:
             lines=tuple(sorted(lines.items())),
             shipments=tuple(dict.fromkeys(shipments)),
             backordered_units=row.backordered_units,
+            services=services,
         )
 
     def locations_that_can_ship(self, lines: Sequence[tuple[str, int]]) -> list[str]:
