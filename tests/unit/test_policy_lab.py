@@ -207,6 +207,49 @@ def test_simulate_orders_reads_the_neutral_format_against_the_demo_store(tmp_pat
     assert by["optimal"]["split_rate"] == 0 and by["nearest"]["landed_cost"] == "17.9"
 
 
+def test_simulate_orders_routes_each_order_by_the_services_its_method_allows(
+    tmp_path: Path,
+) -> None:
+    """A store file whose card prices ground (4.00 within 100 km, 2 days) and express (9.00,
+    1 day), and gives Express 1 day: the order by Express to a door 50 km from the one
+    location ships by express, 9.00 + 1.50; the one by Standard (no limit) by ground, 4.00 +
+    1.50. Landed: 16.00."""
+    store = {
+        "shop": "two-services", "currency": "USD",
+        "locations": [{"id": "a", "name": "A", "lat": 0.0, "lng": 0.0, "country_code": "US",
+                       "handling_cost": "1.50"}],
+        "products": [{"sku": "X", "grams": 500}],
+        "stock": [{"sku": "X", "location_id": "a", "on_hand": 5}],
+        "rate_card": {"currency": "USD", "distance_km": [100, 1000], "weight_g": [1000, 10000],
+                      "prices": [["4.00", "6.00"], ["8.00", "12.00"]], "service": "ground",
+                      "transit_days": [2, 5],
+                      "services": [{"name": "express", "transit_days": [1, 2],
+                                    "prices": [["9.00", "12.00"], ["15.00", "20.00"]]}]},
+        "delivery_days": {"Express": 1},
+    }  # fmt: skip
+    lines = [
+        {**neutral(1, "2026-12-01T09:00:00Z", 0.0, 0.45, X=1), "shipping_method": "Express"},
+        {**neutral(2, "2026-12-01T10:00:00Z", 0.0, 0.45, X=1), "shipping_method": "Standard"},
+    ]
+    (tmp_path / "store.json").write_text(json.dumps(store))
+    path = tmp_path / "orders.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines))
+    result = CliRunner().invoke(
+        app,
+        ["simulate", "orders", str(path), "--store", str(tmp_path / "store.json"),
+         "--policies", "optimal", "--no-bound", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    assert Decimal(report["policies"][0]["landed_cost"]) == Decimal("16.00")
+    store["delivery_days"] = {"Express": 61}
+    (tmp_path / "store.json").write_text(json.dumps(store))
+    refused = CliRunner().invoke(
+        app, ["simulate", "orders", str(path), "--store", str(tmp_path / "store.json")]
+    )
+    assert refused.exit_code != 0 and "0 to 60 days" in refused.output
+
+
 def test_simulate_orders_names_the_first_bad_order(tmp_path: Path) -> None:
     bad = neutral(2, "2026-12-01T10:00:00Z", 32.7767, -96.797, **{"SKU-001": 0})
     path = tmp_path / "orders.json"

@@ -47,7 +47,7 @@ def _decimal(value: object, where: str) -> Decimal:
     return number
 
 
-def _days_by_method(given: Mapping[str, Any]) -> dict[str, int]:
+def days_by_method(given: Mapping[str, Any]) -> dict[str, int]:
     """Shipping method (matched in any case) -> days; two that differ only in case refused."""
     days: dict[str, int] = {}
     for method, value in given.items():
@@ -58,6 +58,8 @@ def _days_by_method(given: Mapping[str, Any]) -> dict[str, int]:
             raise _bad(f"{method!r} is given twice (methods match in any case)", "delivery_days")
         if isinstance(value, bool) or not isinstance(value, int):
             raise _bad("must be a whole number of days", f"delivery_days.{method}")
+        if not 0 <= value <= 60:
+            raise _bad("must be from 0 to 60 days", f"delivery_days.{method}")
         days[key] = value
     return days
 
@@ -290,7 +292,7 @@ class PolicyDocument:
                 ),
                 max_shipments=int(data.get("max_shipments", 3)),
                 wave_minutes=int(data.get("wave_minutes", 0)),
-                delivery_days=_days_by_method(data.get("delivery_days") or {}),
+                delivery_days=days_by_method(data.get("delivery_days") or {}),
                 scarcity=None
                 if data.get("scarcity") is None
                 else Scarcity(**{k: int(v) for k, v in data["scarcity"].items()}),

@@ -22,6 +22,7 @@ from aoms.domain.money import Money, minor_units
 from aoms.domain.orders import Order
 from aoms.domain.promise import PromiseModel, Transit
 from aoms.domain.routing import Demand, RateCard
+from aoms.domain.routing_policy import days_by_method
 from aoms.entrypoints.api.schemas import OrderIn
 from aoms.services.policy_lab import (
     AOMS_POLICIES,
@@ -101,7 +102,9 @@ def neutral_scenario(
     orders: Sequence[Order], store: Mapping[str, Any], *, history_until: datetime | None = None
 ) -> Scenario:
     """A lab scenario from neutral orders and a store file in the demo store's layout
-    (`locations`, `products` with grams, `stock`, `rate_card`). Orders placed before
+    (`locations`, `products` with grams, `stock`, `rate_card`, and optionally `delivery_days`
+    per shipping method, as in a routing policy: with a card of several services, each order is
+    routed by the cheapest fast enough for its `shipping_method`). Orders placed before
     `history_until` are history: the scarcity forecast learns from them, no policy routes them.
     An order whose address cannot be placed, or in another currency, is refused."""
     currency = str(store["currency"])
@@ -160,9 +163,11 @@ def neutral_scenario(
                 o.placed_at,
                 Demand(o.demand(), unit_grams, placed[0], currency),
                 region,
+                o.shipping_method,
             )
         )
     card = RateCard.from_dict(store["rate_card"])
+    delivery_days = days_by_method(store.get("delivery_days") or {})
     cut = history_until
     return Scenario(
         str(store.get("shop", "orders")),
@@ -172,6 +177,7 @@ def neutral_scenario(
         stock,
         [o for o in lab if cut is None or o.placed_at >= cut],
         history=[o for o in lab if cut is not None and o.placed_at < cut],
+        delivery_days=delivery_days,
     )
 
 
