@@ -60,7 +60,11 @@ def check(card: RateCard) -> None:
         )
     names = [card.service, *(s.name for s in card.services)]
     if len(set(names)) != len(names) or not all(n.strip() for n in names):
-        raise InvalidInput("each service on the card needs its own name", field="services")
+        raise InvalidInput(
+            "each service on the card needs its own name (the card's own prices are the "
+            f"service {card.service!r}, set by `service`)",
+            field="services",
+        )
     for s in card.services:
         if len(s.transit_days) != rows:
             raise InvalidInput(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
 import typer
@@ -20,3 +21,11 @@ def settings_or_exit(**overrides: Any) -> Settings:
     except ValidationError as exc:
         console.print(f"[red]invalid settings[/]: {exc}")
         raise typer.Exit(2) from exc
+
+
+def json_default(value: Any) -> str:
+    """For `json.dumps(default=...)`: dates and times as ISO 8601 (as the API writes them),
+    anything else as its string."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from aoms.config import Settings
 from aoms.domain.errors import AomsError
+from aoms.entrypoints.cli_common import json_default
 
 handoff_app = typer.Typer(
     help="Hand fulfilment orders to warehouses and 3PLs (REST or file drop).",
@@ -30,7 +31,7 @@ def _runtime(database_url: str | None) -> Any:
 
 
 def _print(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
+    typer.echo(json.dumps(data, indent=2, default=json_default))
 
 
 @handoff_app.command("connect")

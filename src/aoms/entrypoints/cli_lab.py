@@ -19,7 +19,7 @@ from rich.table import Table
 
 from aoms.domain.errors import AomsError
 from aoms.domain.routing import Policy
-from aoms.entrypoints.cli_common import console
+from aoms.entrypoints.cli_common import console, json_default
 from aoms.services.policy_lab import POLICIES
 
 replay_app = typer.Typer(help="Replay an order history through aoms.", no_args_is_help=True)
@@ -112,7 +112,7 @@ def replay_olist(
             "split_rate_shopify_default": b["split_shipment_rate"],
         }
     if as_json:
-        print(json.dumps(report, indent=2, default=str))
+        print(json.dumps(report, indent=2, default=json_default))
         return
     skipped = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in data.skipped.items())
     table = Table(
@@ -185,7 +185,7 @@ def _run_lab(
         write_report(html_path, [report])
         console.print(f"HTML report: {html_path}")
     if as_json:
-        print(json.dumps(report, indent=2, default=str))
+        print(json.dumps(report, indent=2, default=json_default))
         return
     table = Table(
         title=f"{report['scenario']}: {report['orders']} orders, {report['locations']} "

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aoms.domain.errors import AomsError
-from aoms.entrypoints.cli_common import console, settings_or_exit
+from aoms.entrypoints.cli_common import console, json_default, settings_or_exit
 from aoms.entrypoints.cli_lab import JsonOpt
 
 promise_app = typer.Typer(help="Delivery promises learned from history.", no_args_is_help=True)
@@ -180,7 +180,7 @@ def promise_fit(
         validation_months=validation_months,
         target_on_time=target_on_time,
     )
-    print(json.dumps(model_info(info), default=str, indent=2))
+    print(json.dumps(model_info(info), default=json_default, indent=2))
 
 
 @promise_app.command("export-olist")

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from aoms.config import load_settings
 from aoms.domain.errors import InvalidInput
+from aoms.entrypoints.cli_common import json_default
 
 if TYPE_CHECKING:
     from aoms.bootstrap import Runtime
@@ -216,7 +217,7 @@ def pushes(
         console.print(f"{shop} has no Admin API access token: nothing is queued for Shopify "
                       "(set AOMS_SHOPIFY_ADMIN_TOKENS)")  # fmt: skip
     if as_json:
-        print(json.dumps(rows, indent=2, default=str))
+        print(json.dumps(rows, indent=2, default=json_default))
         return
     for p in rows:
         said = p["last_error"] if p["status"] != "done" else json.dumps(p["result"])
