@@ -192,3 +192,15 @@ def place_order(client: Any, shop: str, external_id: str, *lines: tuple[str, int
     answer = post_order(client, shop, external_id, *lines)
     assert answer.status_code == 201, answer.text
     return answer.json()["order"]
+
+
+def services_card(ground_days: list[int], express_days: list[int]) -> dict[str, Any]:
+    """CARD's prices as the service `ground` taking `ground_days` per distance band, beside
+    `express` at twice the price taking `express_days`: a body for PUT /v1/rate-cards/USD."""
+    prices = [[str(p) for p in row] for row in CARD.prices]
+    return {
+        "distance_km": list(CARD.distance_km), "weight_g": list(CARD.weight_g), "prices": prices,
+        "service": "ground", "transit_days": ground_days,
+        "services": [{"name": "express", "transit_days": express_days,
+                      "prices": [[str(2 * p) for p in row] for row in CARD.prices]}],
+    }  # fmt: skip

@@ -16,7 +16,7 @@ from aoms.adapters.db import schema as t
 from aoms.bootstrap import Runtime
 from aoms.domain.routing import Policy
 from aoms.entrypoints.api.app import create_app
-from tests.builders import T0, east, network
+from tests.builders import T0, east, network, services_card
 from tests.integration.test_shipping_api import LA, World, _ok, world  # noqa: F401
 
 SHOP = "shop.myshopify.com"
@@ -62,9 +62,6 @@ def test_a_shipping_method_changed_after_routing_is_the_one_the_label_meets(
 
 # -- scarcity ------------------------------------------------------------------------------
 
-PRICES = [["4.00", "6.00", "9.00"], ["6.00", "8.00", "12.00"], ["8.00", "11.00", "16.00"],
-          ["12.00", "16.00", "24.00"]]  # fmt: skip
-
 
 @pytest.fixture
 def shop(runtime: Runtime) -> Iterator[TestClient]:
@@ -91,12 +88,7 @@ def test_stock_the_express_orders_to_come_want_is_priced_above_what_they_would_p
     A's unit is worth at least 49.50 - 33.50 = 16.00. Counted at the base card's dearest
     (ground 24.00 + 1.50 = 25.50, less than shipping), the forecast backorders every Express
     order instead (which routing never does) and A's last units are free."""
-    card = {
-        "distance_km": [100, 500, 1000, 3000], "weight_g": [1000, 3000, 10000], "prices": PRICES,
-        "service": "ground", "transit_days": [1, 3, 5, 6],
-        "services": [{"name": "express", "transit_days": [1, 1, 1, 2],
-                      "prices": [[f"{2 * float(p):.2f}" for p in row] for row in PRICES]}],
-    }  # fmt: skip
+    card = services_card([1, 3, 5, 6], [1, 1, 1, 2])
     assert shop.put("/v1/rate-cards/USD", json=card).status_code == 200
     scarcity = {"horizon_days": 1, "window": 50, "refresh_minutes": 60}
     doc = {"policy": "optimal", "scarcity": scarcity, "delivery_days": {"Express": 1}}

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from aoms.bootstrap import Runtime
 from aoms.domain.routing import Policy
 from aoms.entrypoints.api.app import create_app
-from tests.builders import T0, east, network
+from tests.builders import T0, east, network, services_card
 
 SHOP = "shop.myshopify.com"
 POLICIES = f"/v1/shops/{SHOP}/routing-policies"
@@ -99,14 +99,7 @@ def test_the_orders_to_come_are_priced_by_the_carrier_services_their_methods_nee
     Express, which the policy gives 1 day. From A (0 km) ground arrives in a day: 5.50; from B
     (700 km) only express does: 16.00 + 1.50 = 17.50. So A's last unit is worth 17.50 - 5.50 =
     12.00 to the Express orders to come, not the 4.00 of ground from B."""
-    prices = [["4.00", "6.00", "9.00"], ["6.00", "8.00", "12.00"], ["8.00", "11.00", "16.00"],
-              ["12.00", "16.00", "24.00"]]  # fmt: skip
-    card = {
-        "distance_km": [100, 500, 1000, 3000], "weight_g": [1000, 3000, 10000], "prices": prices,
-        "service": "ground", "transit_days": [1, 3, 5, 6],
-        "services": [{"name": "express", "transit_days": [1, 1, 1, 2],
-                      "prices": [[f"{2 * float(p):.2f}" for p in row] for row in prices]}],
-    }  # fmt: skip
+    card = services_card([1, 3, 5, 6], [1, 1, 1, 2])
     assert client.put("/v1/rate-cards/USD", json=card).status_code == 200
     doc = {"policy": "optimal", "scarcity": SCARCITY, "delivery_days": {"Express": 1}}
     assert client.post(POLICIES, json={"document": doc, "note": "x"}).status_code == 201

@@ -18,7 +18,7 @@ from aoms.adapters.db import schema as t
 from aoms.bootstrap import Runtime
 from aoms.domain.routing import Policy
 from aoms.entrypoints.api.app import create_app
-from tests.builders import T0, east, network
+from tests.builders import T0, east, network, services_card
 
 SHOP = "shop.myshopify.com"
 WAVE = f"/v1/shops/{SHOP}/waves/replan"
@@ -145,14 +145,7 @@ def test_a_re_planned_order_still_names_its_carrier_service_and_days(
     distance band) beside a dearer `express`, and a policy giving every method 5 days: ground
     is fast enough everywhere, so the costs are the first test's, and the wave's new decisions
     name ground and its days as the orders' first ones did."""
-    prices = [["4.00", "6.00", "9.00"], ["6.00", "8.00", "12.00"], ["8.00", "11.00", "16.00"],
-              ["12.00", "16.00", "24.00"]]  # fmt: skip
-    services = {
-        "distance_km": [100, 500, 1000, 3000], "weight_g": [1000, 3000, 10000], "prices": prices,
-        "service": "ground", "transit_days": [1, 2, 3, 4],
-        "services": [{"name": "express", "transit_days": [1, 1, 1, 2],
-                      "prices": [[str(2 * float(p)) for p in row] for row in prices]}],
-    }  # fmt: skip
+    services = services_card([1, 2, 3, 4], [1, 1, 1, 2])
     assert client.put("/v1/rate-cards/USD", json=services).status_code == 200
     policies = f"/v1/shops/{SHOP}/routing-policies"
     doc = {"policy": "optimal", "delivery_days": {"*": 5}}
