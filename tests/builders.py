@@ -172,9 +172,12 @@ def later(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-def post_order(client: Any, shop: str, external_id: str, *lines: tuple[str, int]) -> Any:
-    """POST a neutral order of 500 g units at 10.00 to the customer at (0°, 10°E); the answer."""
-    body = {
+def post_order(
+    client: Any, shop: str, external_id: str, *lines: tuple[str, int], method: str | None = None
+) -> Any:
+    """POST a neutral order of 500 g units at 10.00 to the customer at (0°, 10°E), placed at
+    T0 (by shipping `method`, if given); the answer."""
+    body: dict[str, Any] = {
         "shop": shop,
         "external_id": external_id,
         "currency": "USD",
@@ -184,12 +187,16 @@ def post_order(client: Any, shop: str, external_id: str, *lines: tuple[str, int]
             {"sku": sku, "quantity": q, "unit_price": "10.00", "grams": 500} for sku, q in lines
         ],
     }
+    if method is not None:
+        body["shipping_method"] = method
     return client.post("/v1/orders", json=body)
 
 
-def place_order(client: Any, shop: str, external_id: str, *lines: tuple[str, int]) -> Any:
+def place_order(
+    client: Any, shop: str, external_id: str, *lines: tuple[str, int], method: str | None = None
+) -> Any:
     """`post_order`, which must be accepted; the order as the API shows it."""
-    answer = post_order(client, shop, external_id, *lines)
+    answer = post_order(client, shop, external_id, *lines, method=method)
     assert answer.status_code == 201, answer.text
     return answer.json()["order"]
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from aoms.adapters.db import schema as t
 from aoms.bootstrap import Runtime
 from aoms.entrypoints.api.app import create_app
-from tests.builders import east, network
+from tests.builders import T0, east, network
 
 
 @pytest.fixture
@@ -205,7 +205,9 @@ def test_after_routing_each_shipment_is_promised_by_the_service_routing_chose(
     """NJ→CA: 5 deliveries by express in 2 days and 10 by ground in 6 (the route over both:
     median 6). The card prices ground (3 days within 100 km) and express (1 day, dearer); an
     Express order (1 day) goes from A by express, so its promise is the express lane's 2 days,
-    not the route's 6; a Standard order (5 days) goes by ground, promised by the ground lane."""
+    not the route's 6; a Standard order (5 days) goes by ground, promised by the ground lane.
+    Both are routed on the day they are placed."""
+    runtime.clock = lambda: T0
     _setup(client, runtime, {("X", "a"): 5})
     history = [_delivery(i, "a", 2, service="express") for i in range(5)]
     history += [_delivery(10 + i, "a", 6, service="ground") for i in range(10)]

@@ -21,7 +21,7 @@ from aoms.bootstrap import Runtime
 from aoms.domain.routing_policy import PolicyDocument
 from aoms.entrypoints.api.app import create_app
 from aoms.services import orders, routing_policies
-from tests.builders import T0, later, network, order, place_order
+from tests.builders import T0, later, network, order, place_order, services_card
 from tests.integration.test_race import _together
 
 SHOP = "shop.myshopify.com"
@@ -205,6 +205,42 @@ def test_an_order_backordered_by_a_full_day_is_routed_when_the_next_day_begins(
     again = client.get(f"/v1/orders/{second['id']}").json()
     assert (again["status"], shipped_from(again)) == ("routed", {"a": {"X": 1}})
     assert runtime.retry_backorders_if_new_day() is None
+
+
+def test_a_backorder_routed_days_later_takes_a_service_fast_enough_for_the_days_left(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """Standard promises 3 days from the day of placing. A (50 km, the only stock of X) ships
+    one parcel a day by `ground` (3 days there, 4.00 for 500 g) or `express` (1 day, 8.00).
+    The first order goes by ground (4.00 + 1.50 handling = 5.50); the second, placed the same
+    day, waits for A's capacity. Routed the next day it has 2 days left: ground no longer
+    keeps the promise, express does (8.00 + 1.50 = 9.50). Three days later still, with no day
+    left, it goes by the fastest, express, and says that none is faster."""
+    network(runtime.engine, {("X", "a"): 5})
+    card = services_card([3, 3, 5, 6], [1, 1, 1, 2])
+    assert client.put("/v1/rate-cards/USD", json=card).status_code == 200
+    draft(client, locations={"a": {"daily_capacity": 1}}, delivery_days={"Standard": 3})
+    client.post(f"{POLICIES}/1/activate")
+    first = place_order(client, SHOP, "1", ("X", 1), method="Standard")
+    assert (first["routing"][-1]["cost"], first["fulfilment_orders"][0]["location_id"]) == (
+        "5.50",
+        "a",
+    )
+    assert "A by ground (3 days)" in first["routing"][-1]["explanation"]
+    second = place_order(client, SHOP, "2", ("X", 1), method="Standard")
+    assert second["status"] == "backordered"
+    runtime.retry_backorders_if_new_day()  # notes today
+    runtime.clock = lambda: later(24 * 60)
+    assert runtime.retry_backorders_if_new_day() == {"routed": 1}
+    decision = client.get(f"/v1/orders/{second['id']}").json()["routing"][-1]
+    assert decision["cost"] == "9.50"
+    assert "A by express (1 day)." in decision["explanation"]
+    assert "within 3 days (Standard) of being placed, 2 days from today" in decision["explanation"]
+    runtime.clock = lambda: later(4 * 24 * 60)  # T0 + 4 days: the promise is already missed
+    assert client.post(f"/v1/orders/{second['id']}/route").status_code == 200
+    words = client.get(f"/v1/orders/{second['id']}").json()["routing"][-1]["explanation"]
+    assert "A by express (1 day: none is faster from there)" in words
+    assert "0 days from today" in words
 
 
 def test_routing_an_order_again_keeps_its_own_place_in_the_days_capacity(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
 from aoms.domain.errors import InvalidInput
 from aoms.domain.routing import RateCard
-from aoms.domain.service_levels import ServiceRates, effective_card
+from aoms.domain.service_levels import ServiceRates, days_left, effective_card
 
 
 def d(*row: str) -> tuple[Decimal, ...]:
@@ -47,3 +48,16 @@ def test_a_card_without_services_is_used_as_it_is_and_services_must_fit_the_band
         RateCard("USD", (100, 1000), (1000,), (d("4"), d("8")), transit_days=(1,))
     round_trip = RateCard.from_dict(CARD.as_dict())
     assert round_trip == CARD
+
+
+def test_the_days_left_count_utc_days_from_the_day_the_order_was_placed() -> None:
+    late_evening = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)
+    assert days_left(3, late_evening, datetime(2026, 12, 1, 23, 59, tzinfo=UTC)) == 3
+    assert days_left(3, late_evening, datetime(2026, 12, 2, 0, 10, tzinfo=UTC)) == 2
+    assert days_left(3, late_evening, datetime(2026, 12, 9, tzinfo=UTC)) == 0  # never below 0
+    assert days_left(None, late_evening, datetime(2026, 12, 9, tzinfo=UTC)) is None
+    # 20:00 in New York on the 1st is 01:00 UTC on the 2nd: still the 2nd at 10:00 UTC
+    new_york = datetime(2026, 12, 1, 20, 0, tzinfo=timezone(timedelta(hours=-5)))
+    assert days_left(3, new_york, datetime(2026, 12, 2, 10, 0, tzinfo=UTC)) == 3
+    # a clock behind the order's own time gives back no days
+    assert days_left(3, late_evening, datetime(2026, 11, 30, tzinfo=UTC)) == 3

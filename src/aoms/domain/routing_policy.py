@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 from aoms.domain.errors import InvalidPolicyDocument
 from aoms.domain.money import Money, minor_units
 from aoms.domain.routing import Candidate, RateCard, RoutingConfig
-from aoms.domain.service_levels import effective_card
+from aoms.domain.service_levels import days_left, effective_card
 
 MAX_WEIGHT = Decimal(1000)
 MAX_AMOUNT = Decimal(10) ** 9
@@ -306,14 +307,24 @@ class PolicyDocument:
 
     # -- applying it --------------------------------------------------------------------------
     def config(
-        self, card: RateCard, currency: str, shipping_method: str | None = None
+        self,
+        card: RateCard,
+        currency: str,
+        shipping_method: str | None = None,
+        *,
+        placed_at: datetime | None = None,
+        now: datetime | None = None,
     ) -> RoutingConfig:
         """The planner's configuration for an order in `currency` by `shipping_method`: the
-        rate card as the cheapest carrier service fast enough for it (domain.service_levels)."""
+        rate card as the cheapest carrier service fast enough for it (domain.service_levels)
+        — for the days left on `now` of an order placed at `placed_at`, when both are given."""
         w = self.weights
         money = currency == self.currency
+        days = self.days_for(shipping_method)
+        if placed_at is not None and now is not None:
+            days = days_left(days, placed_at, now)
         return RoutingConfig(
-            rate_card=effective_card(card, self.days_for(shipping_method))[0],
+            rate_card=effective_card(card, days)[0],
             max_shipments=self.max_shipments,
             split_penalty=w.split_penalty if money else Decimal(0),
             shipping_weight=float(w.shipping),

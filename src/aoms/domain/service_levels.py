@@ -14,11 +14,14 @@ the cheapest eligible service. Every exact method (the branch and bound, HiGHS) 
 over both dimensions, with no more variables. Where no service is fast enough, the fastest
 ones there are eligible (the promise cannot be kept from that far; the explanation says so).
 A service whose days the card does not state is not taken to keep a promise of days.
+The days count from the UTC day the order was placed: an order routed days later (a backorder
+stock came for) has only the days left (`days_left`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -88,6 +91,15 @@ def check(card: RateCard) -> None:
                         f"service {s.name}: {price} is not a {card.currency} amount ({exc})",
                         field="services",
                     ) from exc
+
+
+def days_left(days: int | None, placed_at: datetime, now: datetime) -> int | None:
+    """Of `days` to arrive in, counted from the UTC day of `placed_at`, those left on `now`'s
+    (never below 0; None: no limit)."""
+    if days is None:
+        return None
+    gone = (now.astimezone(UTC).date() - placed_at.astimezone(UTC).date()).days
+    return max(0, days - max(0, gone))
 
 
 def effective_card(card: RateCard, days: int | None) -> tuple[RateCard, ServicePick | None]:

@@ -250,7 +250,7 @@ def _route_new_lines(
         return {n: 0 for n in everything}, everything
     routing = replace(routing, explanation=f"Added lines: {routing.explanation}")
     days = version.document.days_for(part.shipping_method) if version else None
-    routing = with_services(routing, inputs.card, days, part.shipping_method)
+    routing = with_services(routing, inputs.card, days, part, now)
     allocations, short = allocate_to_lines(part.lines, routing.shipments)
     tx.reserve(order_id, allocations, now)
     repo.add_fulfilment_orders(order_id, routing, now)

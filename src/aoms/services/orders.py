@@ -25,7 +25,7 @@ from aoms.domain.orders import Order, OrderStatus, allocate_to_lines
 from aoms.domain.policies import accept_plan
 from aoms.domain.routing import Candidate, Demand, Option, RateCard, RoutingConfig, RoutingPlan
 from aoms.domain.routing_policy import PolicyVersion
-from aoms.domain.service_levels import effective_card
+from aoms.domain.service_levels import days_left, effective_card
 from aoms.services.ports import AfterRoute, Clock, Geocoder, Store, StoredOrder, Tx
 
 
@@ -210,16 +210,21 @@ def route_and_reserve(
             explanation=f"{routing.explanation} The address was placed only by its country "
             "(no coordinates or ZIP code it could be found by), so distances are approximate.",
         )
-    routing = with_services(routing, card, days, order.shipping_method)
+    routing = with_services(routing, card, days, order, now)
     return commit_plan(tx, order_id, order, routing, version, trial, now=now)
 
 
 def with_services(
-    routing: RoutingPlan, card: RateCard, days: int | None, method: str | None
+    routing: RoutingPlan, card: RateCard, days: int | None, order: Order, now: datetime
 ) -> RoutingPlan:
-    """Name the carrier service each shipment goes by, when the card prices several."""
+    """Name the carrier service each shipment goes by, when the card prices several.
+
+    `days` count from the UTC day the order was placed (the promise stays that), so an order
+    routed later (a backorder stock came for) takes services fast enough for the days left.
+    """
     routing = replace(routing, within_days=days)
-    composed, pick = effective_card(card, days)
+    left = days_left(days, order.placed_at, now)
+    composed, pick = effective_card(card, left)
     if pick is None:
         return routing
 
@@ -233,13 +238,16 @@ def with_services(
     said = []
     for s in chosen.shipments:
         takes = s.transit_days
-        late = days is not None and takes is not None and takes > days
+        late = left is not None and takes is not None and takes > left
         time = "" if takes is None else f"{takes} day{'' if takes == 1 else 's'}"
         said.append(f"{s.location_name} by {s.service}"
                     + (f" ({time}: none is faster from there)" if late else
                        f" ({time})" if time else ""))  # fmt: skip
+    method = order.shipping_method
     within = (f"within {days} day{'' if days == 1 else 's'} ({method or 'any method'})"
               if days is not None else "with no limit on days")  # fmt: skip
+    if left is not None and left != days:
+        within += f" of being placed, {left} day{'' if left == 1 else 's'} from today"
     words = f" Carrier services, the cheapest that arrive {within}: {', '.join(said)}."
     return replace(routing, chosen=chosen,
                    runners_up=tuple(named(o) for o in routing.runners_up),
@@ -342,7 +350,9 @@ def apply_version(
         sku_tags=tx.sku_tags(order.demand()) if tagged else {},
         shipped_today=shipped,
     )
-    return kept, doc.config(card, order.currency, order.shipping_method), notes
+    config = doc.config(card, order.currency, order.shipping_method, placed_at=order.placed_at,
+                        now=now)  # fmt: skip
+    return kept, config, notes
 
 
 def record_decision(

@@ -156,7 +156,7 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
         )
         routing = plan_from(name, demand, candidates, config, new, words)
         days = version.document.days_for(order.shipping_method) if version else None
-        routing = with_services(routing, card, days, order.shipping_method)
+        routing = with_services(routing, card, days, order, now)
         status = commit_plan(tx, order_id, order, routing, version, None, now=now, wave=True)
         if status is not OrderStatus.ROUTED:  # pragma: no cover - it ships all the old plan did
             raise Conflict(f"re-planning order {order_id} would leave units short")
