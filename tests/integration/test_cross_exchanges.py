@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from aoms.adapters.db.lifecycle import ready_for_fulfilment
 from aoms.bootstrap import Runtime
 from aoms.entrypoints.api.app import create_app
-from tests.builders import later, network, place_order
+from tests.builders import later, network, place_order, services_card
 from tests.integration.test_lifecycle import events
 
 SHOP = "shop.myshopify.com"
@@ -72,3 +72,28 @@ def test_a_replacement_short_of_stock_is_released_when_its_stock_arrives(
     state = ok(client.get(f"/v1/orders/{replacement}/lifecycle"))
     assert state["state"] == "ready_for_fulfilment"
     assert len(events(runtime, replacement, "order.released_for_fulfilment")) == 1
+
+
+def test_a_replacement_ships_by_the_original_s_shipping_method(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """The customer paid for Express (1 day); the policy prices ground (3 days within 100 km,
+    4.00 for 500 g) and express (1 day, 8.00). The replacement, placed by the exchange now,
+    goes by the original's method: from A by express (8.00 + 1.50 handling), not by ground."""
+    network(runtime.engine, {("S", "a"): 5, ("L", "a"): 5})
+    card = services_card([3, 3, 5, 6], [1, 1, 1, 2])
+    assert client.put("/v1/rate-cards/USD", json=card).status_code == 200
+    policies = f"/v1/shops/{SHOP}/routing-policies"
+    doc = {"policy": "optimal", "delivery_days": {"Express": 1}}
+    ok(client.post(policies, json={"document": doc, "note": "express"}), 201)
+    ok(client.post(f"{policies}/1/activate"))
+    oid = int(place_order(client, SHOP, "X3", ("S", 1), method="Express")["id"])
+    ok(client.post(f"/v1/orders/{oid}/delivered", json={}))
+    ret = ok(client.post("/v1/returns", json={
+        "order_id": oid, "items": [{"line_no": 1, "reason": "too_small"}],
+        "exchange": {"sku": "L", "unit_price": "10.00", "instant": True}}), 201)  # fmt: skip
+    replacement = ok(client.get(f"/v1/orders/{ret['exchange_order_id']}"))
+    assert replacement["shipping_method"] == "Express"
+    decision = replacement["routing"][-1]
+    assert decision["cost"] == "9.50"
+    assert "A by express (1 day)." in decision["explanation"]

@@ -593,7 +593,7 @@ def _ship_replacement(
     """Create the replacement as an order of its own; it is routed and its stock reserved
     like any order (an instant exchange before the return arrives), and released for
     fulfilment by the lifecycle's gate like any order (no payment to wait for: the return
-    pays for it)."""
+    pays for it). It ships by the original's shipping method, its days counted from now."""
     assert rec.exchange is not None
     x = rec.exchange
     cur = facts.order.currency
@@ -618,6 +618,7 @@ def _ship_replacement(
             ),
         ),
         shipping_address=original.shipping_address,
+        shipping_method=original.shipping_method,  # as fast as the customer chose at first
         financial_status="exchange",
         taxes_included=original.taxes_included,
         tags=("exchange",),
