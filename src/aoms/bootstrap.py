@@ -9,7 +9,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
+from datetime import time as dtime
 from functools import partial
 
 from sqlalchemy import Engine
@@ -88,7 +89,6 @@ class Runtime:
     inventory_dirty: bool = False  # events were relayed since the last push: stock may differ
     clients_lock: threading.Lock = field(default_factory=threading.Lock)
     stock_checked: float = -math.inf  # monotonic time of the last stock invariant check
-    backorders_day: date | None = None  # the UTC day the workers last saw (backorder retries)
     refund_publisher: RefundPublisher = field(default_factory=NoRefundPublisher)
     return_carrier: ReturnCarrier = field(default_factory=BuiltinReturnCarrier)
     topic_handlers: dict[str, TopicHandler] = field(default_factory=lambda: dict(TOPIC_HANDLERS))
@@ -234,19 +234,23 @@ class Runtime:
             log.error("stock invariant broken: %s at %s: %s", b.sku, b.location_id, b.detail)
         return len(found)
 
-    def retry_backorders_if_new_day(self, limit: int = 1000) -> dict[str, int] | None:
-        """When the UTC day turns while the workers run, route the backordered orders again,
-        oldest first: a location at its daily capacity yesterday has room today. None when the
-        day has not turned (or on the first look, which only notes the day)."""
-        today = self.clock().astimezone(UTC).date()
-        seen, self.backorders_day = self.backorders_day, today
-        if seen is None or seen == today:
+    def retry_earlier_backorders(self, limit: int = 200) -> dict[str, int] | None:
+        """Route again, oldest first and up to `limit` at a time, the backordered orders last
+        routed before today (UTC) whose backordered units have free stock somewhere: a
+        location at its daily capacity yesterday has room today. Each is tried once a day —
+        its new decision is today's — and one whose routing failed (a busy database) is tried
+        at the next look; what the workers knew before a restart does not matter. None when
+        there is nothing to try."""
+        now = self.clock()
+        today = datetime.combine(now.astimezone(UTC).date(), dtime(), tzinfo=UTC)
+        ids = self.store.backorders_to_retry(today, limit)
+        if not ids:
             return None
         outcome = order_cases.retry_waiting(
             self.store, geocode=self.geocode, clock=self.clock, status=OrderStatus.BACKORDERED,
-            limit=limit, after_route=self.after_route,
+            after_route=self.after_route, order_ids=ids,
         )  # fmt: skip
-        log.info("a new day: backordered orders routed again: %s", outcome)
+        log.info("backordered orders routed again on a new day: %s", outcome)
         return outcome
 
     def relay_events(self) -> int:
@@ -427,7 +431,7 @@ class Workers:
             self._next_wave_check = now + TIMER_CHECK_SECONDS
             self.runtime.replan_due_waves()
             self.runtime.refresh_due_prices()
-            self.runtime.retry_backorders_if_new_day()
+            self.runtime.retry_earlier_backorders()
         self.runtime.push_due_inventory()  # each paced by its own setting
         self.runtime.send_shopify_pushes()
         self.runtime.check_stock_if_due()

@@ -1,251 +1,338 @@
-"""Shopify pushes where they meet the lifecycle changes: a carrier's first scan of a label
-aoms bought, a hold placed after hand-off and the 3PL's confirmation; on SQLite and
-PostgreSQL; and a hold push retried by hand after its hold was released (it holds nothing).
+"""Backorders routed again on a new UTC day, shipping methods that change (after an upgrade,
+after hand-off), the promise after an edit, the scarcity refresh under weights and the policy
+lab's store file: where they once broke; on SQLite and PostgreSQL.
 
-Shopify pushes: the network of tests/integration/test_shopify_pushes.py (TEE only at A, CAP
-only at B, Shopify's one fulfillment order at its location 1 = aoms's A). Labels: the world of
-tests/integration/test_shipping_api.py (Hoboken, mugs and vases), with a fake Shopify store
-for its shop.
+The network of tests/builders.py: A at 50 km, B at 80 km, C at 700 km east of the customer.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
+from sqlalchemy import func, select, update
 
-from aoms.adapters.db.handoff import SqlHandoffStore
-from aoms.adapters.db.shopify import SqlShopifyStore
-from aoms.adapters.db.shopify_pushes import SqlShopifyPushes
-from aoms.adapters.shopify.webhooks import sign
+from aoms.adapters.db import schema as t
 from aoms.bootstrap import Runtime
-from aoms.services import handoff as svc
-from aoms.services.shopify_pushes import MAX_ATTEMPTS
-from tests.builders import T0, shopify_payload
-from tests.conftest import SECRET
-from tests.fakes.shopify_admin import FakeShopifyAdmin
-from tests.integration.test_shipping_api import LA, MONDAY, SHIPPO_TOKEN, World, _ok, world
-from tests.integration.test_shopify_pushes import (
-    LOC_A,
-    LOC_B,
-    client,
-    fake,
-    flush,
-    fos,
-    place,
-    shopify_fos,
-)
+from aoms.entrypoints.api.app import create_app
+from tests.builders import T0, later, network, place_order
+from tests.integration.test_shipping_api import world
 
-__all__ = ["client", "fake", "world"]  # the fixtures, used by name below
+__all__ = ["world"]  # the shipping tests' fixture, used by name below
 
-ACME = "acme.myshopify.com"
-HOB = "gid://shopify/Location/7"
-
-
-def _hold(client: TestClient, order_id: int) -> int:
-    body = {"kind": "manual_review", "reason": "check", "actor": "ops"}
-    answer = client.post(f"/v1/orders/{order_id}/holds", json=body)
-    assert answer.status_code == 201, answer.text
-    return int(answer.json()["id"])
-
-
-def _release(client: TestClient, hold_id: int) -> None:
-    answer = client.post(f"/v1/holds/{hold_id}/release", json={"actor": "ops", "note": "ok"})
-    assert answer.status_code == 200, answer.text
-
-
-def _at_3pl(runtime: Runtime, fo_id: int) -> None:
-    with SqlHandoffStore(runtime.store).handoff_transaction() as htx:
-        svc.hand_off(htx, fo_id, T0)
-        svc.accept(htx, fo_id, T0)
-
-
-def _confirm(runtime: Runtime, fo_id: int) -> list[int]:
-    with SqlHandoffStore(runtime.store).handoff_transaction() as htx:
-        return list(svc.confirm_cancel(htx, fo_id, T0).new_fo_ids)
-
-
-def _ship(runtime: Runtime, fo_id: int, ref: str, items: dict[str, int], **kw: Any) -> None:
-    with SqlHandoffStore(runtime.store).handoff_transaction() as htx:
-        svc.ship(htx, fo_id, svc.Shipment(ref, items, T0, **kw), T0)
-
-
-def test_a_hold_after_hand_off_released_before_the_3pl_confirms_fulfils_on_shopify(
-    client: TestClient, runtime: Runtime, fake: FakeShopifyAdmin
-) -> None:
-    order_id = place(client, runtime, fake, 5101)
-    where = fos(runtime, order_id)
-    _at_3pl(runtime, where["a"])
-    hold_id = _hold(client, order_id)
-    assert flush(runtime) == {"sent": 1, "retry": 0, "failed": 0}
-    [fo] = [f for f in fake.fulfillment_orders.values() if f.order_id == 5101]
-    assert fo.status() == "ON_HOLD"
-    _release(client, hold_id)
-    assert flush(runtime) == {"sent": 1, "retry": 0, "failed": 0}
-    assert fo.status() == "OPEN"
-    new = _confirm(runtime, where["a"])
-    now = fos(runtime, order_id)
-    assert now["a"] in new
-    _at_3pl(runtime, now["a"])
-    _ship(runtime, now["a"], "s-1", {"TEE": 2}, tracking_number="T-101", carrier="ups")
-    assert flush(runtime) == {"sent": 1, "retry": 0, "failed": 0}
-    [made] = fake.fulfillments
-    assert made["location"] == LOC_A
-    assert [(ln["lineItem"]["id"], ln["quantity"]) for ln in made["lines"]] == [
-        ("gid://shopify/LineItem/51010", 2)
-    ]
-
-
-def test_a_hold_after_hand_off_routed_to_another_location_fulfils_there_on_shopify(
-    client: TestClient, runtime: Runtime, fake: FakeShopifyAdmin
-) -> None:
-    """A's 3PL is stopped by a hold; before it confirms, A's tees are counted gone and B got
-    some: the tees are routed to B, and Shopify's fulfillment is made at location 2."""
-    order_id = place(client, runtime, fake, 5102)
-    where = fos(runtime, order_id)
-    _at_3pl(runtime, where["a"])
-    hold_id = _hold(client, order_id)
-    with runtime.store.transaction() as tx:
-        tx.change_stock("TEE", "b", on_hand=5, reason="count", reference="t", now=T0)
-        tx.change_stock("TEE", "a", on_hand=-5, reason="count", reference="t", now=T0)
-    new = _confirm(runtime, where["a"])
-    _release(client, hold_id)
-    assert flush(runtime) == {"sent": 2, "retry": 0, "failed": 0}
-    now = {f: i for f, i in fos(runtime, order_id).items() if i in new}
-    assert set(now) == {"b"}
-    _at_3pl(runtime, now["b"])
-    _ship(runtime, now["b"], "s-1", {"TEE": 2, "CAP": 1}, tracking_number="T-102")
-    assert flush(runtime) == {"sent": 1, "retry": 0, "failed": 0}
-    [made] = fake.fulfillments
-    assert made["location"] == LOC_B
-    assert sorted((ln["lineItem"]["id"], ln["quantity"]) for ln in made["lines"]) == [
-        ("gid://shopify/LineItem/51020", 2),
-        ("gid://shopify/LineItem/51021", 1),
-    ]
-    assert [f for f in shopify_fos(fake, 5102) if any(f[1].values())] == []
-
-
-# -- a label aoms bought, of a Shopify order ----------------------------------------------------
+SHOP = "shop.myshopify.com"
+POLICIES = f"/v1/shops/{SHOP}/routing-policies"
 
 
 @pytest.fixture
-def acme(world: World) -> Iterator[tuple[World, FakeShopifyAdmin]]:
-    shopify = FakeShopifyAdmin(shop=ACME, restore_rate=1000.0, bucket=2000.0)
-    shopify.locations[HOB] = "Hoboken"
-    shopify.start()
-    rt = world.runtime
-    rt.settings = rt.settings.model_copy(
-        update={"shopify_admin_tokens": {ACME: SecretStr(shopify.token)},
-                "shopify_admin_url": shopify.base_url}
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    runtime.clock = lambda: T0
+    with TestClient(create_app(runtime, migrate_on_start=False)) as c:
+        yield c
+
+
+def activate(client: TestClient, **document: Any) -> None:
+    made = client.post(POLICIES, json={"document": {"policy": "optimal", **document}, "note": "x"})
+    assert made.status_code == 201, made.text
+    version = made.json()["version"]
+    assert client.post(f"{POLICIES}/{version}/activate").status_code == 200
+
+
+def status_of(client: TestClient, order_id: int) -> str:
+    return str(client.get(f"/v1/orders/{order_id}").json()["status"])
+
+
+def decisions(runtime: Runtime, order_id: int) -> int:
+    d = t.routing_decisions.c
+    with runtime.store.read() as conn:
+        return int(conn.execute(select(func.count()).where(d.order_id == order_id)).scalar_one())
+
+
+# -- 55cb873: backorders routed again when the UTC day turns ---------------------------------
+
+
+def test_a_capacity_backorder_behind_the_limit_of_unfillable_ones_is_routed_on_a_new_day(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """`limit=1` stands for the default 1,000: one older order waits for a SKU nobody stocks
+    (docs: 'oldest first (up to 1,000 at a time)'). The capacity backorder behind it has room
+    today, but each day's retry spends its whole budget on the unfillable one."""
+    network(runtime.engine, {("X", "a"): 5})
+    activate(client, locations={"a": {"daily_capacity": 1}})
+    never = place_order(client, SHOP, "never", ("NOSUCH", 1))
+    assert never["status"] == "backordered"
+    assert place_order(client, SHOP, "1", ("X", 1))["status"] == "routed"
+    waiting = place_order(client, SHOP, "2", ("X", 1))
+    assert waiting["status"] == "backordered"
+    assert runtime.retry_earlier_backorders(limit=1) is None  # notes the day
+    for day in (1, 2, 3):  # three days turn; the workers look many times a day
+        runtime.clock = lambda day=day: later(day * 24 * 60)
+        for _ in range(5):
+            runtime.retry_earlier_backorders(limit=1)
+    assert status_of(client, waiting["id"]) == "routed"
+
+
+def test_workers_started_on_a_new_day_route_yesterdays_capacity_backorders(
+    client: TestClient, runtime: Runtime
+) -> None:
+    network(runtime.engine, {("X", "a"): 5})
+    activate(client, locations={"a": {"daily_capacity": 1}})
+    assert place_order(client, SHOP, "1", ("X", 1))["status"] == "routed"
+    waiting = place_order(client, SHOP, "2", ("X", 1))
+    assert waiting["status"] == "backordered"
+    # The workers did not run overnight; they start again the next morning.
+    runtime.clock = lambda: later(20 * 60)  # 08:00 UTC the next day
+    for _ in range(5):
+        runtime.retry_earlier_backorders()
+    assert status_of(client, waiting["id"]) == "routed"
+
+
+# -- 2e7b8dd: the shipping method in the routing key -----------------------------------------
+
+
+def _old_routing_key(runtime: Runtime, order_id: int) -> str:
+    """The key as fcd2bfa computed it (lines and destination, no shipping method)."""
+    o, ln = t.orders.c, t.order_lines.c
+    with runtime.store.read() as conn:
+        row = conn.execute(select(o.dest_lat, o.dest_lng).where(o.id == order_id)).one()
+        lines = [
+            (r.line_no, r.sku, r.quantity, r.requires_shipping)
+            for r in conn.execute(
+                select(ln.line_no, ln.sku, ln.quantity, ln.requires_shipping)
+                .where(ln.order_id == order_id)
+                .order_by(ln.line_no)
+            )
+        ]
+    where = f"{row.dest_lat:.5f},{row.dest_lng:.5f}"
+    return hashlib.sha256(f"{lines}|{where}".encode()).hexdigest()[:32]
+
+
+def test_an_order_stored_before_the_upgrade_is_not_routed_again_by_a_payment_update(
+    client: TestClient, runtime: Runtime
+) -> None:
+    network(runtime.engine, {("X", "a"): 5, ("X", "c"): 5})
+    body = {
+        "shop": SHOP, "external_id": "U-1", "currency": "USD", "placed_at": T0.isoformat(),
+        "shipping_method": "Standard", "financial_status": "pending",
+        "shipping_address": {"country_code": "US", "latitude": 0.0, "longitude": 10.0},
+        "lines": [{"sku": "X", "quantity": 1, "unit_price": "10.00", "grams": 500}],
+    }  # fmt: skip
+    made = client.post("/v1/orders", json=body)
+    assert made.status_code == 201, made.text
+    order_id = made.json()["order"]["id"]
+    fo_before = [f["id"] for f in made.json()["order"]["fulfilment_orders"]]
+    old_key = _old_routing_key(runtime, order_id)  # as the code before 2e7b8dd stored it
+    with runtime.engine.begin() as conn:
+        conn.execute(update(t.orders).where(t.orders.c.id == order_id).values(routing_key=old_key))
+    paid = {**body, "financial_status": "paid", "updated_at": later(5).isoformat()}
+    assert client.post("/v1/orders", json=paid).status_code in (200, 201)
+    after = client.get(f"/v1/orders/{order_id}").json()
+    assert decisions(runtime, order_id) == 1
+    assert [f["id"] for f in after["fulfilment_orders"]] == fo_before
+
+
+# -- 59b0fcc: the promise after routing by the routed services ---------------------------------
+
+
+def _express_world(client: TestClient, runtime: Runtime, stock: dict[tuple[str, str], int]) -> None:
+    """As test_promise_api's service test: NJ→CA (A) 5 deliveries by express in 2 days and 10
+    by ground in 6; a card of ground and express; Express must arrive in 1 day."""
+    from tests.integration.test_promise_api import _delivery, _setup
+
+    _setup(client, runtime, stock)
+    history = [_delivery(i, "a", 2, service="express") for i in range(5)]
+    history += [_delivery(10 + i, "a", 6, service="ground") for i in range(10)]
+    assert client.post("/v1/delivery-history", json={"deliveries": history}).status_code == 200
+    fit = client.post("/v1/promise-model/fit", json={"confidence": 0.5, "prior_weight": 0})
+    assert fit.status_code == 201, fit.text
+    card = {"distance_km": [100, 1000], "weight_g": [1000, 10000],
+            "prices": [["4.00", "6.00"], ["8.00", "12.00"]], "service": "ground",
+            "transit_days": [3, 5],
+            "services": [{"name": "express", "transit_days": [1, 2],
+                          "prices": [["9.00", "12.00"], ["15.00", "20.00"]]}]}  # fmt: skip
+    assert client.put("/v1/rate-cards/USD", json=card).status_code == 200
+    shop = {"routing_policy": "optimal", "currency": "USD"}
+    assert client.put("/v1/shops/b2b.example", json=shop).status_code == 200
+    policies = "/v1/shops/b2b.example/routing-policies"
+    doc = {"policy": "optimal", "delivery_days": {"Express": 1, "Standard": 5}}
+    assert client.post(policies, json={"document": doc, "note": "x"}).status_code == 201
+    assert client.post(f"{policies}/1/activate").status_code == 200
+
+
+def _express_order(client: TestClient, ref: str, *lines: tuple[str, int]) -> int:
+    body = {
+        "shop": "b2b.example", "channel": "b2b", "external_id": ref,
+        "currency": "USD", "placed_at": "2026-11-02T12:00:00Z", "shipping_method": "Express",
+        "shipping_address": {"country_code": "US", "province_code": "CA",
+                             "latitude": 0.0, "longitude": 10.0},
+        "lines": [{"sku": s, "quantity": q, "unit_price": "10.00", "grams": 500}
+                  for s, q in lines],
+    }  # fmt: skip
+    made = client.post("/v1/orders", json=body)
+    assert made.status_code == 201, made.text
+    return int(made.json()["order"]["id"])
+
+
+def test_an_added_line_leaves_the_promise_of_the_shipment_routed_before_by_its_service(
+    client: TestClient, runtime: Runtime
+) -> None:
+    _express_world(client, runtime, {("X", "a"): 5, ("Y", "b"): 5})
+    order_id = _express_order(client, "E-1", ("X", 1))
+    before = client.get(f"/v1/orders/{order_id}/promise").json()
+    [a] = before["shipments"]
+    assert (a["location_id"], a["lane"]["service"], before["arrives_by"]) == (
+        "a", "express", "2026-11-04",
     )  # fmt: skip
-    SqlShopifyStore(rt.store).map_locations(ACME, {"hob": HOB})
-    yield world, shopify
-    shopify.stop()
+    edit = {"actor": "ops", "add": [{"sku": "Y", "quantity": 1, "unit_price": "10.00",
+                                     "grams": 500}]}  # fmt: skip
+    edited = client.post(f"/v1/orders/{order_id}/edit", json=edit)
+    assert edited.status_code == 200, edited.text
+    after = client.get(f"/v1/orders/{order_id}/promise").json()
+    by_location = {s["location_id"]: s for s in after["shipments"]}
+    assert by_location["a"]["lane"]["service"] == "express"
+    assert by_location["a"]["arrives_by"] == "2026-11-04"
 
 
-def _acme_hook(w: World, topic: str, body: dict[str, Any], n: int) -> None:
-    raw = json.dumps(body).encode()
-    headers = {"X-Shopify-Topic": topic, "X-Shopify-Shop-Domain": ACME,
-               "X-Shopify-Webhook-Id": f"acme-{n}", "X-Shopify-Hmac-Sha256": sign(raw, SECRET),
-               "content-type": "application/json"}  # fmt: skip
-    assert w.client.post("/webhooks/shopify", content=raw, headers=headers).status_code == 200
-    w.runtime.process_inbox()
-
-
-def _acme_order(w: World, shopify: FakeShopifyAdmin, number: int) -> tuple[int, int]:
-    """Shopify order `number`: 2 mugs (line item number*10) to Los Angeles; (id, its FO)."""
-    body = shopify_payload(number, lines=[("mug", 2, "12.00")], financial_status="paid")
-    body["shipping_address"] = {k: v for k, v in LA.items() if k != "name"}
-    shopify.put_order(body)
-    shopify.add_fulfillment_order(number, {number * 10: 2}, HOB)
-    _acme_hook(w, "orders/create", body, number)
-    found = _ok(w.client.get("/v1/orders", params={"q": str(number)}))["items"]
-    order_id = int(next(o["id"] for o in found if o["external_id"] == str(number)))
-    [fo] = _ok(w.client.get(f"/v1/orders/{order_id}"))["fulfilment_orders"]
-    return order_id, int(fo["id"])
-
-
-def _scanned(w: World, tn: str, status: str, at: str) -> None:
-    hook = f"/webhooks/shippo?token={SHIPPO_TOKEN}"
-    body = {"event": "track_updated", "test": True, "data": {
-        "carrier": "usps", "tracking_number": tn, "eta": None,
-        "tracking_status": {"status": status, "status_details": status.title(),
-                            "status_date": at, "location": {"city": "Jersey City"}},
-        "tracking_history": []}}  # fmt: skip
-    _ok(w.client.post(hook, json=body))
-
-
-def test_a_label_scanned_parcel_of_a_shopify_order_is_fulfilled_once_with_its_tracking(
-    acme: tuple[World, FakeShopifyAdmin],
+def test_a_new_days_retry_failed_by_a_passing_database_error_is_tried_again_that_day(
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    w, shopify = acme
-    rt = w.runtime
-    order_id, fo = _acme_order(w, shopify, 7001)
-    SqlHandoffStore(rt.store).set_connection(
-        "hob", kind="rest", secret="s" * 24, base_url="http://x", now=MONDAY
-    )
-    with SqlHandoffStore(rt.store).handoff_transaction() as htx:
-        svc.hand_off(htx, fo, MONDAY)
-        svc.accept(htx, fo, MONDAY)
-    shipment = _ok(w.client.post(f"/v1/fulfilment-orders/{fo}/shipments", json={}), 201)
-    [parcel] = shipment["parcels"]
-    tn = parcel["tracking_number"]
-    _scanned(w, tn, "TRANSIT", "2026-12-08T03:00:00Z")
-    assert _ok(w.client.get(f"/v1/fulfilment-orders/{fo}"))["status"] == "shipped"
-    sent = flush(rt)
-    assert sent == {"sent": 1, "retry": 0, "failed": 0}
-    [made] = shopify.fulfillments
-    assert made["location"] == HOB
-    assert made["tracking"][0]["number"] == tn
-    assert made["tracking"][0]["company"] == parcel["carrier"].upper()
-    assert [(ln["lineItem"]["id"], ln["quantity"]) for ln in made["lines"]] == [
-        ("gid://shopify/LineItem/70010", 2)
-    ]
-    # The 3PL reports the same parcel (its own reference, the label's tracking): nothing new.
-    with SqlHandoffStore(rt.store).handoff_transaction() as htx:
-        svc.ship(htx, fo, svc.Shipment("3pl-1", {"mug": 2}, MONDAY, tracking_number=tn,
-                                       carrier="usps"), MONDAY)  # fmt: skip
-    assert flush(rt).get("sent", 0) == 0
-    # Shopify's echo of aoms's fulfillment ships nothing more; delivery neither.
-    echo = {"id": int(made["id"].rsplit("/", 1)[-1]), "order_id": 7001, "status": "success",
-            "tracking_number": tn, "created_at": MONDAY.isoformat(),
-            "line_items": [{"id": 70010, "quantity": 2}]}  # fmt: skip
-    _acme_hook(w, "fulfillments/create", echo, 1)
-    _scanned(w, tn, "DELIVERED", "2026-12-09T17:00:00Z")
-    assert flush(rt).get("sent", 0) == 0
-    assert len(shopify.fulfillments) == 1
-    state = _ok(w.client.get(f"/v1/orders/{order_id}/lifecycle"))
-    assert state["state"] == "shipped"
+    from sqlalchemy.exc import OperationalError
+
+    from aoms.services import orders as order_cases
+
+    network(runtime.engine, {("X", "a"): 5})
+    activate(client, locations={"a": {"daily_capacity": 1}})
+    assert place_order(client, SHOP, "1", ("X", 1))["status"] == "routed"
+    waiting = place_order(client, SHOP, "2", ("X", 1))
+    assert waiting["status"] == "backordered"
+    assert runtime.retry_earlier_backorders() is None  # notes the day
+    runtime.clock = lambda: later(24 * 60)
+    real = order_cases.reroute
+
+    def busy(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("UPDATE stock_levels", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(order_cases, "reroute", busy)
+    assert runtime.retry_earlier_backorders() == {"failed": 1}  # the database was busy
+    monkeypatch.setattr(order_cases, "reroute", real)
+    for _ in range(3):  # the next looks, a second apart, the same day
+        runtime.retry_earlier_backorders()
+    assert status_of(client, waiting["id"]) == "routed"
 
 
-def test_a_failed_hold_push_retried_after_the_release_does_not_hold_the_order_on_shopify(
-    client: TestClient, runtime: Runtime, fake: FakeShopifyAdmin
+# -- 36a73cc: a label with no date meets the days routing promised ---------------------------
+
+
+def test_a_label_bought_after_the_method_became_express_at_the_warehouse_meets_expresss_days(
+    world: Any,
 ) -> None:
-    place(client, runtime, fake, 5103)
-    order_id = int(client.get("/v1/orders", params={"q": "5103"}).json()["items"][0]["id"])
-    hold_id = _hold(client, order_id)
-    kept = fake.orders.pop(5103)  # Shopify cannot find the order for a while: the push fails
-    while runtime.relay_events():
-        pass
-    at = T0
-    for _ in range(MAX_ATTEMPTS):
-        runtime.clock = lambda at=at: at
-        runtime.send_shopify_pushes()
-        at += timedelta(hours=2)
-    [failed] = SqlShopifyPushes(runtime.store).listing("shop.myshopify.com", "failed")
-    assert failed["kind"] == "hold"
-    fake.orders[5103] = kept
-    _release(client, hold_id)  # aoms's hold is released; the release reaches Shopify
-    assert flush(runtime) == {"sent": 1, "retry": 0, "failed": 0}
-    # A person goes through the failed pushes and retries this one.
-    answer = client.post(f"/v1/shops/shop.myshopify.com/shopify/pushes/{failed['id']}/retry")
+    """The shipping tests' quotes: 5.71 (4 days) is the cheapest, 8.79 (2 days) the cheapest
+    that arrives by Thursday the 10th. Express gets 3 days; the order had no method when it was
+    routed and handed off, then the channel says Express."""
+    from aoms.adapters.db.handoff import SqlHandoffStore
+    from aoms.services import handoff
+    from tests.integration.test_shipping_api import LA, MONDAY, _ok
+
+    client, rt = world.client, world.runtime
+    policies = "/v1/shops/acme.myshopify.com/routing-policies"
+    doc = {"policy": "nearest", "delivery_days": {"Express": 3}}
+    _ok(client.post(policies, json={"document": doc, "note": "promise Express"}), 201)
+    _ok(client.post(f"{policies}/1/activate"))
+    body = {
+        "shop": "acme.myshopify.com", "channel": "web", "external_id": "M-1", "currency": "USD",
+        "placed_at": "2026-12-07T09:00:00Z", "shipping_address": LA,
+        "lines": [{"sku": "mug", "quantity": 2, "unit_price": "12.00", "grams": 300}],
+    }  # fmt: skip
+    order_id = int(_ok(client.post("/v1/orders", json=body), 201)["order"]["id"])
+    [fo] = _ok(client.get(f"/v1/orders/{order_id}"))["fulfilment_orders"]
+    hstore = SqlHandoffStore(rt.store)
+    hstore.set_connection("hob", kind="rest", secret="s" * 24, base_url="http://x", now=MONDAY)
+    with hstore.handoff_transaction() as htx:
+        handoff.hand_off(htx, fo["id"], MONDAY)
+        handoff.accept(htx, fo["id"], MONDAY)
+    express = {**body, "shipping_method": "Express", "updated_at": "2026-12-07T09:30:00Z"}
+    assert client.post("/v1/orders", json=express).status_code in (200, 201)
+    assert _ok(client.get(f"/v1/orders/{order_id}"))["shipping_method"] == "Express"
+    shipment = _ok(client.post(f"/v1/fulfilment-orders/{fo['id']}/shipments", json={}), 201)
+    assert shipment["deliver_by"] == "2026-12-10"
+    assert shipment["parcels"][0]["amount"] == "8.79"
+
+
+# -- 2e7b8dd: the scarcity refresh's backorder cost --------------------------------------------
+
+
+def test_the_forecast_never_backorders_an_order_routing_would_ship_under_weights(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """test_scarcity_live's first case (A at the door with 6 X, B 700 km east with 10; five
+    orders over 12 hours, each counted twice), with `weights.shipping` 4. Scored: a door order
+    from A 4 x 4.00 + 1.50 = 17.50, from B 4 x 8.00 + 1.50 = 33.50. Routing never leaves a unit
+    unshipped that it can ship, so A's last unit saves an expected door order 33.50 - 17.50 =
+    16.00; the forecast, counting a backorder at 24.00 + 1.50 = 25.50, says 8.00."""
+    from tests.integration.test_scarcity_live import SCARCITY, place
+
+    network(runtime.engine, {("X", "a"): 6, ("X", "b"): 10}, locations={"a": 0, "b": 700})
+    activate(client, scarcity=SCARCITY, weights={"shipping": "4"})
+    for i, hours in enumerate((12, 9, 6, 3)):
+        place(client, f"door-{i}", 0, hours)
+    place(client, "far-0", 250, 1)
+    answer = client.post(f"/v1/shops/{SHOP}/scarcity/refresh")
     assert answer.status_code == 200, answer.text
-    runtime.send_shopify_pushes()
-    [fo] = [f for f in fake.fulfillment_orders.values() if f.order_id == 5103]
-    assert fo.status() == "OPEN"
-    assert "aoms-hold-manual-review" not in str(fake.orders[5103].get("tags") or "")
+    prices = client.get(f"/v1/shops/{SHOP}/scarcity").json()["prices"]
+    assert [(p["location_id"], p["sku"], p["price_minor"]) for p in prices] == [("a", "X", 1600.0)]
+
+
+# -- 62c4306: the store file's delivery_days in the policy lab --------------------------------
+
+
+def test_a_store_file_whose_delivery_days_is_not_an_object_is_refused_with_a_message(
+    tmp_path: Any,
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from aoms.demo.orders import demo_store
+    from aoms.entrypoints.cli import app
+
+    store = {**demo_store(), "delivery_days": 5}
+    (tmp_path / "store.json").write_text(json.dumps(store))
+    order = {
+        "shop": "demo-outdoor.myshopify.com", "external_id": "N1", "currency": "USD",
+        "placed_at": "2026-12-01T09:00:00Z",
+        "shipping_address": {"country_code": "US", "latitude": 40.7, "longitude": -74.1},
+        "lines": [{"sku": "SKU-001", "quantity": 1, "unit_price": "10.00"}],
+    }  # fmt: skip
+    (tmp_path / "orders.json").write_text(json.dumps([order]))
+    result = CliRunner().invoke(
+        app,
+        ["simulate", "orders", str(tmp_path / "orders.json"), "--store",
+         str(tmp_path / "store.json"), "--json"],
+    )  # fmt: skip
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 2 and "delivery_days" in result.output
+
+
+def test_a_new_days_retry_does_not_move_the_units_a_partly_backordered_order_already_holds(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """A (50 km) and C (700 km) stock X; nobody stocks Y; A ships one parcel a day. Day 1: P
+    (X and Y) takes X from A, Y waits. Day 2: Q takes A's one place of the day, then the
+    workers see the new day and route P again: its X, reserved at A since yesterday, goes to
+    C (9.50 instead of 5.50) for a Y that is still nowhere."""
+    network(runtime.engine, {("X", "a"): 5, ("X", "c"): 5})
+    activate(client, locations={"a": {"daily_capacity": 1}})
+    p = place_order(client, SHOP, "P", ("X", 1), ("Y", 1))
+    assert p["status"] == "backordered"
+    assert {f["location_id"] for f in p["fulfilment_orders"]} == {"a"}
+    assert runtime.retry_earlier_backorders() is None  # notes day 1
+    runtime.clock = lambda: later(24 * 60)
+    q = place_order(client, SHOP, "Q", ("X", 1))
+    assert {f["location_id"] for f in q["fulfilment_orders"]} == {"a"}
+    runtime.retry_earlier_backorders()
+    after = client.get(f"/v1/orders/{p['id']}").json()
+    live = {f["location_id"]: f["status"] for f in after["fulfilment_orders"]}
+    assert {loc for loc, status in live.items() if status != "cancelled"} == {"a"}, live

@@ -198,13 +198,13 @@ def test_an_order_backordered_by_a_full_day_is_routed_when_the_next_day_begins(
     assert second["status"] == "backordered"
     assert "No location that may ship this order has any" in second["routing"][-1]["explanation"]
     assert "A is at its daily capacity" in second["routing"][-1]["explanation"]
-    assert runtime.retry_backorders_if_new_day() is None  # the first look notes the day
-    assert runtime.retry_backorders_if_new_day() is None  # the same day: nothing to do
+    assert runtime.retry_earlier_backorders() is None  # routed today: not tried again today
+    assert runtime.retry_earlier_backorders() is None  # the same day: nothing to do
     runtime.clock = lambda: later(24 * 60)
-    assert runtime.retry_backorders_if_new_day() == {"routed": 1}
+    assert runtime.retry_earlier_backorders() == {"routed": 1}
     again = client.get(f"/v1/orders/{second['id']}").json()
     assert (again["status"], shipped_from(again)) == ("routed", {"a": {"X": 1}})
-    assert runtime.retry_backorders_if_new_day() is None
+    assert runtime.retry_earlier_backorders() is None
 
 
 def test_a_backorder_routed_days_later_takes_a_service_fast_enough_for_the_days_left(
@@ -229,9 +229,9 @@ def test_a_backorder_routed_days_later_takes_a_service_fast_enough_for_the_days_
     assert "A by ground (3 days)" in first["routing"][-1]["explanation"]
     second = place_order(client, SHOP, "2", ("X", 1), method="Standard")
     assert second["status"] == "backordered"
-    runtime.retry_backorders_if_new_day()  # notes today
+    assert runtime.retry_earlier_backorders() is None  # routed today
     runtime.clock = lambda: later(24 * 60)
-    assert runtime.retry_backorders_if_new_day() == {"routed": 1}
+    assert runtime.retry_earlier_backorders() == {"routed": 1}
     decision = client.get(f"/v1/orders/{second['id']}").json()["routing"][-1]
     assert decision["cost"] == "9.50"
     assert "A by express (1 day)." in decision["explanation"]

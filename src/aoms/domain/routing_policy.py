@@ -48,8 +48,10 @@ def _decimal(value: object, where: str) -> Decimal:
     return number
 
 
-def days_by_method(given: Mapping[str, Any]) -> dict[str, int]:
+def days_by_method(given: object) -> dict[str, int]:
     """Shipping method (matched in any case) -> days; two that differ only in case refused."""
+    if not isinstance(given, Mapping):
+        raise _bad("must be an object of shipping method -> days", "delivery_days")
     days: dict[str, int] = {}
     for method, value in given.items():
         key = str(method).strip().lower()

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from aoms.domain.errors import AomsError
 from aoms.entrypoints import cli_shipping
-from aoms.entrypoints.cli_common import console, settings_or_exit
+from aoms.entrypoints.cli_common import console, say_error, settings_or_exit
 from aoms.entrypoints.cli_handoff import handoff_app
 from aoms.entrypoints.cli_lab import replay_app, simulate_app
 from aoms.entrypoints.cli_ledger import ledger_app
@@ -143,7 +143,7 @@ def main() -> None:
     try:
         app()
     except AomsError as exc:
-        console.print(f"[red]{exc.code}[/]: {exc.message}")
+        say_error(exc)
         sys.exit(2)
     except FileNotFoundError as exc:
         console.print(f"[red]not found[/]: {exc}")

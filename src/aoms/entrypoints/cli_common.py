@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from aoms.config import Settings
+from aoms.domain.errors import AomsError
 
 console = Console(stderr=True)
 
@@ -29,3 +30,9 @@ def json_default(value: Any) -> str:
     if isinstance(value, datetime | date):
         return value.isoformat()
     return str(value)
+
+
+def say_error(exc: AomsError) -> None:
+    """An aoms error on stderr: its stable code, the field it is about (if any), the words."""
+    where = f" ({exc.field})" if exc.field else ""
+    console.print(f"[red]{exc.code}[/]{where}: {exc.message}", markup=True, highlight=False)

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from aoms.config import Settings
 from aoms.domain.errors import AomsError
-from aoms.entrypoints.cli_common import json_default
+from aoms.entrypoints.cli_common import json_default, say_error
 
 handoff_app = typer.Typer(
     help="Hand fulfilment orders to warehouses and 3PLs (REST or file drop).",
@@ -62,7 +62,7 @@ def connect(
             now=rt.clock(),
         )
     except AomsError as exc:
-        console.print(f"[red]{exc.code}[/]: {exc.message}")
+        say_error(exc)
         raise typer.Exit(1) from exc
     finally:
         rt.close()

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from aoms.domain.errors import AomsError
 from aoms.domain.routing import Policy
-from aoms.entrypoints.cli_common import console, json_default
+from aoms.entrypoints.cli_common import console, json_default, say_error
 from aoms.services.policy_lab import POLICIES
 
 replay_app = typer.Typer(help="Replay an order history through aoms.", no_args_is_help=True)
@@ -61,7 +61,7 @@ def replay_olist(
     try:
         data = olist.load(directory, locations=locations, cover=cover)
     except AomsError as exc:
-        console.print(f"[red]{exc.code}[/]: {exc.message}")
+        say_error(exc)
         raise typer.Exit(2) from exc
     runs = []
     with Progress(
@@ -232,7 +232,7 @@ def simulate_olist(
         data = olist.load(directory, locations=locations, cover=cover)
         history = olist.deliveries(directory)
     except AomsError as exc:
-        console.print(f"[red]{exc.code}[/]: {exc.message}")
+        say_error(exc)
         raise typer.Exit(2) from exc
     scenario = first(olist_scenario(data, history=history), orders)
     scenario = replace(scenario, name=f"olist cover {cover}")
@@ -268,7 +268,7 @@ def simulate_orders(
         cut = history_until.replace(tzinfo=history_until.tzinfo or UTC) if history_until else None
         scenario = neutral_scenario(read_orders(orders_file), network, history_until=cut)
     except AomsError as exc:
-        console.print(f"[red]{exc.code}[/]: {exc.message}")
+        say_error(exc)
         raise typer.Exit(2) from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
         console.print(f"[red]invalid_input[/]: cannot read the store file {store}: {exc!r}")

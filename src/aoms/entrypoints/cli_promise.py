@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aoms.domain.errors import AomsError
-from aoms.entrypoints.cli_common import console, json_default, settings_or_exit
+from aoms.entrypoints.cli_common import console, json_default, say_error, settings_or_exit
 from aoms.entrypoints.cli_lab import JsonOpt
 
 promise_app = typer.Typer(help="Delivery promises learned from history.", no_args_is_help=True)
@@ -77,7 +77,7 @@ def promise_olist(
             target_on_time=target_on_time,
         )
     except AomsError as exc:
-        console.print(f"[red]{exc.code}[/]: {exc.message}")
+        say_error(exc)
         raise typer.Exit(2) from exc
     if as_json:
         print(json.dumps(report, indent=2))

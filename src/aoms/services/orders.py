@@ -51,14 +51,17 @@ def lines_key(order: Order) -> str:
 
 def routing_key(order: Order, dest: Point | None) -> str:
     """What routing and the per-line reservations depend on: each line's SKU, quantity and
-    whether it ships, the destination, and the shipping method (its delivery days choose the
-    carrier services, and the date a label must meet). When it changes, the order is routed
-    again."""
+    whether it ships, and the destination. When it changes, the order is routed again (so it
+    is when its shipping method changes: `method_changed`)."""
     lines = [(ln.line_no, ln.sku, ln.quantity, ln.requires_shipping) for ln in order.lines]
     where = f"{dest.lat:.5f},{dest.lng:.5f}" if dest else "-"
-    method = (order.shipping_method or "").strip().lower()
-    by = f"|{method}" if method else ""  # an order with no method keeps the key it had
-    return hashlib.sha256(f"{lines}|{where}{by}".encode()).hexdigest()[:32]
+    return hashlib.sha256(f"{lines}|{where}".encode()).hexdigest()[:32]
+
+
+def method_changed(before: str | None, after: str | None) -> bool:
+    """Whether a shipping method changed (in any case or spacing it is the same one): its
+    delivery days choose the carrier services and the date a label must meet."""
+    return (before or "").strip().lower() != (after or "").strip().lower()
 
 
 log = logging.getLogger(__name__)
@@ -107,7 +110,9 @@ def receive_order(tx: Tx, order: Order, *, geocode: Geocoder, now: datetime) -> 
         order = replace(order, lines=tx.load_order(stored.id).lines)
         key = routing_key(order, dest)
     reroute = stored.status is not OrderStatus.CANCELLED and (
-        key != stored.routing_key or stored.status in _NOT_FULLY_ROUTED
+        key != stored.routing_key
+        or method_changed(stored.shipping_method, order.shipping_method)
+        or stored.status in _NOT_FULLY_ROUTED
     )
     at_warehouse = key != stored.routing_key and tx.handed_off(stored.id)
     tx.update_order(
@@ -144,12 +149,15 @@ def route_and_reserve(
     now: datetime,
     dest_source: str | None = None,
     exclude: Collection[str] = (),
+    held_before: Mapping[str, int] | None = None,
 ) -> OrderStatus:
     """Plan the shipments and reserve their stock, all or nothing, in this transaction.
 
     The stock rows of every SKU in the order are locked (in key order) before they are read,
     so the plan is made on numbers no other transaction can change until we commit.
-    `exclude` are locations not to use (one that has just rejected these lines).
+    `exclude` are locations not to use (one that has just rejected these lines); `held_before`
+    are shipments per location it held since an earlier day (not counted against today's
+    capacity).
     """
     demand = order.demand()
     if not demand:
@@ -185,7 +193,9 @@ def route_and_reserve(
     config = RoutingConfig(rate_card=effective_card(card, None)[0])
     notes: list[str] = []
     if version is not None:
-        candidates, config, notes = apply_version(tx, version, order, candidates, card, now)
+        candidates, config, notes = apply_version(
+            tx, version, order, candidates, card, now, shipped_before=held_before
+        )
     wanted = Demand(demand, unit_grams(tx, order), dest, order.currency)
     opportunity = None
     if version is not None and version.document.scarcity and order.currency == card.currency:
@@ -334,8 +344,9 @@ def apply_version(
     shipped_before: Mapping[str, int] | None = None,
 ) -> tuple[list[Candidate], RoutingConfig, list[str]]:
     """The shop's policy version narrows the candidates and sets the planner's weights.
-    `shipped_before` are shipments today not to count against a location's capacity (a
-    wave's own, while it is re-planned)."""
+    `shipped_before` are shipments not to count against a location's capacity today (a
+    wave's own, while it is re-planned; an order's own from an earlier day, when it is routed
+    again)."""
     doc = version.document
     capped = doc.capped()
     day_start = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
@@ -507,8 +518,13 @@ def reroute(tx: Tx, order_id: int, *, geocode: Geocoder, now: datetime) -> Order
         return _route_rest(tx, order_id, now)
     order = tx.load_order(order_id)
     located = geocode(order.shipping_address) if stored.dest is None else (stored.dest, None)
+    # Shipments it has held since an earlier day keep their place: they were counted in
+    # that day's capacity, and routing it again must not lose them to today's orders.
+    day_start = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
+    held = tx.open_shipments_before(order_id, day_start)
     release_all(tx, order_id, now=now, also_lock=order.demand())
-    return route_and_reserve(tx, order_id, order, located[0] if located else None, now=now)
+    dest = located[0] if located else None
+    return route_and_reserve(tx, order_id, order, dest, now=now, held_before=held)
 
 
 def retry_waiting(
@@ -520,13 +536,16 @@ def retry_waiting(
     sku: str | None = None,
     limit: int = 200,
     after_route: AfterRoute | None = None,
+    order_ids: Sequence[int] | None = None,
 ) -> dict[str, int]:
     """Route again the oldest orders in `status` (backordered ones with `sku`, when stock of it
-    arrived; unroutable ones, when a rate card was set), each in its own transaction, so the
-    orders that waited longest go first. Stops when the SKU has nothing left to give; an order
-    that fails is counted and skipped, never blocking the ones behind it."""
+    arrived; unroutable ones, when a rate card was set), or `order_ids`, each in its own
+    transaction, so the orders that waited longest go first. Stops when the SKU has nothing
+    left to give; an order that fails is counted and skipped, never blocking the ones behind
+    it."""
     outcome: dict[str, int] = {}
-    for order_id in store.waiting_orders(status, sku, limit):
+    ids = store.waiting_orders(status, sku, limit) if order_ids is None else order_ids
+    for order_id in ids:
         if sku is not None and store.available_units(sku) == 0:
             break
         try:

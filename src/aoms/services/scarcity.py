@@ -20,6 +20,7 @@ plan).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any, Protocol
 
 from aoms.domain.joint import demand_persistence, joint_bound
 from aoms.domain.money import Money
+from aoms.domain.optimise import Problem
 from aoms.domain.routing import Candidate, Demand, RateCard, RoutingConfig, problem_for
 from aoms.domain.routing_policy import Scarcity
 
@@ -84,6 +86,22 @@ def backorder_cost(card: RateCard, handlings: Sequence[Money]) -> int:
     return dearest + max((h.in_minor() for h in handlings), default=0)
 
 
+def dearest_shipment(problem: Problem) -> int:
+    """The most a shipment of this order could be scored at (minor units), as the planner
+    weighs it: the dearest weight band from the farthest site, its handling, its km and a
+    split."""
+    w = problem.weights
+    return max(
+        (
+            math.ceil(w.shipping * max(s.band_price) + w.handling * s.handling + w.per_km * s.km)
+            + w.split_penalty
+            for s in problem.sites
+            if s.band_price
+        ),
+        default=0,
+    )
+
+
 def price_stock(
     inputs: PricingInputs, now: datetime
 ) -> tuple[dict[tuple[str, str], float], dict[str, Any]]:
@@ -126,9 +144,15 @@ def price_stock(
     result = joint_bound(
         problems,
         stock,
-        # as dear as any service the orders may go by: the forecast must never find leaving an
-        # order unshipped cheaper than shipping it, which routing never does
-        max(backorder_cost(card, [c.handling for c in locations]) for card in cards),
+        # as dear as any service the orders may go by, under the version's weights: the
+        # forecast must never find leaving an order unshipped cheaper than shipping it, which
+        # routing never does
+        max(
+            [
+                *(backorder_cost(card, [c.handling for c in locations]) for card in cards),
+                *(dearest_shipment(p) for p in problems),
+            ]
+        ),
         counts=[each] * len(problems),
         max_rounds=ROUNDS,
         node_limit=NODE_LIMIT,

@@ -172,15 +172,21 @@ class SqlPromiseRepo:
         ).all():
             lines[sku] += qty
         f = t.fulfilment_orders.c
-        shipments = self.conn.execute(
+        shipments = tuple(dict.fromkeys(self.conn.execute(
             select(f.location_id).where(f.order_id == order_id, f.status == "open").order_by(f.id)
-        ).scalars()
+        ).scalars()))  # fmt: skip
+        # Each location's service from the latest decision that ships from there (an edit's
+        # added lines are a decision of their own, beside the shipments routed before).
         d = t.routing_decisions.c
-        detail = self.conn.execute(
-            select(d.detail).where(d.order_id == order_id).order_by(d.id.desc()).limit(1)
-        ).scalar()
-        chosen = ((detail or {}).get("chosen") or {}).get("shipments") or []
-        services = {s["location_id"]: s["service"] for s in chosen if s.get("service")}
+        decided: dict[str, object] = {}
+        for detail in self.conn.execute(
+            select(d.detail).where(d.order_id == order_id).order_by(d.id.desc())
+        ).scalars():
+            for s in ((detail or {}).get("chosen") or {}).get("shipments") or []:
+                decided.setdefault(s["location_id"], s.get("service"))
+            if all(loc in decided for loc in shipments):
+                break
+        services = {loc: str(v) for loc, v in decided.items() if v}
         ship_to = row.ship_to or {}
         return OrderToPromise(
             id=row.id,
@@ -189,7 +195,7 @@ class SqlPromiseRepo:
             country_code=ship_to.get("country_code"),
             province_code=ship_to.get("province_code"),
             lines=tuple(sorted(lines.items())),
-            shipments=tuple(dict.fromkeys(shipments)),
+            shipments=shipments,
             backordered_units=row.backordered_units,
             services=services,
         )

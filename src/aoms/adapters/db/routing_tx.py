@@ -82,6 +82,17 @@ class RoutingTx:
         ).all()
         return {r.location_id: int(r.n) for r in rows}
 
+    def open_shipments_before(self, order_id: int, before: datetime) -> dict[str, int]:
+        """The order's open fulfilment orders made before `before`, per location: the places
+        in an earlier day's capacity it already has."""
+        f = t.fulfilment_orders.c
+        rows = self.conn.execute(
+            select(f.location_id, func.count())
+            .where(f.order_id == order_id, f.status == "open", f.created_at < before)
+            .group_by(f.location_id)
+        ).all()
+        return {str(loc): int(n) for loc, n in rows}
+
     def sku_tags(self, skus: Iterable[str]) -> dict[str, list[str]]:
         p = t.products.c
         rows = self.conn.execute(

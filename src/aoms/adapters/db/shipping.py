@@ -22,6 +22,7 @@ from aoms.domain.cartonise import Box
 from aoms.domain.events import Event
 from aoms.domain.handoff import WONT_SHIP
 from aoms.domain.money import Money
+from aoms.domain.routing_policy import PolicyDocument
 from aoms.domain.shipping import (
     CommercialInvoice,
     Dimensions,
@@ -162,19 +163,28 @@ class SqlShippingRepo:
         return open_hold_kinds(self.conn, order_id)
 
     def routing_promise(self, order_id: int) -> date | None:
-        d, o = t.routing_decisions.c, t.orders.c
-        row = self.conn.execute(
-            select(d.detail, o.placed_at)
-            .join(t.orders, o.id == d.order_id)
-            .where(d.order_id == order_id)
+        """By the order's shipping method now (it may have changed since a warehouse took the
+        order) and the policy version its latest routing was made under."""
+        d, o, rp = t.routing_decisions.c, t.orders.c, t.routing_policies.c
+        version = (
+            select(d.policy_version)
+            .where(d.order_id == order_id, d.policy_version.is_not(None))
             .order_by(d.id.desc())
             .limit(1)
+            .scalar_subquery()
+        )
+        row = self.conn.execute(
+            select(o.placed_at, o.shipping_method, rp.document)
+            .join(t.routing_policies, rp.shop == o.shop)
+            .where(o.id == order_id, rp.version == version)
         ).first()
-        days = None if row is None else (row.detail or {}).get("within_days")
-        if row is None or days is None:
+        if row is None:
+            return None
+        days = PolicyDocument.from_dict(row.document).days_for(row.shipping_method)
+        if days is None:
             return None
         placed: datetime = row.placed_at
-        return placed.astimezone(UTC).date() + timedelta(days=int(days))
+        return placed.astimezone(UTC).date() + timedelta(days=days)
 
     def fulfilment_order(self, fo_id: int) -> FulfilmentToShip | None:
         f, o = t.fulfilment_orders.c, t.orders.c

@@ -26,6 +26,7 @@ class _Statements:
             o.dest_lat,
             o.dest_lng,
             o.channel_key,
+            o.shipping_method,
         )
         find = select(*order_cols).where(
             o.shop == bindparam("shop"),

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     func,
+    or_,
     select,
     update,
 )
@@ -122,6 +123,36 @@ class SqlStore:
         with self.engine.connect() as conn:
             return [int(i) for i in conn.execute(query).scalars()]
 
+    def backorders_to_retry(self, routed_before: datetime, limit: int) -> list[int]:
+        """Backordered orders, oldest first, last routed before `routed_before` (or never),
+        some of whose backordered units have free stock somewhere — what a full day's
+        capacity, not a missing SKU, may have held back. Those with none wait for stock to
+        arrive (each receipt routes its SKU's backorders), and are not tried again daily."""
+        o, ln, s, d = t.orders.c, t.order_lines.c, t.stock_levels.c, t.routing_decisions.c
+        free = (
+            select(ln.order_id)
+            .join(t.stock_levels, s.sku == ln.sku)
+            .where(
+                ln.order_id == o.id,
+                ln.backordered_qty > 0,
+                s.on_hand - s.reserved - s.safety_stock > 0,
+            )
+            .exists()
+        )
+        last = select(func.max(d.decided_at)).where(d.order_id == o.id).scalar_subquery()
+        query = (
+            select(o.id)
+            .where(
+                o.status == OrderStatus.BACKORDERED.value,
+                free,
+                or_(last.is_(None), last < routed_before),
+            )
+            .order_by(o.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [int(i) for i in conn.execute(query).scalars()]
+
     def pending_deliveries(self, limit: int, lane: int = 0, lanes: int = 1) -> list[Delivery]:
         """Oldest pending deliveries; with several lanes, only those whose id falls in `lane`
         (concurrent workers then rarely meet on a row, and the claim settles it when they do)."""
@@ -160,6 +191,7 @@ class SqlTx(RoutingTx):
             row.currency,
             dest,
             row.channel_key,
+            row.shipping_method,
         )
 
     def find_order(self, shop: str, channel: str, external_id: str) -> StoredOrder | None:
