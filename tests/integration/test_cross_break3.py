@@ -316,23 +316,26 @@ def test_a_store_file_whose_delivery_days_is_not_an_object_is_refused_with_a_mes
     assert result.exit_code == 2 and "delivery_days" in result.output
 
 
-def test_a_new_days_retry_does_not_move_the_units_a_partly_backordered_order_already_holds(
+def test_a_partly_backordered_order_routed_again_on_a_new_day_keeps_its_units_where_they_are(
     client: TestClient, runtime: Runtime
 ) -> None:
     """A (50 km) and C (700 km) stock X; nobody stocks Y; A ships one parcel a day. Day 1: P
-    (X and Y) takes X from A, Y waits. Day 2: Q takes A's one place of the day, then the
-    workers see the new day and route P again: its X, reserved at A since yesterday, goes to
-    C (9.50 instead of 5.50) for a Y that is still nowhere."""
+    (X and Y) takes X from A, Y waits. Day 2: Q takes A's one place of the day. The workers
+    leave P alone (its Y has no stock anywhere: a receipt of Y routes it), and when it is
+    routed again by hand its X stays at A (5.50), not C (9.50): A's place was P's since
+    yesterday."""
     network(runtime.engine, {("X", "a"): 5, ("X", "c"): 5})
     activate(client, locations={"a": {"daily_capacity": 1}})
     p = place_order(client, SHOP, "P", ("X", 1), ("Y", 1))
     assert p["status"] == "backordered"
     assert {f["location_id"] for f in p["fulfilment_orders"]} == {"a"}
-    assert runtime.retry_earlier_backorders() is None  # notes day 1
     runtime.clock = lambda: later(24 * 60)
     q = place_order(client, SHOP, "Q", ("X", 1))
     assert {f["location_id"] for f in q["fulfilment_orders"]} == {"a"}
-    runtime.retry_earlier_backorders()
-    after = client.get(f"/v1/orders/{p['id']}").json()
-    live = {f["location_id"]: f["status"] for f in after["fulfilment_orders"]}
-    assert {loc for loc, status in live.items() if status != "cancelled"} == {"a"}, live
+    assert runtime.retry_earlier_backorders() is None  # no stock of Y anywhere
+    assert decisions(runtime, p["id"]) == 1
+    again = client.post(f"/v1/orders/{p['id']}/route")
+    assert again.status_code == 200, again.text
+    live = {f["location_id"] for f in again.json()["fulfilment_orders"] if f["status"] == "open"}
+    assert live == {"a"}
+    assert again.json()["routing"][-1]["cost"] == "5.50"

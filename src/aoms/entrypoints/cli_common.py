@@ -8,6 +8,7 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from aoms.config import Settings
 from aoms.domain.errors import AomsError
@@ -34,5 +35,5 @@ def json_default(value: Any) -> str:
 
 def say_error(exc: AomsError) -> None:
     """An aoms error on stderr: its stable code, the field it is about (if any), the words."""
-    where = f" ({exc.field})" if exc.field else ""
-    console.print(f"[red]{exc.code}[/]{where}: {exc.message}", markup=True, highlight=False)
+    where = f" ({escape(exc.field)})" if exc.field else ""  # the user's words, not markup
+    console.print(f"[red]{exc.code}[/]{where}: {escape(exc.message)}", highlight=False)

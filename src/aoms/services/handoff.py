@@ -397,6 +397,7 @@ def _route_part(
     now: datetime,
     *,
     exclude: frozenset[str] | set[str] = frozenset(),
+    held_before: Mapping[str, int] | None = None,
 ) -> str | None:
     tx = htx.tx
     if not need:
@@ -413,7 +414,9 @@ def _route_part(
             replace(ln, quantity=need[ln.line_no]) for ln in order.lines if ln.line_no in need
         ),
     )
-    status = orders.route_and_reserve(tx, order_id, part, stored.dest, now=now, exclude=exclude)
+    status = orders.route_and_reserve(
+        tx, order_id, part, stored.dest, now=now, exclude=exclude, held_before=held_before
+    )
     htx.refresh_order_counters(order_id)
     return status.value
 
@@ -443,11 +446,12 @@ def route_rest(htx: HandoffTx, order_id: int, now: datetime) -> OrderStatus:
         if ln.requires_shipping and (left := ln.quantity - covered.get(ln.line_no, 0)) > 0
     }
     tx.lock_stock({ln.sku for ln in order.lines if ln.line_no in need})
+    held = orders.held_places(tx, order_id, now)  # before its open ones are replaced
     for f in live:
         if f.status is S.OPEN:
             _release_lines(htx, f, lines[f.id], "release", now)
             htx.set_fo_status(f.id, S.CANCELLED)  # replaced by the plan below
-    _route_part(htx, order_id, need, now)
+    _route_part(htx, order_id, need, now, held_before=held)
     stored = tx.get_order(order_id)
     assert stored is not None
     return stored.status

@@ -135,8 +135,7 @@ def receive_order(tx: Tx, order: Order, *, geocode: Geocoder, now: datetime) -> 
     elif reroute:
         # What routing depends on changed, or the order still waits for stock or an address:
         # release what it holds and route it again on today's stock.
-        release_all(tx, stored.id, now=now, also_lock=order.demand())
-        status = route_and_reserve(tx, stored.id, order, dest, now=now, dest_source=dest_source)
+        status = route_again(tx, stored.id, order, dest, now=now, dest_source=dest_source)
     return Received(stored.id, Outcome.UPDATED, status)
 
 
@@ -518,13 +517,32 @@ def reroute(tx: Tx, order_id: int, *, geocode: Geocoder, now: datetime) -> Order
         return _route_rest(tx, order_id, now)
     order = tx.load_order(order_id)
     located = geocode(order.shipping_address) if stored.dest is None else (stored.dest, None)
-    # Shipments it has held since an earlier day keep their place: they were counted in
-    # that day's capacity, and routing it again must not lose them to today's orders.
+    return route_again(tx, order_id, order, located[0] if located else None, now=now)
+
+
+def held_places(tx: Tx, order_id: int, now: datetime) -> dict[str, int]:
+    """Shipments per location the order has held since an earlier day: they were counted in
+    that day's capacity, and routing it again must not lose them to today's orders."""
     day_start = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
-    held = tx.open_shipments_before(order_id, day_start)
+    return tx.open_shipments_before(order_id, day_start)
+
+
+def route_again(
+    tx: Tx,
+    order_id: int,
+    order: Order,
+    dest: Point | None,
+    *,
+    now: datetime,
+    dest_source: str | None = None,
+) -> OrderStatus:
+    """Release what the order holds and route it again on today's stock, keeping the
+    places it held in an earlier day's capacity."""
+    held = held_places(tx, order_id, now)
     release_all(tx, order_id, now=now, also_lock=order.demand())
-    dest = located[0] if located else None
-    return route_and_reserve(tx, order_id, order, dest, now=now, held_before=held)
+    return route_and_reserve(
+        tx, order_id, order, dest, now=now, dest_source=dest_source, held_before=held
+    )
 
 
 def retry_waiting(

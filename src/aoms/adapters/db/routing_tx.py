@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, select, update
+from sqlalchemy import Connection, case, exists, func, select, update
 
 from aoms.adapters.db import schema as t
 from aoms.adapters.db.statements import SQL
@@ -83,13 +83,16 @@ class RoutingTx:
         return {r.location_id: int(r.n) for r in rows}
 
     def open_shipments_before(self, order_id: int, before: datetime) -> dict[str, int]:
-        """The order's open fulfilment orders made before `before`, per location: the places
-        in an earlier day's capacity it already has."""
+        """The order's open fulfilment orders per location where it first got one before
+        `before`: the places in an earlier day's capacity it still holds (also when it was
+        routed again since, and its fulfilment order there is a new one)."""
         f = t.fulfilment_orders.c
+        is_open = func.sum(case((f.status == "open", 1), else_=0))
         rows = self.conn.execute(
-            select(f.location_id, func.count())
-            .where(f.order_id == order_id, f.status == "open", f.created_at < before)
+            select(f.location_id, is_open)
+            .where(f.order_id == order_id)
             .group_by(f.location_id)
+            .having(func.min(f.created_at) < before, is_open > 0)
         ).all()
         return {str(loc): int(n) for loc, n in rows}
 
