@@ -3,6 +3,7 @@ password; a taken name or an unknown role is refused with its code."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -28,6 +29,12 @@ def test_users_are_added_listed_and_given_a_new_password(tmp_path: Path) -> None
     assert asked.exit_code == 0, asked.output
     listed = runner.invoke(app, ["users", "list"], env=env)
     assert "ops" in listed.stdout and "vera" in listed.stdout and "viewer" in listed.stdout
+    as_json = runner.invoke(app, ["users", "list", "--json"], env=env)
+    assert as_json.exit_code == 0, as_json.output
+    assert sorted((u["username"], u["role"]) for u in json.loads(as_json.stdout)["users"]) == [
+        ("ops", "operator"),
+        ("vera", "viewer"),
+    ]
     taken = runner.invoke(app, ["users", "add", "ops", "--password", "another-pass-1"], env=env)
     assert isinstance(taken.exception, Conflict)
     unknown = runner.invoke(app, ["users", "add", "x1", "--role", "root"], env=env)

@@ -564,3 +564,18 @@ def test_lone_surrogates_and_huge_totals_are_refused_not_stored(
     assert detail.status_code == 200
     assert detail.json()["shipping_address"]["city"] == "Chic?ago"
     assert count(runtime, t.orders) == 1
+
+
+def test_an_order_posted_is_answered_as_it_is_then_read(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """The POST's answer writes times and amounts as GET /v1/orders/{id} does (ISO 8601 with
+    Z, money as strings), so a client parses one shape."""
+    from tests.builders import post_order
+
+    network(runtime.engine, {("X", "a"): 5})
+    posted = post_order(client, "shop.myshopify.com", "SAME-1", ("X", 2))
+    assert posted.status_code == 201, posted.text
+    order = posted.json()["order"]
+    assert order == client.get(f"/v1/orders/{order['id']}").json()
+    assert order["placed_at"].endswith("Z") and isinstance(order["amounts"]["total"], str)

@@ -66,6 +66,38 @@ def _order(client: TestClient, external_id: str, quantity: int, currency: str = 
     return int(response.json()["order"]["id"])
 
 
+def test_a_promise_whose_date_has_passed_says_when_it_would_arrive_counted_from_today(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """The EUR order of the test below (not routed; c by CA's 3 days): placed 2026-11-02, so
+    promised by 2026-11-05. Asked on 2026-12-02 it has not shipped: counted from that day it
+    would arrive by 2026-12-05. Asked on its own day, there is no such note."""
+    _setup(client, runtime, {("X", "a"): 5, ("X", "b"): 1, ("X", "c"): 5})
+    assert client.post("/v1/delivery-history", json={"deliveries": HISTORY}).status_code == 200
+    fitted = client.post("/v1/promise-model/fit", json={"confidence": 0.5, "prior_weight": 0})
+    assert fitted.status_code == 201, fitted.text
+    waiting = _order(client, "PO-LATE", 2, currency="EUR")
+    runtime.clock = lambda: T0
+    assert client.get(f"/v1/orders/{waiting}/promise").json()["notes"] == []
+    runtime.clock = lambda: T0 + timedelta(days=30)
+    late = client.get(f"/v1/orders/{waiting}/promise").json()
+    assert late["arrives_by"] == "2026-11-05"
+    assert late["notes"] == [
+        "placed on 2026-11-02, it has not shipped and this date has passed: counted from today "
+        "it would arrive by 2026-12-05"
+    ]
+
+
+def test_a_model_is_fitted_with_the_defaults_when_the_request_has_no_body(
+    client: TestClient, runtime: Runtime
+) -> None:
+    _setup(client, runtime, {("X", "a"): 5})
+    assert client.post("/v1/delivery-history", json={"deliveries": HISTORY}).status_code == 200
+    fitted = client.post("/v1/promise-model/fit")
+    assert fitted.status_code == 201, fitted.text
+    assert fitted.json()["deliveries"] == 10
+
+
 def test_an_order_is_promised_from_the_fastest_able_location_then_from_its_plan(
     client: TestClient, runtime: Runtime
 ) -> None:

@@ -29,6 +29,18 @@ def test_zone_and_quote_from_the_shipped_chart(tmp_path: Path) -> None:
                                                           ("priority", "9.10")]  # fmt: skip
 
 
+def test_a_parcel_the_card_does_not_price_is_said_so(tmp_path: Path) -> None:
+    """The card prices zones 1 and 8 only; 07030 -> 02108 is zone 3 on the shipped chart."""
+    card = "carrier,service,zone,max_weight_g,price,currency,transit_days\n"
+    card += "acme,ground,1,1000,5.00,USD,2\nacme,ground,8,1000,9.00,USD,5\n"
+    (tmp_path / "rates.csv").write_text(card)
+    args = ["shipping", "quote", str(tmp_path / "rates.csv"), "07030", "02108", "--grams", "800",
+            "--length-mm", "200", "--width-mm", "150", "--height-mm", "100"]  # fmt: skip
+    out = runner.invoke(app, args)
+    assert out.exit_code == 1 and out.stdout == ""
+    assert "no quote: the card's services (ground) have no USD price for zone 3" in out.stderr
+
+
 def test_build_zones_writes_the_compact_table(tmp_path: Path) -> None:
     src = tmp_path / "chart.csv"
     src.write_text("origin_zip,dest_zip,zone\n070,021,3\n070,103,1\n900,331,8\n070,90210,7\n")

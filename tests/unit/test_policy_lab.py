@@ -122,6 +122,30 @@ def test_the_clairvoyant_bound_is_below_every_policy_on_the_same_orders() -> Non
         assert Decimal(result.total_minor(penalty)) / 100 >= bound
 
 
+def test_a_baseline_that_costs_less_than_every_aoms_policy_is_named_beside_the_best() -> None:
+    """A at the customer (handling 3.00) and B 60 km east (handling 1.50) hold one X each; up
+    to 100 km a 500 g parcel is 4.00, to 500 km 6.00. First a customer at 0 km: from A 7.00,
+    from B 5.50, so the per-order optimum takes B's X, and the second customer, 140 km east
+    (80 km from B), must take A's: 6.00 + 3.00 = 9.00; 14.50 in all. `nearest` takes A for the
+    first (7.00) and B for the second (4.00 + 1.50 = 5.50): 12.50, the clairvoyant bound."""
+    from aoms.entrypoints.simulate import best_words, simulate
+
+    locations = [
+        LabLocation("a", "A", east(0), Money.of("3.00", "USD")),
+        LabLocation("b", "B", east(60), Money.of("1.50", "USD")),
+    ]
+    orders = [order(1, T0, 0, X=1), order(2, T0 + timedelta(hours=1), 140, X=1)]
+    scenario = Scenario("two", "USD", CARD, locations, {("X", "a"): 1, ("X", "b"): 1}, orders)
+    report = simulate(scenario, ["nearest", "optimal"], bound=True)
+    totals = {r["policy"]: r["total_cost"] for r in report["policies"]}
+    assert totals == {"nearest": "12.50", "optimal": "14.50"}
+    assert report["clairvoyant"]["total_cost"] == "12.50"
+    assert report["cheaper_baseline"] == {"policy": "nearest", "total_cost": "12.50"}
+    words = best_words(report)
+    assert words is not None and words.startswith("best aoms policy: optimal, closing 0.0%")
+    assert "the baseline nearest cost less on these orders (12.50 against 14.50)" in words
+
+
 def test_simulate_synthetic_prints_json_and_writes_the_html_report(tmp_path: Path) -> None:
     out = tmp_path / "lab.html"
     result = CliRunner().invoke(
@@ -204,7 +228,7 @@ def test_simulate_orders_reads_the_neutral_format_against_the_demo_store(tmp_pat
     assert report["orders"] == 2
     by = {r["policy"]: r for r in report["policies"]}
     assert Decimal(by["optimal"]["landed_cost"]) == Decimal("17.90")
-    assert by["optimal"]["split_rate"] == 0 and by["nearest"]["landed_cost"] == "17.9"
+    assert by["optimal"]["split_rate"] == 0 and by["nearest"]["landed_cost"] == "17.90"
 
 
 def test_simulate_orders_routes_each_order_by_the_services_its_method_allows(

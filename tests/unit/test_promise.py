@@ -83,7 +83,7 @@ def test_a_lane_with_a_service_shrinks_toward_its_route_over_every_service() -> 
     assert model.estimate("A", "X", "express") == Estimate(1, "lane", 2)
     assert model.estimate("A", "X", "freight") == Estimate(1, "route", 4)  # unseen service
     assert model.estimate("B", "X") == Estimate(1, "destination", 4)
-    assert model.estimate("B", "Y") == Estimate(1, "overall", 0)
+    assert model.estimate("B", "Y") == Estimate(1, "overall", 4)  # all four deliveries
 
 
 def test_before_routing_the_fastest_candidate_sets_the_promise_and_after_the_slowest() -> None:

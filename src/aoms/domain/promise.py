@@ -50,7 +50,7 @@ def quantile(values: Sequence[tuple[float, float]], q: float) -> float:
 class Estimate:
     days: int
     basis: str  # lane | route | destination | overall
-    samples: int  # deliveries behind the basis (0 for overall)
+    samples: int  # deliveries behind the basis (for overall: every delivery learned from)
 
 
 def region(country: str | None, subdivision: str | None = None) -> str:
@@ -70,6 +70,11 @@ class PromiseModel:
     by_destination: dict[str, tuple[int, float]]  # region -> (samples, shrunk estimate)
     by_lane: dict[tuple[str, str, str], tuple[int, float]]  # (origin, dest, service) -> ...
     by_route: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
+
+    @property
+    def overall_samples(self) -> int:
+        """The deliveries the overall estimate was learned from (each has a destination)."""
+        return sum(n for n, _ in self.by_destination.values())
 
     @classmethod
     def fit(
@@ -124,7 +129,7 @@ class PromiseModel:
             found, basis = self.by_route.get((origin, destination)), "route"
         if found is None:
             found, basis = self.by_destination.get(destination), "destination"
-        samples, value = found if found else (0, self.overall)
+        samples, value = found if found else (self.overall_samples, self.overall)
         if found is None:
             basis = "overall"
         return Estimate(max(0, math.ceil(value - 1e-9)), basis, samples)

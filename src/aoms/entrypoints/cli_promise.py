@@ -101,7 +101,11 @@ def promise_olist(
     Console().print(
         f"ratio {report['ratio_to_history']}×; mean actual {report['mean_actual_days']} days; "
         f"{report['lanes']} lanes learned; prior weight {report['prior_weight']}, "
-        f"half-life {report['half_life_days']}"
+        + (
+            f"half-life {report['half_life_days']} days"
+            if report["half_life_days"] is not None
+            else "no half-life (every delivery weighs the same)"
+        )
     )
     chosen = report.get("chosen_on_validation")
     if isinstance(chosen, dict):
@@ -109,7 +113,12 @@ def promise_olist(
         Console().print(
             f"chosen on {chosen['validation_from']} to {chosen['validation_to']} "
             f"({v['orders']} orders): {v['mean_promised_days']} days, {v['on_time']:.1%} on "
-            f"time vs target {chosen['target_on_time']:.1%}"
+            f"time; the target was {chosen['target_on_time']:.1%}"
+            + (
+                ", Olist's own on-time rate on those months"
+                if target_on_time is None
+                else " (--target-on-time)"
+            )
         )
     bound = report.get("hindsight_bound")
     if isinstance(bound, dict) and bound.get("confidence"):

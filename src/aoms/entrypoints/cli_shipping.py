@@ -61,7 +61,17 @@ def quote(
     parcel = Parcel(Dimensions(length_mm, width_mm, height_mm), grams)
     to = ShipAddress(zip=dest_zip, residential=residential)
     request = RateRequest(ShipAddress(zip=origin_zip), to, parcel, currency)
-    for q in sorted(carrier.rates(request), key=lambda q: q.amount.amount):
+    quotes = carrier.rates(request)
+    if not quotes:
+        zone = carrier.zones.zone(origin_zip, dest_zip)
+        services = ", ".join(sorted({c.service for c in carrier.cards})) or "none"
+        typer.echo(
+            f"no quote: the card's services ({services}) have no {currency} price for zone "
+            f"{zone.zone} ({zone.source}) at {grams} g or this parcel's size",
+            err=True,
+        )
+        raise typer.Exit(1)
+    for q in sorted(quotes, key=lambda q: q.amount.amount):
         row = {"carrier": q.carrier, "service": q.service, "amount": str(q.amount.amount),
                "currency": q.amount.currency, "days": q.days, **q.detail}  # fmt: skip
         print(json.dumps(row))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -80,13 +81,20 @@ def set_password(username: str, password: PasswordOpt = None, database_url: DbOp
 
 
 @users_app.command("list")
-def list_users(database_url: DbOpt = None) -> None:
+def list_users(
+    database_url: DbOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the users as JSON.")] = False,
+) -> None:
     """List the dashboard's users."""
     runtime, store = _store(database_url)
     try:
         found = store.users()
     finally:
         runtime.close()
+    if as_json:
+        rows = [{"username": u.username, "role": u.role.label} for u in found]
+        print(json.dumps({"users": rows}, indent=2))
+        return
     table = Table(title="Dashboard users")
     table.add_column("username")
     table.add_column("role")

@@ -118,8 +118,13 @@ def run_demo(
         f"Review queue: {review['held']} orders on hold (/holds); return {review['return_id']} "
         f"refunded {review['refunded']} (/returns/{review['return_id']})"
     )
+    serve = (
+        ""
+        if stay
+        else f" once served (`aoms serve --port {port} --database-url sqlite:///{database}`)"
+    )
     console.print(
-        f"Dashboard: {base}/ — sign in as "
+        f"Dashboard: {base}/{serve} — sign in as "
         + ", ".join(f"[bold]{u}[/] / [bold]{pw}[/] ({role})" for u, pw, role in logins)
     )
     if stay:
@@ -141,7 +146,7 @@ def run_demo(
 
 HOLDS = (
     ("manual_review", "the customer asked to change the delivery address"),
-    ("manual_review", "a large order from a new customer: check the payment"),
+    ("manual_review", "a first order from a new customer: check the payment"),
     ("merchant_rule", "engraving: wait for the text"),
 )
 

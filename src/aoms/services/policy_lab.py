@@ -160,12 +160,13 @@ class PolicyResult:
 
     def summary(self, scale: int, backorder_cost: int) -> dict[str, object]:
         shipped_orders = max(1, self.orders)
+        cent = Decimal(1) / scale  # the currency's minor unit: amounts as money is written
         times = sorted(self.decision_s) or [0.0]
         return {
             "policy": self.policy,
             "orders": self.orders,
-            "total_cost": str(Decimal(self.total_minor(backorder_cost)) / scale),
-            "landed_cost": str(Decimal(self.cost_minor) / scale),
+            "total_cost": str((Decimal(self.total_minor(backorder_cost)) / scale).quantize(cent)),
+            "landed_cost": str((Decimal(self.cost_minor) / scale).quantize(cent)),
             "cost_per_order": str(
                 (Decimal(self.cost_minor) / scale / shipped_orders).quantize(Decimal("0.0001"))
             ),

@@ -514,11 +514,15 @@ def fit_and_store(
     return replace(info, id=model_id)
 
 
-def promise_order(store: PromiseStore, order_id: int, *, service: str = "") -> PromiseAnswer:
+def promise_order(
+    store: PromiseStore, order_id: int, *, service: str = "", today: date | None = None
+) -> PromiseAnswer:
     """Before routing: from the fastest location that can ship the whole order. After
-    routing: the date by which every shipment of the chosen plan has arrived."""
+    routing: the date by which every shipment of the chosen plan has arrived. Counted from
+    the day the order was placed; when that date is before `today` (the order has not
+    shipped), a note says when it would arrive counted from today."""
     with store.reading() as repo:
-        return _promise(repo, order_id, service)
+        return _promise(repo, order_id, service, today)
 
 
 def latest_model(store: PromiseStore) -> tuple[PromiseModel, ModelInfo]:
@@ -529,7 +533,7 @@ def latest_model(store: PromiseStore) -> tuple[PromiseModel, ModelInfo]:
     return found
 
 
-def _promise(repo: PromiseRepo, order_id: int, service: str) -> PromiseAnswer:
+def _promise(repo: PromiseRepo, order_id: int, service: str, today: date | None) -> PromiseAnswer:
     found = repo.latest_model()
     if found is None:
         raise NoPromiseModel("no delivery-promise model yet: import a history and fit one")
@@ -550,9 +554,13 @@ def _promise(repo: PromiseRepo, order_id: int, service: str) -> PromiseAnswer:
     notes: list[str] = []
     if order.shipments:
         shipments = [(loc, regions.get(loc, "")) for loc in order.shipments]
-        promise = promise_after_routing(
-            model, placed, shipments, destination, service, services=order.services
-        )
+
+        def promised(start: date) -> OrderPromise:
+            return promise_after_routing(
+                model, start, shipments, destination, service, services=order.services
+            )
+
+        promise = promised(placed)
         if order.backordered_units:
             notes.append(
                 f"{order.backordered_units} backordered unit(s) are not covered by this date"
@@ -570,11 +578,15 @@ def _promise(repo: PromiseRepo, order_id: int, service: str) -> PromiseAnswer:
                 f"no active location holds the stock to ship order {order_id}{waiting}",
                 backordered_units=order.backordered_units,
             )
-        promise = promise_before_routing(
-            model,
-            placed,
-            [(loc, regions[loc]) for loc in able if loc in regions],
-            destination,
-            service,
+        origins = [(loc, regions[loc]) for loc in able if loc in regions]
+
+        def promised(start: date) -> OrderPromise:
+            return promise_before_routing(model, start, origins, destination, service)
+
+        promise = promised(placed)
+    if today is not None and promise.arrives_by < today:
+        notes.append(
+            f"placed on {placed.isoformat()}, it has not shipped and this date has passed: "
+            f"counted from today it would arrive by {promised(today).arrives_by.isoformat()}"
         )
     return PromiseAnswer(order_id, promise, info, order.backordered_units, tuple(notes))

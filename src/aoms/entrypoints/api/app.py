@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic_core import to_jsonable_python
 from sqlalchemy import insert, select
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.concurrency import run_in_threadpool
@@ -291,7 +291,8 @@ def create_app(runtime: Runtime, *, migrate_on_start: bool = True) -> FastAPI:
             detail = queries.order_detail(conn, result.order_id)
         status = 201 if result.outcome is orders.Outcome.CREATED else 200
         return JSONResponse(
-            jsonable_encoder({"outcome": result.outcome.value, "order": detail}), status_code=status
+            to_jsonable_python({"outcome": result.outcome.value, "order": detail}),
+            status_code=status,
         )
 
     @app.post("/v1/orders/{order_id}/cancel", tags=["orders"])

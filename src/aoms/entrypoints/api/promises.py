@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -87,8 +88,10 @@ def import_history(body: HistoryIn, r: Rt) -> dict[str, int]:
 
 
 @router.post("/v1/promise-model/fit", status_code=201)
-def fit_model(body: FitIn, r: Rt) -> dict[str, Any]:
-    """Fit lane quantiles on the stored history and store them; the newest model promises."""
+def fit_model(r: Rt, body: FitIn | None = None) -> dict[str, Any]:
+    """Fit lane quantiles on the stored history and store them; the newest model promises.
+    With no body, the defaults of every setting."""
+    body = body or FitIn()
     info = svc.fit_and_store(
         SqlPromiseStore(r.store),
         now=r.clock(),
@@ -126,7 +129,8 @@ def order_promise(
 ) -> dict[str, Any]:
     """Before routing, the date from the fastest location that can ship the whole order;
     after routing, the date by which every shipment of the chosen plan has arrived."""
-    answer = svc.promise_order(SqlPromiseStore(r.store), order_id, service=service)
+    today = r.clock().astimezone(UTC).date()
+    answer = svc.promise_order(SqlPromiseStore(r.store), order_id, service=service, today=today)
     p = answer.promise
     return {
         "order_id": answer.order_id,

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import Field
+from pydantic_core import to_jsonable_python
 
 from aoms.adapters.db import queries
 from aoms.adapters.db.scarcity import SqlScarcityStore
@@ -61,7 +61,7 @@ def create_draft(domain: Domain, body: PolicyDraftIn, r: Rt) -> JSONResponse:
         )
     with r.store.read() as conn:
         return JSONResponse(
-            jsonable_encoder(queries.routing_policy(conn, shop, version)), status_code=201
+            to_jsonable_python(queries.routing_policy(conn, shop, version)), status_code=201
         )
 
 
@@ -102,7 +102,7 @@ def start_experiment(domain: Domain, body: ExperimentIn, r: Rt) -> JSONResponse:
         )  # fmt: skip
     with r.store.read() as conn:
         found = queries.experiment(conn, shop, experiment_id)
-    return JSONResponse(jsonable_encoder(found), status_code=201)
+    return JSONResponse(to_jsonable_python(found), status_code=201)
 
 
 @router.get("/v1/shops/{domain}/experiments", tags=["experiments"])
