@@ -8,7 +8,6 @@ The network of tests/builders.py: A at 50 km, B at 80 km, C at 700 km east of th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,21 +16,12 @@ from sqlalchemy import func, select, update
 
 from aoms.adapters.db import schema as t
 from aoms.bootstrap import Runtime
-from aoms.entrypoints.api.app import create_app
 from tests.builders import T0, later, network, place_order
+from tests.integration.test_promise_api import express_world
+from tests.integration.test_routing_policies import POLICIES, SHOP, client
 from tests.integration.test_shipping_api import world
 
-__all__ = ["world"]  # the shipping tests' fixture, used by name below
-
-SHOP = "shop.myshopify.com"
-POLICIES = f"/v1/shops/{SHOP}/routing-policies"
-
-
-@pytest.fixture
-def client(runtime: Runtime) -> Iterator[TestClient]:
-    runtime.clock = lambda: T0
-    with TestClient(create_app(runtime, migrate_on_start=False)) as c:
-        yield c
+__all__ = ["client", "world"]  # fixtures of the routing-policy and shipping tests, by name
 
 
 def activate(client: TestClient, **document: Any) -> None:
@@ -137,31 +127,6 @@ def test_an_order_stored_before_the_upgrade_is_not_routed_again_by_a_payment_upd
 # -- 59b0fcc: the promise after routing by the routed services ---------------------------------
 
 
-def _express_world(client: TestClient, runtime: Runtime, stock: dict[tuple[str, str], int]) -> None:
-    """As test_promise_api's service test: NJ→CA (A) 5 deliveries by express in 2 days and 10
-    by ground in 6; a card of ground and express; Express must arrive in 1 day."""
-    from tests.integration.test_promise_api import _delivery, _setup
-
-    _setup(client, runtime, stock)
-    history = [_delivery(i, "a", 2, service="express") for i in range(5)]
-    history += [_delivery(10 + i, "a", 6, service="ground") for i in range(10)]
-    assert client.post("/v1/delivery-history", json={"deliveries": history}).status_code == 200
-    fit = client.post("/v1/promise-model/fit", json={"confidence": 0.5, "prior_weight": 0})
-    assert fit.status_code == 201, fit.text
-    card = {"distance_km": [100, 1000], "weight_g": [1000, 10000],
-            "prices": [["4.00", "6.00"], ["8.00", "12.00"]], "service": "ground",
-            "transit_days": [3, 5],
-            "services": [{"name": "express", "transit_days": [1, 2],
-                          "prices": [["9.00", "12.00"], ["15.00", "20.00"]]}]}  # fmt: skip
-    assert client.put("/v1/rate-cards/USD", json=card).status_code == 200
-    shop = {"routing_policy": "optimal", "currency": "USD"}
-    assert client.put("/v1/shops/b2b.example", json=shop).status_code == 200
-    policies = "/v1/shops/b2b.example/routing-policies"
-    doc = {"policy": "optimal", "delivery_days": {"Express": 1, "Standard": 5}}
-    assert client.post(policies, json={"document": doc, "note": "x"}).status_code == 201
-    assert client.post(f"{policies}/1/activate").status_code == 200
-
-
 def _express_order(client: TestClient, ref: str, *lines: tuple[str, int]) -> int:
     body = {
         "shop": "b2b.example", "channel": "b2b", "external_id": ref,
@@ -179,7 +144,7 @@ def _express_order(client: TestClient, ref: str, *lines: tuple[str, int]) -> int
 def test_an_added_line_leaves_the_promise_of_the_shipment_routed_before_by_its_service(
     client: TestClient, runtime: Runtime
 ) -> None:
-    _express_world(client, runtime, {("X", "a"): 5, ("Y", "b"): 5})
+    express_world(client, runtime, {("X", "a"): 5, ("Y", "b"): 5})
     order_id = _express_order(client, "E-1", ("X", 1))
     before = client.get(f"/v1/orders/{order_id}/promise").json()
     [a] = before["shipments"]
@@ -288,8 +253,12 @@ def test_the_forecast_never_backorders_an_order_routing_would_ship_under_weights
 # -- 62c4306: the store file's delivery_days in the policy lab --------------------------------
 
 
-def test_a_store_file_whose_delivery_days_is_not_an_object_is_refused_with_a_message(
-    tmp_path: Any,
+@pytest.mark.parametrize(
+    "days",
+    [5, {"[/Express]": "two"}],  # not an object; a method whose name is markup, with bad days
+)
+def test_a_store_file_with_bad_delivery_days_is_refused_with_a_message(
+    tmp_path: Any, days: object
 ) -> None:
     import json
 
@@ -298,7 +267,7 @@ def test_a_store_file_whose_delivery_days_is_not_an_object_is_refused_with_a_mes
     from aoms.demo.orders import demo_store
     from aoms.entrypoints.cli import app
 
-    store = {**demo_store(), "delivery_days": 5}
+    store = {**demo_store(), "delivery_days": days}
     (tmp_path / "store.json").write_text(json.dumps(store))
     order = {
         "shop": "demo-outdoor.myshopify.com", "external_id": "N1", "currency": "USD",

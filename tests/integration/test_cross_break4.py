@@ -1,6 +1,6 @@
 """An order routed again on a later day keeps the places it held in an earlier day's capacity,
-whatever routes it again (a channel update, a changed shipping method, twice in a day); a
-CLI error whose field holds brackets is printed as it is. On SQLite and PostgreSQL.
+whatever routes it again (a channel update, a changed shipping method, twice in a day). On SQLite
+and PostgreSQL.
 
 The network of tests/builders.py: A at 50 km, B at 80 km, C at 700 km east of the customer.
 """
@@ -92,31 +92,3 @@ def test_a_method_change_on_a_new_day_keeps_the_place_the_order_held_since_yeste
     changed = {**body, "shipping_method": "Economy", "updated_at": later(24 * 60 + 5).isoformat()}
     assert client.post("/v1/orders", json=changed).status_code in (200, 201)
     assert live_locations(client, order_id) == {"a"}
-
-
-def test_a_store_file_with_a_bracketed_method_of_bad_days_is_refused_with_a_message(
-    tmp_path: Any,
-) -> None:
-    import json
-
-    from typer.testing import CliRunner
-
-    from aoms.demo.orders import demo_store
-    from aoms.entrypoints.cli import app
-
-    store = {**demo_store(), "delivery_days": {"[/Express]": "two"}}
-    (tmp_path / "store.json").write_text(json.dumps(store))
-    order = {
-        "shop": "demo-outdoor.myshopify.com", "external_id": "N1", "currency": "USD",
-        "placed_at": "2026-12-01T09:00:00Z",
-        "shipping_address": {"country_code": "US", "latitude": 40.7, "longitude": -74.1},
-        "lines": [{"sku": "SKU-001", "quantity": 1, "unit_price": "10.00"}],
-    }  # fmt: skip
-    (tmp_path / "orders.json").write_text(json.dumps([order]))
-    result = CliRunner().invoke(
-        app,
-        ["simulate", "orders", str(tmp_path / "orders.json"), "--store",
-         str(tmp_path / "store.json"), "--json"],
-    )  # fmt: skip
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert result.exit_code == 2 and "delivery_days" in result.output

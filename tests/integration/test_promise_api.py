@@ -231,16 +231,11 @@ def test_a_wholly_backordered_order_is_not_promised_and_says_how_many_units_wait
     assert "(3 backordered unit(s); it is promised once stock arrives" in answer.json()["detail"]
 
 
-def test_after_routing_each_shipment_is_promised_by_the_service_routing_chose(
-    client: TestClient, runtime: Runtime
-) -> None:
-    """NJ→CA: 5 deliveries by express in 2 days and 10 by ground in 6 (the route over both:
-    median 6). The card prices ground (3 days within 100 km) and express (1 day, dearer); an
-    Express order (1 day) goes from A by express, so its promise is the express lane's 2 days,
-    not the route's 6; a Standard order (5 days) goes by ground, promised by the ground lane.
-    Both are routed on the day they are placed."""
-    runtime.clock = lambda: T0
-    _setup(client, runtime, {("X", "a"): 5})
+def express_world(client: TestClient, runtime: Runtime, stock: dict[tuple[str, str], int]) -> None:
+    """NJ→CA (A): 5 deliveries by express in 2 days and 10 by ground in 6, fitted at the
+    median with no prior; a card of ground and express; the shop b2b.example's active policy
+    gives Express 1 day and Standard 5."""
+    _setup(client, runtime, stock)
     history = [_delivery(i, "a", 2, service="express") for i in range(5)]
     history += [_delivery(10 + i, "a", 6, service="ground") for i in range(10)]
     assert client.post("/v1/delivery-history", json={"deliveries": history}).status_code == 200
@@ -258,6 +253,18 @@ def test_after_routing_each_shipment_is_promised_by_the_service_routing_chose(
     doc = {"policy": "optimal", "delivery_days": {"Express": 1, "Standard": 5}}
     assert client.post(policies, json={"document": doc, "note": "x"}).status_code == 201
     assert client.post(f"{policies}/1/activate").status_code == 200
+
+
+def test_after_routing_each_shipment_is_promised_by_the_service_routing_chose(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """NJ→CA: 5 deliveries by express in 2 days and 10 by ground in 6 (the route over both:
+    median 6). The card prices ground (3 days within 100 km) and express (1 day, dearer); an
+    Express order (1 day) goes from A by express, so its promise is the express lane's 2 days,
+    not the route's 6; a Standard order (5 days) goes by ground, promised by the ground lane.
+    Both are routed on the day they are placed."""
+    runtime.clock = lambda: T0
+    express_world(client, runtime, {("X", "a"): 5})
 
     def promised(method: str) -> tuple[str, str, str]:
         body = {
