@@ -38,7 +38,7 @@ def test_a_parcel_the_card_does_not_price_is_said_so(tmp_path: Path) -> None:
             "--length-mm", "200", "--width-mm", "150", "--height-mm", "100"]  # fmt: skip
     out = runner.invoke(app, args)
     assert out.exit_code == 1 and out.stdout == ""
-    assert "no quote: the card's services (ground) have no USD price for zone 3" in out.stderr
+    assert "no quote: acme/ground: zone 3 is not on the card" in out.stderr
 
 
 def test_build_zones_writes_the_compact_table(tmp_path: Path) -> None:

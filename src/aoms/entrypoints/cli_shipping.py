@@ -63,13 +63,8 @@ def quote(
     request = RateRequest(ShipAddress(zip=origin_zip), to, parcel, currency)
     quotes = carrier.rates(request)
     if not quotes:
-        zone = carrier.zones.zone(origin_zip, dest_zip)
-        services = ", ".join(sorted({c.service for c in carrier.cards})) or "none"
-        typer.echo(
-            f"no quote: the card's services ({services}) have no {currency} price for zone "
-            f"{zone.zone} ({zone.source}) at {grams} g or this parcel's size",
-            err=True,
-        )
+        why = "; ".join(carrier.why_not(request)) or "the card has no services"
+        typer.echo(f"no quote: {why}", err=True)
         raise typer.Exit(1)
     for q in sorted(quotes, key=lambda q: q.amount.amount):
         row = {"carrier": q.carrier, "service": q.service, "amount": str(q.amount.amount),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shlex
 import threading
 import time
 import uuid
@@ -118,15 +119,17 @@ def run_demo(
         f"Review queue: {review['held']} orders on hold (/holds); return {review['return_id']} "
         f"refunded {review['refunded']} (/returns/{review['return_id']})"
     )
-    serve = (
-        ""
-        if stay
-        else f" once served (`aoms serve --port {port} --database-url sqlite:///{database}`)"
-    )
     console.print(
-        f"Dashboard: {base}/{serve} — sign in as "
+        f"Dashboard: {base}/ — sign in as "
         + ", ".join(f"[bold]{u}[/] / [bold]{pw}[/] ({role})" for u, pw, role in logins)
     )
+    if not stay:  # nothing listens once the demo returns: how to serve what it made
+        url = shlex.quote(f"sqlite:///{database}")
+        console.print(
+            f"Serve it: aoms serve --host {host} --port {port} --database-url {url}",
+            soft_wrap=True,
+            highlight=False,
+        )
     if stay:
         console.print(
             f"Look at: {base}/docs (API), {base}/v1/orders, {base}/v1/orders/1 "

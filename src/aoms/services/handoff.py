@@ -309,6 +309,7 @@ def reject(
     other_lines = {f.id: adopt(htx, f) for f in others}
     skus = set(left) | {ln.sku for ls in other_lines.values() for ln in ls}
     tx.lock_stock(skus)
+    held = orders.held_places(tx, fo.order_id, now)  # before the others are replaced
     need: dict[int, int] = {}
     for ln in lines:
         if ln.remaining:
@@ -337,7 +338,7 @@ def reject(
         now,
     )
     before = {f.id for f in htx.order_fos(fo.order_id)}
-    status = _route_again(htx, fo, need, now)
+    status = _route_again(htx, fo, need, now, held)
     new_ids = sorted({f.id for f in htx.order_fos(fo.order_id)} - before)
     return Result(
         fo.id,
@@ -384,10 +385,13 @@ def _adjust_for(
     return changes
 
 
-def _route_again(htx: HandoffTx, fo: Fo, need: Mapping[int, int], now: datetime) -> str | None:
+def _route_again(
+    htx: HandoffTx, fo: Fo, need: Mapping[int, int], now: datetime, held: Mapping[str, int]
+) -> str | None:
     """Route the given quantities of the order's lines with the existing router, without the
-    FO's location; then put the order's counters right for the whole order."""
-    return _route_part(htx, fo.order_id, need, now, exclude={fo.location_id})
+    FO's location (keeping the places `held` since an earlier day); then put the order's
+    counters right for the whole order."""
+    return _route_part(htx, fo.order_id, need, now, exclude={fo.location_id}, held_before=held)
 
 
 def _route_part(

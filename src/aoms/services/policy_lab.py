@@ -143,6 +143,7 @@ class Scenario:
 class PolicyResult:
     policy: str
     orders: int = 0
+    orders_shipped: int = 0  # orders something shipped for
     cost_minor: int = 0
     shipments: int = 0
     split_orders: int = 0
@@ -168,7 +169,9 @@ class PolicyResult:
             "total_cost": str((Decimal(self.total_minor(backorder_cost)) / scale).quantize(cent)),
             "landed_cost": str((Decimal(self.cost_minor) / scale).quantize(cent)),
             "cost_per_order": str(
-                (Decimal(self.cost_minor) / scale / shipped_orders).quantize(Decimal("0.0001"))
+                (Decimal(self.cost_minor) / scale / max(1, self.orders_shipped)).quantize(
+                    Decimal("0.0001")
+                )
             ),
             "split_rate": round(self.split_orders / shipped_orders, 4),
             "shipments": self.shipments,
@@ -260,6 +263,7 @@ def run_policy(
     def account(order: LabOrder, shipments: Sequence[_Shipped]) -> None:
         shipped = sum(sum(s.items.values()) for s in shipments)
         result.orders += 1
+        result.orders_shipped += bool(shipments)
         result.cost_minor += sum(s.cost_minor for s in shipments)
         result.shipments += len(shipments)
         result.split_orders += len(shipments) > 1

@@ -337,9 +337,10 @@ class OrderToPromise:
     country_code: str | None
     province_code: str | None
     lines: tuple[tuple[str, int], ...]  # (sku, quantity) of the lines that ship
-    shipments: tuple[str, ...]  # location ids of the order's open fulfilment orders
+    shipments: tuple[str, ...]  # location ids of its fulfilment orders that ship (or shipped)
     backordered_units: int
     services: Mapping[str, str] = field(default_factory=dict)  # location id -> routed service
+    all_shipped: bool = False  # every fulfilment order has shipped (and nothing waits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -584,7 +585,7 @@ def _promise(repo: PromiseRepo, order_id: int, service: str, today: date | None)
             return promise_before_routing(model, start, origins, destination, service)
 
         promise = promised(placed)
-    if today is not None and promise.arrives_by < today:
+    if today is not None and promise.arrives_by < today and not order.all_shipped:
         notes.append(
             f"placed on {placed.isoformat()}, it has not shipped and this date has passed: "
             f"counted from today it would arrive by {promised(today).arrives_by.isoformat()}"

@@ -78,10 +78,13 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
     capped = version.document.capped() if version else []
     day_start = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
     shipped_today = tx.shipped_today(capped, day_start) if capped else {}
+    # Places an order has held since an earlier day stay its own (orders.held_places); the
+    # rest of its current plan was counted in today's capacity.
+    earlier = {i: tx.open_shipments_before(i, day_start) for i in orders} if capped else {}
     while True:
         # The wave's own shipments today do not count against a location's capacity while
         # it is re-planned; the total is checked once the new plans are known.
-        own = Counter(loc for i in orders for loc in current[i])
+        own = Counter(loc for i in orders for loc in current[i] if loc not in earlier.get(i, {}))
         mine: dict[tuple[str, str], int] = defaultdict(int)
         for i in orders:
             for r in held[i]:
@@ -102,8 +105,9 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
             candidates = everywhere
             config = RoutingConfig(rate_card=effective_card(card, None)[0])
             if version is not None:
+                mine_before = own + Counter(earlier.get(order_id, {}))
                 candidates, config, _ = apply_version(
-                    tx, version, order, candidates, card, now, shipped_before=own
+                    tx, version, order, candidates, card, now, shipped_before=mine_before
                 )
             if not _fits(current[order_id], candidates):
                 misfits.append(order_id)  # e.g. a rule since then bars where it ships from
@@ -124,7 +128,10 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
         [current[i] for i in plans],
         time_limit=WAVE_SECONDS,
     )
-    uses = Counter(loc for plan in better for loc in plan)
+    uses = Counter(
+        loc for i, plan in zip(plans, better, strict=True) for loc in plan
+        if loc not in earlier.get(i, {})
+    )  # fmt: skip
     for loc in capped:
         cap = version.document.locations[loc].daily_capacity if version else None
         if cap is not None and shipped_today.get(loc, 0) - own[loc] + uses[loc] > cap:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from aoms.adapters.carriers.zones import ZoneTable
+from aoms.adapters.carriers.zones import Zone, ZoneTable
 from aoms.domain.errors import AomsError, InvalidRateCard
 from aoms.domain.money import Money
 from aoms.domain.shipping import Quote, ServiceCard, Surcharge, SurchargeKind
@@ -32,6 +32,9 @@ from aoms.services.carriers import (
 
 RATE_COLUMNS = ("carrier", "service", "max_weight_g", "price", "currency", "transit_days")
 SURCHARGE_COLUMNS = ("carrier", "service", "name", "kind", "threshold", "amount", "currency")
+
+
+Priced = tuple[Money, int, tuple[tuple[str, Money], ...]]  # total, billable g, charges
 
 
 def _rows(source: IO[str], columns: Iterable[str], what: str) -> list[dict[str, str]]:
@@ -143,20 +146,44 @@ class TableRateCarrier:
         self.cards = list(cards)
         self.zones = zones
 
+    def why_not(self, request: RateRequest) -> list[str]:
+        """Why each service of the card gives this parcel no rate (none: every one does)."""
+        o, d = request.origin, request.destination
+        if o.country.upper() != "US" or d.country.upper() != "US":
+            return ["the zone chart is domestic: both addresses must be in the US"]
+        return [f"{c.carrier}/{c.service}: {p}" for c, _, _, _, p in self._priced(request)
+                if isinstance(p, str)]  # fmt: skip
+
+    def _priced(
+        self, request: RateRequest
+    ) -> Iterator[tuple[ServiceCard, Zone, float | None, int, Priced | str]]:
+        """Each service card with the lane's zone, distance, band, and its price or why not."""
+        o, d = request.origin, request.destination
+        zone = self.zones.zone(o.zip, d.zip)
+        km = self.zones.distance_km(o.zip, d.zip) if any(c.by_km for c in self.cards) else None
+        for card in self.cards:
+            if card.currency != request.currency:
+                yield card, zone, km, 0, f"priced in {card.currency}, not {request.currency}"
+                continue
+            band = zone.zone if not card.by_km else None if km is None else card.km_band(km)
+            if band is None:  # priced by distance, and this lane is past its farthest band
+                far = "the distance is not known" if km is None else f"{round(km)} km is"
+                yield card, zone, km, 0, f"{far} beyond its farthest band ({max(card.prices)} km)"
+                continue
+            yield (
+                card,
+                zone,
+                km,
+                band,
+                card.price(request.parcel, band, residential=bool(d.residential)),
+            )
+
     def rates(self, request: RateRequest) -> list[Quote]:
         o, d = request.origin, request.destination
         if o.country.upper() != "US" or d.country.upper() != "US":
             return []  # the zone chart is domestic
-        zone = self.zones.zone(o.zip, d.zip)
-        km = self.zones.distance_km(o.zip, d.zip) if any(c.by_km for c in self.cards) else None
         quotes = []
-        for card in self.cards:
-            if card.currency != request.currency:
-                continue
-            band = zone.zone if not card.by_km else None if km is None else card.km_band(km)
-            if band is None:
-                continue
-            priced = card.price(request.parcel, band, residential=bool(d.residential))
+        for card, zone, km, band, priced in self._priced(request):
             if isinstance(priced, str):
                 continue
             total, billable, parts = priced

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, insert, select
 from aoms.adapters.db import schema as t
 from aoms.adapters.db.store import SqlStore, SqlTx
 from aoms.domain.events import Event
+from aoms.domain.handoff import WONT_SHIP, FoStatus
 from aoms.domain.promise import PromiseModel, region
 from aoms.services.promises import Delivered, ModelInfo, OrderToPromise
 
@@ -172,9 +173,12 @@ class SqlPromiseRepo:
         ).all():
             lines[sku] += qty
         f = t.fulfilment_orders.c
-        shipments = tuple(dict.fromkeys(self.conn.execute(
-            select(f.location_id).where(f.order_id == order_id, f.status == "open").order_by(f.id)
-        ).scalars()))  # fmt: skip
+        fos = self.conn.execute(
+            select(f.location_id, f.status)
+            .where(f.order_id == order_id, f.status.not_in(sorted(WONT_SHIP)))
+            .order_by(f.id)
+        ).all()
+        shipments = tuple(dict.fromkeys(loc for loc, _ in fos))
         # Each location's service from the latest decision that ships from there (an edit's
         # added lines are a decision of their own, beside the shipments routed before).
         d = t.routing_decisions.c
@@ -198,6 +202,9 @@ class SqlPromiseRepo:
             shipments=shipments,
             backordered_units=row.backordered_units,
             services=services,
+            all_shipped=bool(fos)
+            and all(s == FoStatus.SHIPPED for _, s in fos)
+            and not row.backordered_units,
         )
 
     def locations_that_can_ship(self, lines: Sequence[tuple[str, int]]) -> list[str]:
