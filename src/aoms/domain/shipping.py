@@ -132,15 +132,16 @@ class ServiceCard:
     ) -> tuple[Money, int, tuple[tuple[str, Money], ...]] | str:
         """(total, billable grams, [(charge, amount)]) or the reason the card has no price."""
         row = self.prices.get(zone)
+        where = f"the {zone} km band" if self.by_km else f"zone {zone}"
         if row is None:
-            return f"{'band' if self.by_km else 'zone'} {zone} is not on the card"
+            return f"{where} is not on the card"
         billable = billable_grams(parcel, self.dim_divisor)
         band = next((i for i, bound in enumerate(self.bands_g) if billable <= bound), None)
         if band is None:
             return f"billable weight {billable} g is over the card's {self.bands_g[-1]} g"
         base = row[band]
         if base is None:
-            return f"no price for zone {zone} up to {self.bands_g[band]} g"
+            return f"no price for {where} up to {self.bands_g[band]} g"
         parts = [("base", base)] + [
             (s.name, s.amount)
             for s in self.surcharges

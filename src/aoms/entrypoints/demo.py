@@ -129,6 +129,7 @@ def run_demo(
             f"Serve it: aoms serve --host {host} --port {port} --database-url {url}",
             soft_wrap=True,
             highlight=False,
+            markup=False,  # a path is the user's words: brackets and all
         )
     if stay:
         console.print(

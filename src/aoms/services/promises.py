@@ -340,7 +340,7 @@ class OrderToPromise:
     shipments: tuple[str, ...]  # location ids of its fulfilment orders that ship (or shipped)
     backordered_units: int
     services: Mapping[str, str] = field(default_factory=dict)  # location id -> routed service
-    all_shipped: bool = False  # every fulfilment order has shipped (and nothing waits)
+    waiting: tuple[str, ...] = ()  # of `shipments`, those with units still to leave
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,12 +554,12 @@ def _promise(repo: PromiseRepo, order_id: int, service: str, today: date | None)
     regions = repo.location_regions()
     notes: list[str] = []
     if order.shipments:
-        shipments = [(loc, regions.get(loc, "")) for loc in order.shipments]
 
-        def promised(start: date) -> OrderPromise:
+        def promised(start: date, locations: Sequence[str] = order.shipments) -> OrderPromise:
             return promise_after_routing(
-                model, start, shipments, destination, service, services=order.services
-            )
+                model, start, [(loc, regions.get(loc, "")) for loc in locations], destination,
+                service, services=order.services,
+            )  # fmt: skip
 
         promise = promised(placed)
         if order.backordered_units:
@@ -581,13 +581,18 @@ def _promise(repo: PromiseRepo, order_id: int, service: str, today: date | None)
             )
         origins = [(loc, regions[loc]) for loc in able if loc in regions]
 
-        def promised(start: date) -> OrderPromise:
+        def promised(start: date, locations: Sequence[str] = ()) -> OrderPromise:
             return promise_before_routing(model, start, origins, destination, service)
 
         promise = promised(placed)
-    if today is not None and promise.arrives_by < today and not order.all_shipped:
+    # What has not left yet: the shipments still waiting, or (not routed) the whole order.
+    unshipped = order.waiting if order.shipments else ("-",)
+    if today is not None and promise.arrives_by < today and unshipped:
+        some_left = bool(order.shipments) and len(unshipped) < len(order.shipments)
+        what = "part of it has not shipped" if some_left else "it has not shipped"
+        later = promised(today, unshipped) if order.shipments else promised(today)
         notes.append(
-            f"placed on {placed.isoformat()}, it has not shipped and this date has passed: "
-            f"counted from today it would arrive by {promised(today).arrives_by.isoformat()}"
+            f"placed on {placed.isoformat()}, {what} and this date has passed: "
+            f"counted from today it would arrive by {later.arrives_by.isoformat()}"
         )
     return PromiseAnswer(order_id, promise, info, order.backordered_units, tuple(notes))

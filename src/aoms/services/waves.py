@@ -78,13 +78,16 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
     capped = version.document.capped() if version else []
     day_start = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
     shipped_today = tx.shipped_today(capped, day_start) if capped else {}
-    # Places an order has held since an earlier day stay its own (orders.held_places); the
-    # rest of its current plan was counted in today's capacity.
+    # Places an order has held since an earlier day stay its own (orders.held_places), and
+    # what its fulfilment orders made today hold was counted in today's capacity.
     earlier = {i: tx.open_shipments_before(i, day_start) for i in orders} if capped else {}
+    made_today = {i: tx.open_shipments_since(i, day_start) for i in orders} if capped else {}
     while True:
         # The wave's own shipments today do not count against a location's capacity while
         # it is re-planned; the total is checked once the new plans are known.
-        own = Counter(loc for i in orders for loc in current[i] if loc not in earlier.get(i, {}))
+        own: Counter[str] = Counter()
+        for i in orders:
+            own.update(made_today.get(i, {}))
         mine: dict[tuple[str, str], int] = defaultdict(int)
         for i in orders:
             for r in held[i]:

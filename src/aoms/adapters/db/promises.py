@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select
 
 from aoms.adapters.db import schema as t
 from aoms.adapters.db.store import SqlStore, SqlTx
@@ -172,13 +172,20 @@ class SqlPromiseRepo:
             )
         ).all():
             lines[sku] += qty
-        f = t.fulfilment_orders.c
-        fos = self.conn.execute(
-            select(f.location_id, f.status)
-            .where(f.order_id == order_id, f.status.not_in(sorted(WONT_SHIP)))
-            .order_by(f.id)
-        ).all()
+        f, fl = t.fulfilment_orders.c, t.fulfilment_order_lines.c
+        left = (
+            select(func.coalesce(func.sum(fl.shipped), 0)).where(fl.fo_id == f.id).scalar_subquery()
+        )
+        fos = [  # those that ship, and those given up after a parcel of them left
+            (loc, status)
+            for loc, status, shipped in self.conn.execute(
+                select(f.location_id, f.status, left).where(f.order_id == order_id).order_by(f.id)
+            ).all()
+            if status not in WONT_SHIP or shipped > 0
+        ]
         shipments = tuple(dict.fromkeys(loc for loc, _ in fos))
+        done = {FoStatus.SHIPPED.value, *(s.value for s in WONT_SHIP)}  # nothing more leaves
+        waiting = tuple(dict.fromkeys(loc for loc, s in fos if s not in done))
         # Each location's service from the latest decision that ships from there (an edit's
         # added lines are a decision of their own, beside the shipments routed before).
         d = t.routing_decisions.c
@@ -202,9 +209,7 @@ class SqlPromiseRepo:
             shipments=shipments,
             backordered_units=row.backordered_units,
             services=services,
-            all_shipped=bool(fos)
-            and all(s == FoStatus.SHIPPED for _, s in fos)
-            and not row.backordered_units,
+            waiting=waiting,
         )
 
     def locations_that_can_ship(self, lines: Sequence[tuple[str, int]]) -> list[str]:

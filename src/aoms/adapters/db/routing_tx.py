@@ -96,6 +96,17 @@ class RoutingTx:
         ).all()
         return {str(loc): int(n) for loc, n in rows}
 
+    def open_shipments_since(self, order_id: int, since: datetime) -> dict[str, int]:
+        """The order's open fulfilment orders made since `since`, per location: those counted
+        in that day's capacity."""
+        f = t.fulfilment_orders.c
+        rows = self.conn.execute(
+            select(f.location_id, func.count())
+            .where(f.order_id == order_id, f.status == "open", f.created_at >= since)
+            .group_by(f.location_id)
+        ).all()
+        return {str(loc): int(n) for loc, n in rows}
+
     def sku_tags(self, skus: Iterable[str]) -> dict[str, list[str]]:
         p = t.products.c
         rows = self.conn.execute(
