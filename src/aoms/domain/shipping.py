@@ -128,9 +128,16 @@ class ServiceCard:
                 )
 
     def price(
-        self, parcel: Parcel, zone: int, *, residential: bool = False
+        self,
+        parcel: Parcel,
+        zone: int,
+        *,
+        residential: bool = False,
+        lane_zone: int | None = None,
     ) -> tuple[Money, int, tuple[tuple[str, Money], ...]] | str:
-        """(total, billable grams, [(charge, amount)]) or the reason the card has no price."""
+        """(total, billable grams, [(charge, amount)]) or the reason the card has no price.
+        `zone` is the card's column: the zone, or on a card priced by distance its km band;
+        surcharges that depend on the zone go by the lane's own zone (`lane_zone`)."""
         row = self.prices.get(zone)
         where = f"the {zone} km band" if self.by_km else f"zone {zone}"
         if row is None:
@@ -145,7 +152,7 @@ class ServiceCard:
         parts = [("base", base)] + [
             (s.name, s.amount)
             for s in self.surcharges
-            if s.applies(parcel, zone, billable, residential)
+            if s.applies(parcel, zone if lane_zone is None else lane_zone, billable, residential)
         ]
         total = Money.zero(self.currency)
         for _, amount in parts:

@@ -18,6 +18,7 @@ import uvicorn
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from sqlalchemy.engine import URL
 
 from aoms.adapters.db import queries, setup
 from aoms.adapters.db.users import SqlUserStore
@@ -60,6 +61,11 @@ def send_webhook(
     )
 
 
+def sqlite_url(path: Path) -> str:
+    """The SQLAlchemy URL of a SQLite file, its path escaped (a % or a bracket stays itself)."""
+    return URL.create("sqlite", database=str(path)).render_as_string(hide_password=False)
+
+
 def run_demo(
     *, orders: int, host: str, port: int, database: Path, stay: bool, console: Console
 ) -> dict[str, Any]:
@@ -68,7 +74,7 @@ def run_demo(
     secret = secrets.token_urlsafe(24)
     reports = Path("docs/policy-lab")  # the lab's stored reports, when run from a checkout
     settings = Settings(
-        database_url=f"sqlite:///{database}",
+        database_url=sqlite_url(database),
         shopify_webhook_secret=secret,
         reports_dir=reports if reports.is_dir() else None,
     )
@@ -124,7 +130,7 @@ def run_demo(
         + ", ".join(f"[bold]{u}[/] / [bold]{pw}[/] ({role})" for u, pw, role in logins)
     )
     if not stay:  # nothing listens once the demo returns: how to serve what it made
-        url = shlex.quote(f"sqlite:///{database}")
+        url = shlex.quote(sqlite_url(database))
         console.print(
             f"Serve it: aoms serve --host {host} --port {port} --database-url {url}",
             soft_wrap=True,

@@ -341,6 +341,7 @@ class OrderToPromise:
     backordered_units: int
     services: Mapping[str, str] = field(default_factory=dict)  # location id -> routed service
     waiting: tuple[str, ...] = ()  # of `shipments`, those with units still to leave
+    some_shipped: bool = False  # a parcel of it has left
 
 
 @dataclass(frozen=True, slots=True)
@@ -588,8 +589,7 @@ def _promise(repo: PromiseRepo, order_id: int, service: str, today: date | None)
     # What has not left yet: the shipments still waiting, or (not routed) the whole order.
     unshipped = order.waiting if order.shipments else ("-",)
     if today is not None and promise.arrives_by < today and unshipped:
-        some_left = bool(order.shipments) and len(unshipped) < len(order.shipments)
-        what = "part of it has not shipped" if some_left else "it has not shipped"
+        what = "part of it has not shipped" if order.some_shipped else "it has not shipped"
         later = promised(today, unshipped) if order.shipments else promised(today)
         notes.append(
             f"placed on {placed.isoformat()}, {what} and this date has passed: "

@@ -80,8 +80,11 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
     shipped_today = tx.shipped_today(capped, day_start) if capped else {}
     # Places an order has held since an earlier day stay its own (orders.held_places), and
     # what its fulfilment orders made today hold was counted in today's capacity.
-    earlier = {i: tx.open_shipments_before(i, day_start) for i in orders} if capped else {}
     made_today = {i: tx.open_shipments_since(i, day_start) for i in orders} if capped else {}
+    earlier = {  # held since an earlier day, and not by a fulfilment order made today
+        i: {loc for loc in tx.open_shipments_before(i, day_start) if loc not in made_today[i]}
+        for i in orders
+    } if capped else {}  # fmt: skip
     while True:
         # The wave's own shipments today do not count against a location's capacity while
         # it is re-planned; the total is checked once the new plans are known.
@@ -108,7 +111,7 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
             candidates = everywhere
             config = RoutingConfig(rate_card=effective_card(card, None)[0])
             if version is not None:
-                mine_before = own + Counter(earlier.get(order_id, {}))
+                mine_before = own + Counter(earlier.get(order_id, set()))
                 candidates, config, _ = apply_version(
                     tx, version, order, candidates, card, now, shipped_before=mine_before
                 )
@@ -133,7 +136,7 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
     )
     uses = Counter(
         loc for i, plan in zip(plans, better, strict=True) for loc in plan
-        if loc not in earlier.get(i, {})
+        if loc not in earlier.get(i, set())
     )  # fmt: skip
     for loc in capped:
         cap = version.document.locations[loc].daily_capacity if version else None

@@ -175,7 +175,9 @@ class TableRateCarrier:
                 zone,
                 km,
                 band,
-                card.price(request.parcel, band, residential=bool(d.residential)),
+                card.price(
+                    request.parcel, band, residential=bool(d.residential), lane_zone=zone.zone
+                ),
             )
 
     def rates(self, request: RateRequest) -> list[Quote]:

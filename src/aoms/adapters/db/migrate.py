@@ -15,7 +15,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 def _config(engine: Engine) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
     # The option is interpolated (configparser): a % in the URL (an escaped password, a path
     # with brackets) must be doubled to stay itself.
     url = engine.url.render_as_string(hide_password=False)

@@ -176,13 +176,11 @@ class SqlPromiseRepo:
         left = (
             select(func.coalesce(func.sum(fl.shipped), 0)).where(fl.fo_id == f.id).scalar_subquery()
         )
-        fos = [  # those that ship, and those given up after a parcel of them left
-            (loc, status)
-            for loc, status, shipped in self.conn.execute(
-                select(f.location_id, f.status, left).where(f.order_id == order_id).order_by(f.id)
-            ).all()
-            if status not in WONT_SHIP or shipped > 0
-        ]
+        rows = self.conn.execute(
+            select(f.location_id, f.status, left).where(f.order_id == order_id).order_by(f.id)
+        ).all()
+        # those that ship, and those given up after a parcel of them left
+        fos = [(loc, status) for loc, status, shipped in rows if status not in WONT_SHIP or shipped]
         shipments = tuple(dict.fromkeys(loc for loc, _ in fos))
         done = {FoStatus.SHIPPED.value, *(s.value for s in WONT_SHIP)}  # nothing more leaves
         waiting = tuple(dict.fromkeys(loc for loc, s in fos if s not in done))
@@ -210,6 +208,7 @@ class SqlPromiseRepo:
             backordered_units=row.backordered_units,
             services=services,
             waiting=waiting,
+            some_shipped=any(shipped for _, _, shipped in rows),
         )
 
     def locations_that_can_ship(self, lines: Sequence[tuple[str, int]]) -> list[str]:

@@ -97,12 +97,17 @@ class RoutingTx:
         return {str(loc): int(n) for loc, n in rows}
 
     def open_shipments_since(self, order_id: int, since: datetime) -> dict[str, int]:
-        """The order's open fulfilment orders made since `since`, per location: those counted
-        in that day's capacity."""
+        """The order's open fulfilment orders made in the day from `since`, per location:
+        those counted in that day's capacity (as `shipped_today` counts them)."""
         f = t.fulfilment_orders.c
         rows = self.conn.execute(
             select(f.location_id, func.count())
-            .where(f.order_id == order_id, f.status == "open", f.created_at >= since)
+            .where(
+                f.order_id == order_id,
+                f.status == "open",
+                f.created_at >= since,
+                f.created_at < since + timedelta(days=1),
+            )
             .group_by(f.location_id)
         ).all()
         return {str(loc): int(n) for loc, n in rows}
