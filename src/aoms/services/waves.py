@@ -134,14 +134,6 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
         [current[i] for i in plans],
         time_limit=WAVE_SECONDS,
     )
-    uses = Counter(
-        loc for i, plan in zip(plans, better, strict=True) for loc in plan
-        if loc not in earlier.get(i, set())
-    )  # fmt: skip
-    for loc in capped:
-        cap = version.document.locations[loc].daily_capacity if version else None
-        if cap is not None and shipped_today.get(loc, 0) - own[loc] + uses[loc] > cap:
-            return {**report, "moved": 0, "kept": f"a re-plan would exceed {loc}'s capacity"}
     old_plans = [current[i] for i in plans]
     before = after = 0
     priced = []
@@ -158,6 +150,20 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
     if after >= before:
         return {**report, "landed_cost_minor": before, "saved_minor": 0}
     changed = [entry for entry in priced if entry[4] != entry[5]]
+    # Today's count at a capped location once the moved orders' fulfilment orders are made
+    # again, today: it must stay within the capacity, or (already past it: places orders held
+    # since an earlier day) not grow.
+    dropped: Counter[str] = Counter()
+    added: Counter[str] = Counter()
+    for order_id, *_, new in changed:
+        dropped.update(made_today.get(order_id, {}))
+        added.update(tuple(new))
+    for loc in capped:
+        cap = version.document.locations[loc].daily_capacity if version else None
+        was_today = shipped_today.get(loc, 0)
+        count = was_today - dropped[loc] + added[loc]
+        if cap is not None and count > max(cap, was_today):
+            return {**report, "moved": 0, "kept": f"a re-plan would exceed {loc}'s capacity"}
     for order_id, *_ in changed:
         release_all(tx, order_id, now=now)  # with its stock.released event
     for order_id, demand, candidates, config, _, new in changed:
