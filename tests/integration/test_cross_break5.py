@@ -177,19 +177,10 @@ def test_a_wave_across_midnight_keeps_a_location_within_todays_capacity(runtime:
     from sqlalchemy import func, select
 
     from aoms.adapters.db import schema as t
-    from tests.builders import east
-    from tests.integration.test_waves_edges import SHOP, WAVE, open_at, setup, use
+    from tests.integration.test_waves_edges import WAVE, open_at, order_now, setup, use
 
     def post(ref: str, km: float, *lines: tuple[str, int]) -> dict[str, Any]:
-        body = {"shop": SHOP, "external_id": ref, "currency": "USD",
-                "placed_at": runtime.clock().isoformat(),
-                "shipping_address": {"country_code": "US", "latitude": 0.0,
-                                     "longitude": east(km).lng},
-                "lines": [{"sku": s, "quantity": q, "unit_price": "10.00", "grams": 500}
-                          for s, q in lines]}  # fmt: skip
-        made = c.post("/v1/orders", json=body)
-        assert made.status_code == 201, made.text
-        return dict(made.json()["order"])
+        return order_now(c, runtime, ref, km, *lines)
 
     day_two = (T0 + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     runtime.clock = lambda: day_two - timedelta(hours=1)

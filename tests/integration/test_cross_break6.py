@@ -42,19 +42,10 @@ def test_a_wave_may_swap_an_order_routed_again_today_out_of_a_capped_location(
     is full, so it goes to B. The wave should swap them (W1 to B, W2 to A: 11.00 instead of
     19.00): A then ships one parcel on day 2 (W2's), within its capacity. It moves W1 to B and
     leaves W2 at B (saves 4.00, not 8.00): W2 is kept from A as if W1 still took A's place."""
-    from tests.builders import east
-    from tests.integration.test_waves_edges import SHOP, WAVE, open_at, setup, use
+    from tests.integration.test_waves_edges import WAVE, open_at, order_now, setup, use
 
     def post(ref: str, km: float, *lines: tuple[str, int]) -> dict[str, Any]:
-        body = {"shop": SHOP, "external_id": ref, "currency": "USD",
-                "placed_at": runtime.clock().isoformat(),
-                "shipping_address": {"country_code": "US", "latitude": 0.0,
-                                     "longitude": east(km).lng},
-                "lines": [{"sku": s, "quantity": q, "unit_price": "10.00", "grams": 500}
-                          for s, q in lines]}  # fmt: skip
-        made = c.post("/v1/orders", json=body)
-        assert made.status_code == 201, made.text
-        return dict(made.json()["order"])
+        return order_now(c, runtime, ref, km, *lines)
 
     day_two = (T0 + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     runtime.clock = lambda: day_two - timedelta(hours=1)

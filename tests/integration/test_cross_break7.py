@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from aoms.adapters.db import schema as t
 from aoms.bootstrap import Runtime
 from aoms.entrypoints.api.app import create_app
-from tests.builders import T0, east
+from tests.builders import T0
 
 
 def _made_on(runtime: Runtime, location: str, day_start: Any) -> int:
@@ -46,18 +46,10 @@ def test_a_wave_does_not_fill_a_capped_location_an_order_routed_again_today_stil
     which routing counts in A's day 2: W2 then goes to B, A being full. The wave cannot give
     W2 A's place as well (W1 stays there, being cheapest at A): A would have two parcels of
     day 2 where routing allows one. The wave moves W2 to A."""
-    from tests.integration.test_waves_edges import SHOP, WAVE, open_at, setup, use
+    from tests.integration.test_waves_edges import WAVE, open_at, order_now, setup, use
 
     def post(ref: str, km: float) -> dict[str, Any]:
-        body = {"shop": SHOP, "external_id": ref, "currency": "USD",
-                "placed_at": runtime.clock().isoformat(),
-                "shipping_address": {"country_code": "US", "latitude": 0.0,
-                                     "longitude": east(km).lng},
-                "lines": [{"sku": "X", "quantity": 1, "unit_price": "10.00",
-                           "grams": 500}]}  # fmt: skip
-        made = c.post("/v1/orders", json=body)
-        assert made.status_code == 201, made.text
-        return dict(made.json()["order"])
+        return order_now(c, runtime, ref, km, ("X", 1))
 
     day_two = (T0 + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     runtime.clock = lambda: day_two - timedelta(hours=1)

@@ -16,23 +16,15 @@ from fastapi.testclient import TestClient
 from aoms.bootstrap import Runtime
 from aoms.domain.routing import Policy
 from aoms.entrypoints.api.app import create_app
-from tests.builders import T0, east, network
+from tests.builders import T0, network
 from tests.integration.test_cross_break7 import _made_on
-from tests.integration.test_waves_edges import SHOP, WAVE, open_at, use
+from tests.integration.test_waves_edges import WAVE, open_at, order_now, use
 
 DAY_TWO = (T0 + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _post(c: TestClient, runtime: Runtime, ref: str, *skus: str) -> dict[str, Any]:
-    body = {"shop": SHOP, "external_id": ref, "currency": "USD",
-            "placed_at": runtime.clock().isoformat(),
-            "shipping_address": {"country_code": "US", "latitude": 0.0,
-                                 "longitude": east(0).lng},
-            "lines": [{"sku": sku, "quantity": 1, "unit_price": "10.00", "grams": 500}
-                      for sku in skus]}  # fmt: skip
-    made = c.post("/v1/orders", json=body)
-    assert made.status_code == 201, made.text
-    return dict(made.json()["order"])
+    return order_now(c, runtime, ref, 0, *((sku, 1) for sku in skus))
 
 
 def _receive(c: TestClient, sku: str, location: str, n: int) -> None:

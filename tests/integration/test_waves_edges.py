@@ -57,6 +57,22 @@ def open_at(client: TestClient, order_id: int) -> list[str]:
     return sorted(f["location_id"] for f in order["fulfilment_orders"] if f["status"] == "open")
 
 
+def order_now(
+    client: TestClient, runtime: Runtime, ref: str, km: float, *lines: tuple[str, int]
+) -> dict[str, Any]:
+    """POST an order placed at the runtime's clock by a customer `km` east of the equator
+    point the builders measure from (500 g units at 10.00); the order as the API shows it."""
+    body = {"shop": SHOP, "external_id": ref, "currency": "USD",
+            "placed_at": runtime.clock().isoformat(),
+            "shipping_address": {"country_code": "US", "latitude": 0.0,
+                                 "longitude": east(km).lng},
+            "lines": [{"sku": s, "quantity": q, "unit_price": "10.00", "grams": 500}
+                      for s, q in lines]}  # fmt: skip
+    made = client.post("/v1/orders", json=body)
+    assert made.status_code == 201, made.text
+    return dict(made.json()["order"])
+
+
 def consistent(runtime: Runtime) -> None:
     """stock_levels.reserved is the sum of the active reservations at every SKU and location,
     and no location holds more than it has."""
