@@ -10,7 +10,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from datetime import time as dtime
 from functools import partial
 
 from sqlalchemy import Engine
@@ -40,6 +39,7 @@ from aoms.domain.errors import AomsError, ShopifyNotConfigured
 from aoms.domain.events import Event
 from aoms.domain.orders import Order, OrderStatus
 from aoms.domain.policies import PolicyRegistry
+from aoms.domain.routing_policy import utc_day_start
 from aoms.services import orders as order_cases
 from aoms.services import scarcity, waves
 from aoms.services.carriers import Carrier
@@ -241,9 +241,7 @@ class Runtime:
         its new decision is today's — and one whose routing failed (a busy database) is tried
         at the next look; what the workers knew before a restart does not matter. None when
         there is nothing to try."""
-        now = self.clock()
-        today = datetime.combine(now.astimezone(UTC).date(), dtime(), tzinfo=UTC)
-        ids = self.store.backorders_to_retry(today, limit)
+        ids = self.store.backorders_to_retry(utc_day_start(self.clock()), limit)
         if not ids:
             return None
         outcome = order_cases.retry_waiting(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
@@ -46,6 +46,11 @@ def _decimal(value: object, where: str) -> Decimal:
     if not number.is_finite():
         raise _bad("must be a finite number", where)
     return number
+
+
+def utc_day_start(at: datetime) -> datetime:
+    """The start (00:00 UTC) of the UTC day `at` falls in: the day a daily capacity counts."""
+    return datetime.combine(at.astimezone(UTC).date(), time(), tzinfo=UTC)
 
 
 def days_by_method(given: object) -> dict[str, int]:

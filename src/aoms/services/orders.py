@@ -6,7 +6,7 @@ import hashlib
 import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time
+from datetime import datetime
 from enum import StrEnum
 
 from aoms.domain import events as ev
@@ -24,7 +24,7 @@ from aoms.domain.money import Money
 from aoms.domain.orders import Order, OrderStatus, allocate_to_lines
 from aoms.domain.policies import accept_plan
 from aoms.domain.routing import Candidate, Demand, Option, RateCard, RoutingConfig, RoutingPlan
-from aoms.domain.routing_policy import PolicyVersion
+from aoms.domain.routing_policy import PolicyVersion, utc_day_start
 from aoms.domain.service_levels import days_left, effective_card
 from aoms.services.ports import AfterRoute, Clock, Geocoder, Store, StoredOrder, Tx
 
@@ -348,7 +348,7 @@ def apply_version(
     again)."""
     doc = version.document
     capped = doc.capped()
-    day_start = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
+    day_start = utc_day_start(now)
     shipped = tx.shipped_today(capped, day_start) if capped else {}
     if shipped_before:
         shipped = {loc: n - shipped_before.get(loc, 0) for loc, n in shipped.items()}
@@ -523,8 +523,7 @@ def reroute(tx: Tx, order_id: int, *, geocode: Geocoder, now: datetime) -> Order
 def held_places(tx: Tx, order_id: int, now: datetime) -> dict[str, int]:
     """Shipments per location the order has held since an earlier day: they were counted in
     that day's capacity, and routing it again must not lose them to today's orders."""
-    day_start = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
-    return tx.open_shipments_before(order_id, day_start)
+    return tx.open_shipments_before(order_id, utc_day_start(now))
 
 
 def route_again(

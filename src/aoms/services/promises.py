@@ -583,14 +583,15 @@ def _promise(repo: PromiseRepo, order_id: int, service: str, today: date | None)
         origins = [(loc, regions[loc]) for loc in able if loc in regions]
 
         def promised(start: date, locations: Sequence[str] = ()) -> OrderPromise:
+            # not routed: from the able locations, whichever `locations` are asked for
             return promise_before_routing(model, start, origins, destination, service)
 
         promise = promised(placed)
     # What has not left yet: the shipments still waiting, or (not routed) the whole order.
-    unshipped = order.waiting if order.shipments else ("-",)
-    if today is not None and promise.arrives_by < today and unshipped:
+    waits = bool(order.waiting) if order.shipments else True
+    if today is not None and promise.arrives_by < today and waits:
         what = "part of it has not shipped" if order.some_shipped else "it has not shipped"
-        later = promised(today, unshipped) if order.shipments else promised(today)
+        later = promised(today, order.waiting)
         notes.append(
             f"placed on {placed.isoformat()}, {what} and this date has passed: "
             f"counted from today it would arrive by {later.arrives_by.isoformat()}"

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from aoms.domain import events as ev
 from aoms.domain.errors import Conflict, UnknownShop
@@ -30,10 +30,12 @@ from aoms.domain.optimise import Problem
 from aoms.domain.orders import Order, OrderStatus
 from aoms.domain.policies import plan_from
 from aoms.domain.routing import Candidate, Demand, RoutingConfig, problem_for
+from aoms.domain.routing_policy import utc_day_start
 from aoms.domain.service_levels import effective_card
 from aoms.services.orders import (
     apply_version,
     commit_plan,
+    held_places,
     release_all,
     unit_grams,
     with_services,
@@ -76,14 +78,13 @@ def replan_wave(tx: Tx, shop: str, since: datetime, *, now: datetime) -> dict[st
     current = {i: _taken((r.location_id, r.sku, r.quantity) for r in held[i]) for i in orders}
     levels = tx.lock_stock({k for o in orders.values() for k in o.demand()})
     capped = version.document.capped() if version else []
-    day_start = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
+    day_start = utc_day_start(now)
     shipped_today = tx.shipped_today(capped, day_start) if capped else {}
     # Places an order has held since an earlier day stay its own (orders.held_places), and
     # what its fulfilment orders made today hold was counted in today's capacity.
     made_today = {i: tx.open_shipments_since(i, day_start) for i in orders} if capped else {}
     earlier = {  # held since an earlier day, and not by a fulfilment order made today
-        i: {loc for loc in tx.open_shipments_before(i, day_start) if loc not in made_today[i]}
-        for i in orders
+        i: {loc for loc in held_places(tx, i, now) if loc not in made_today[i]} for i in orders
     } if capped else {}  # fmt: skip
     while True:
         # The wave's own shipments today do not count against a location's capacity while
@@ -219,7 +220,7 @@ def _taken(rows: Iterable[tuple[str, str, int]]) -> dict[str, dict[str, int]]:
 def wave_close(now: datetime, minutes: int) -> datetime:
     """The latest wave boundary at or before `now`: waves of `minutes` are laid from each UTC
     midnight, so every process agrees on them without sharing a clock of its own."""
-    midnight = datetime.combine(now.astimezone(UTC).date(), time(0), tzinfo=UTC)
+    midnight = utc_day_start(now)
     span = minutes * 60
     return midnight + timedelta(seconds=int((now - midnight).total_seconds()) // span * span)
 
