@@ -166,27 +166,32 @@ def test_a_card_priced_by_distance_says_the_parcel_goes_too_far(tmp_path: Any) -
     assert "km" in out.stderr, out.stderr
 
 
-# -- outside the range (services/waves.py): a wave across midnight -----------------------------
+# -- services/waves.py: a wave across midnight ------------------------------------------------
 
 
 def test_a_wave_across_midnight_keeps_a_location_within_todays_capacity(runtime: Runtime) -> None:
     """A (0 km from W2's customer) ships one parcel a day; B is 700 km east, at W1's customer.
     Day 1, 23:00: W1 goes to A (B is empty). Day 2, 00:05: Q (X, and a Y nobody has) takes A's
-    place of day 2; B gets stock; W2 goes to B. The wave since day 1, 22:00 swaps W1 and W2:
-    that sends A a second shipment on day 2."""
+    place of day 2; B gets stock; W2 goes to B. The wave since day 1, 22:00 must not swap W1
+    and W2: that would send A a second shipment on day 2."""
     from sqlalchemy import func, select
 
     from aoms.adapters.db import schema as t
-    from tests.integration.test_waves_edges import WAVE, open_at, order_now, setup, use
+    from tests.integration.test_waves_edges import (
+        DAY_TWO,
+        WAVE,
+        a_capped_late_on_day_one,
+        open_at,
+        order_now,
+        setup,
+    )
 
     def post(ref: str, km: float, *lines: tuple[str, int]) -> dict[str, Any]:
         return order_now(c, runtime, ref, km, *lines)
 
-    day_two = (T0 + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    runtime.clock = lambda: day_two - timedelta(hours=1)
-    with TestClient(create_app(runtime, migrate_on_start=False)) as c:
-        setup(runtime, a=5, b=0)
-        use(c, {"policy": "optimal", "locations": {"a": {"daily_capacity": 1}}})
+    day_two = DAY_TWO
+    setup(runtime, a=5, b=0)
+    with a_capped_late_on_day_one(runtime) as c:
         w1 = post("W1", 700, ("X", 1))
         assert open_at(c, w1["id"]) == ["a"]
         runtime.clock = lambda: day_two + timedelta(minutes=5)

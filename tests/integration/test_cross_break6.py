@@ -40,18 +40,23 @@ def test_a_wave_may_swap_an_order_routed_again_today_out_of_a_capped_location(
     Day 1, 23:00: W1 goes to A (B is empty). Day 2, 00:05: W1 is routed again (B still empty):
     it keeps its place at A, on a new fulfilment order made today. B gets stock; W2 comes and A
     is full, so it goes to B. The wave should swap them (W1 to B, W2 to A: 11.00 instead of
-    19.00): A then ships one parcel on day 2 (W2's), within its capacity. It moves W1 to B and
-    leaves W2 at B (saves 4.00, not 8.00): W2 is kept from A as if W1 still took A's place."""
-    from tests.integration.test_waves_edges import WAVE, open_at, order_now, setup, use
+    19.00): A then ships one parcel on day 2 (W2's), within its capacity; W2 must not be kept
+    from A as if W1 still took A's place (which saved 4.00, not 8.00)."""
+    from tests.integration.test_waves_edges import (
+        DAY_TWO,
+        WAVE,
+        a_capped_late_on_day_one,
+        open_at,
+        order_now,
+        setup,
+    )
 
     def post(ref: str, km: float, *lines: tuple[str, int]) -> dict[str, Any]:
         return order_now(c, runtime, ref, km, *lines)
 
-    day_two = (T0 + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    runtime.clock = lambda: day_two - timedelta(hours=1)
-    with TestClient(create_app(runtime, migrate_on_start=False)) as c:
-        setup(runtime, a=5, b=0)
-        use(c, {"policy": "optimal", "locations": {"a": {"daily_capacity": 1}}})
+    day_two = DAY_TWO
+    setup(runtime, a=5, b=0)
+    with a_capped_late_on_day_one(runtime) as c:
         w1 = post("W1", 700, ("X", 1))
         assert open_at(c, w1["id"]) == ["a"]
         runtime.clock = lambda: day_two + timedelta(minutes=5)
@@ -154,7 +159,7 @@ def test_the_serve_command_names_the_demo_database_whatever_its_folder(tmp_path:
     assert make_url(words[words.index("--database-url") + 1]).database == str(database), serve
 
 
-# -- adapters/db/migrate._config (outside the range; met through the demo above) ----------------
+# -- adapters/db/migrate._config (met through the demo above) --------------------------------------
 
 
 def test_a_distance_card_without_a_price_for_the_weight_names_its_km_band(tmp_path: Any) -> None:

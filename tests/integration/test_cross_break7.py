@@ -45,17 +45,22 @@ def test_a_wave_does_not_fill_a_capped_location_an_order_routed_again_today_stil
     goes to A. Day 2, 00:05: W1 is routed again and keeps A, on a fulfilment order made today,
     which routing counts in A's day 2: W2 then goes to B, A being full. The wave cannot give
     W2 A's place as well (W1 stays there, being cheapest at A): A would have two parcels of
-    day 2 where routing allows one. The wave moves W2 to A."""
-    from tests.integration.test_waves_edges import WAVE, open_at, order_now, setup, use
+    day 2 where routing allows one."""
+    from tests.integration.test_waves_edges import (
+        DAY_TWO,
+        WAVE,
+        a_capped_late_on_day_one,
+        open_at,
+        order_now,
+        setup,
+    )
 
     def post(ref: str, km: float) -> dict[str, Any]:
         return order_now(c, runtime, ref, km, ("X", 1))
 
-    day_two = (T0 + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    runtime.clock = lambda: day_two - timedelta(hours=1)
-    with TestClient(create_app(runtime, migrate_on_start=False)) as c:
-        setup(runtime, a=5, b=5)
-        use(c, {"policy": "optimal", "locations": {"a": {"daily_capacity": 1}}})
+    day_two = DAY_TWO
+    setup(runtime, a=5, b=5)
+    with a_capped_late_on_day_one(runtime) as c:
         w1 = post("W1", 0)
         assert open_at(c, w1["id"]) == ["a"]
         runtime.clock = lambda: day_two + timedelta(minutes=5)

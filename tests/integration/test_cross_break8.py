@@ -15,12 +15,15 @@ from fastapi.testclient import TestClient
 
 from aoms.bootstrap import Runtime
 from aoms.domain.routing import Policy
-from aoms.entrypoints.api.app import create_app
-from tests.builders import T0, network
+from tests.builders import network
 from tests.integration.test_cross_break7 import _made_on
-from tests.integration.test_waves_edges import WAVE, open_at, order_now, use
-
-DAY_TWO = (T0 + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+from tests.integration.test_waves_edges import (
+    DAY_TWO,
+    WAVE,
+    a_capped_late_on_day_one,
+    open_at,
+    order_now,
+)
 
 
 def _post(c: TestClient, runtime: Runtime, ref: str, *skus: str) -> dict[str, Any]:
@@ -41,13 +44,10 @@ def test_a_wave_that_adds_nothing_at_a_full_location_is_not_refused(runtime: Run
     and keeps its place of day 1 at A (on a new fulfilment order: routing lets it, the place
     being W1's own). W3 (X) goes to B (A is full, C is empty). X then arrives at C. The wave
     can move W3 to C (saves 4.00) without putting anything more at A (W1 and W2 cannot leave
-    A: only A has Z); it is refused as "a re-plan would exceed a's capacity". (It moves at
-    d2361bf, before `earlier` dropped places made today.)"""
-    runtime.clock = lambda: DAY_TWO - timedelta(hours=1)
-    with TestClient(create_app(runtime, migrate_on_start=False)) as c:
-        network(runtime.engine, {("X", "a"): 2, ("Z", "a"): 2, ("X", "b"): 5, ("X", "c"): 0},
-                locations={"a": 0, "b": 700, "c": 0}, policy=Policy.OPTIMAL)  # fmt: skip
-        use(c, {"policy": "optimal", "locations": {"a": {"daily_capacity": 1}}})
+    A: only A has Z), and must not be refused as "a re-plan would exceed a's capacity"."""
+    network(runtime.engine, {("X", "a"): 2, ("Z", "a"): 2, ("X", "b"): 5, ("X", "c"): 0},
+            locations={"a": 0, "b": 700, "c": 0}, policy=Policy.OPTIMAL)  # fmt: skip
+    with a_capped_late_on_day_one(runtime) as c:
         w1 = _post(c, runtime, "W1", "X", "Z")
         assert open_at(c, w1["id"]) == ["a"]
         runtime.clock = lambda: DAY_TWO + timedelta(minutes=5)
@@ -70,13 +70,11 @@ def test_a_wave_that_moves_an_order_keeping_yesterdays_place_does_not_overfill_t
 ) -> None:
     """A ships one parcel a day. Day 1, 23:00: W1 (X and Y) ships X from A and Y from B (A
     has no Y). Day 2, 00:05: W2 (X) takes A's one parcel of day 2. Y arrives at A. The wave
-    merges W1 at A (5.50 instead of 15.00): W1's fulfilment orders are made again, today,
-    and A has two parcels of day 2 where routing (and the wave's own check) allows one."""
-    runtime.clock = lambda: DAY_TWO - timedelta(hours=1)
-    with TestClient(create_app(runtime, migrate_on_start=False)) as c:
-        network(runtime.engine, {("X", "a"): 5, ("Y", "a"): 0, ("Y", "b"): 5},
-                locations={"a": 0, "b": 700}, policy=Policy.OPTIMAL)  # fmt: skip
-        use(c, {"policy": "optimal", "locations": {"a": {"daily_capacity": 1}}})
+    must not merge W1 at A (5.50 instead of 15.00): W1's fulfilment orders would be made
+    again, today, and A have two parcels of day 2 where routing allows one."""
+    network(runtime.engine, {("X", "a"): 5, ("Y", "a"): 0, ("Y", "b"): 5},
+            locations={"a": 0, "b": 700}, policy=Policy.OPTIMAL)  # fmt: skip
+    with a_capped_late_on_day_one(runtime) as c:
         w1 = _post(c, runtime, "W1", "X", "Y")
         assert open_at(c, w1["id"]) == ["a", "b"]
         assert _made_on(runtime, "a", DAY_TWO) == 0

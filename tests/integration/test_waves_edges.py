@@ -8,6 +8,7 @@ to the customer at A's door costs 4.00 + 1.50 = 5.50 from A and 8.00 + 1.50 = 9.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -55,6 +56,19 @@ def use(client: TestClient, document: dict[str, Any]) -> None:
 def open_at(client: TestClient, order_id: int) -> list[str]:
     order = client.get(f"/v1/orders/{order_id}").json()
     return sorted(f["location_id"] for f in order["fulfilment_orders"] if f["status"] == "open")
+
+
+DAY_TWO = (T0 + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@contextmanager
+def a_capped_late_on_day_one(runtime: Runtime) -> Iterator[TestClient]:
+    """23:00 on day 1 (DAY_TWO is the midnight after), the shop's policy `optimal` with A
+    shipping one parcel a day: a client of the API (the network set up beforehand)."""
+    runtime.clock = lambda: DAY_TWO - timedelta(hours=1)
+    with TestClient(create_app(runtime, migrate_on_start=False)) as c:
+        use(c, {"policy": "optimal", "locations": {"a": {"daily_capacity": 1}}})
+        yield c
 
 
 def order_now(
